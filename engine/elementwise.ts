@@ -1,0 +1,62 @@
+// One definition per elementwise op, written in a tiny expression language that is valid WGSL
+// and that `toJs` turns into JavaScript. The CPU backend compiles the JS form, the WebGPU backend
+// pastes the WGSL form into its shaders: the two cannot drift.
+//
+// Language: variables x (unary) or a, b (binary); float literals with a dot (1.0); + - * /;
+// calls exp log sqrt abs tanh max min pow floor sign; select(ifFalse, ifTrue, cond); comparisons.
+
+export const UNARY = {
+  neg: '-x',
+  exp: 'exp(x)',
+  log: 'log(x)',
+  sqrt: 'sqrt(x)',
+  abs: 'abs(x)',
+  relu: 'max(x, 0.0)',
+  sigmoid: 'select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0)',
+  // tanh through exp of a non-positive argument: never overflows on any device
+  tanh: 'sign(x) * (1.0 - exp(-2.0 * abs(x))) / (1.0 + exp(-2.0 * abs(x)))',
+  sign: 'sign(x)',
+  recip: '1.0 / x',
+  floor: 'floor(x)',
+  square: 'x * x',
+  step: 'select(0.0, 1.0, x > 0.0)', // derivative of relu
+  isfinite: 'select(0.0, 1.0, abs(x) <= 3.4028234663852886e38)',
+} as const;
+
+export const BINARY = {
+  add: 'a + b',
+  sub: 'a - b',
+  mul: 'a * b',
+  div: 'a / b',
+  pow: 'pow(a, b)',
+  maximum: 'max(a, b)',
+  minimum: 'min(a, b)',
+  lt: 'select(0.0, 1.0, a < b)',
+  le: 'select(0.0, 1.0, a <= b)',
+  gt: 'select(0.0, 1.0, a > b)',
+  ge: 'select(0.0, 1.0, a >= b)',
+  eq: 'select(0.0, 1.0, a == b)',
+  ne: 'select(0.0, 1.0, a != b)',
+} as const;
+
+export type UnaryOp = keyof typeof UNARY | 'bitsToUniform';
+export type BinaryOp = keyof typeof BINARY;
+
+// bitsToUniform maps a uint32 (stored as int32) to [0, 1): (bits >>> 8) * 2^-24, exact in float32.
+// It is integer work, so each backend writes it directly; both agree bit for bit.
+export const TWO_POW_NEG_24 = 5.9604644775390625e-8;
+
+/** Translate an expression of the shared language into a JavaScript expression. */
+export function toJs(expr: string): string {
+  return expr.replace(/\b(exp|log|sqrt|abs|tanh|max|min|pow|floor|sign)\(/g, 'Math.$1(');
+}
+
+/** The JS helper every compiled expression may call. */
+export function select(ifFalse: number, ifTrue: number, cond: boolean): number {
+  return cond ? ifTrue : ifFalse;
+}
+
+/** The WGSL form: the language is a subset of WGSL, so the expression is used as written. */
+export function toWgsl(expr: string): string {
+  return expr;
+}
