@@ -56,6 +56,8 @@ export interface Backend {
   where(cond: View, a: View, b: View, shape: number[], outDtype: DType): Buf;
   // materialise a strided view into a new contiguous buffer (permute, slice, expand, cast)
   copy(x: View, shape: number[], outDtype: DType): Buf;
+  // write a view into part of an existing buffer (concat, the adjoint of slice); dst is addressed by its own view
+  copyInto(dst: View, src: View, shape: number[]): void;
   // x viewed as (rows, cols): reduce the last axis -> (rows)
   reduceLast(op: 'sum' | 'max', x: Buf, rows: number, cols: number): Buf;
   argmaxLast(x: Buf, rows: number, cols: number): Buf; // int32, first index of the maximum

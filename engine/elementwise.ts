@@ -3,7 +3,7 @@
 // pastes the WGSL form into its shaders: the two cannot drift.
 //
 // Language: variables x (unary) or a, b (binary); float literals with a dot (1.0); + - * /;
-// calls exp log sqrt abs tanh max min pow floor sign; select(ifFalse, ifTrue, cond); comparisons.
+// calls exp log sqrt abs tanh max min pow floor sign cos sin; select(ifFalse, ifTrue, cond); comparisons.
 
 export const UNARY = {
   neg: '-x',
@@ -18,6 +18,8 @@ export const UNARY = {
   sign: 'sign(x)',
   recip: '1.0 / x',
   floor: 'floor(x)',
+  cos: 'cos(x)',
+  sin: 'sin(x)',
   square: 'x * x',
   step: 'select(0.0, 1.0, x > 0.0)', // derivative of relu
   isfinite: 'select(0.0, 1.0, abs(x) <= 3.4028234663852886e38)',
@@ -42,13 +44,16 @@ export const BINARY = {
 export type UnaryOp = keyof typeof UNARY | 'bitsToUniform';
 export type BinaryOp = keyof typeof BINARY;
 
-// bitsToUniform maps a uint32 (stored as int32) to [0, 1): (bits >>> 8) * 2^-24, exact in float32.
-// It is integer work, so each backend writes it directly; both agree bit for bit.
-export const TWO_POW_NEG_24 = 5.9604644775390625e-8;
+// bitsToUniform maps a uint32 (stored as int32) into the open interval (0, 1):
+// ((bits >>> 9) + 0.5) * 2^-23, exact in float32 and float64. It is integer work, so each backend
+// writes it directly and all agree bit for bit; never 0 or 1, so log(u) and log(-log(u)) are finite.
+export function bitsToUniform(bits: number): number {
+  return ((bits >>> 9) + 0.5) * 1.1920928955078125e-7;
+}
 
 /** Translate an expression of the shared language into a JavaScript expression. */
 export function toJs(expr: string): string {
-  return expr.replace(/\b(exp|log|sqrt|abs|tanh|max|min|pow|floor|sign)\(/g, 'Math.$1(');
+  return expr.replace(/\b(exp|log|sqrt|abs|tanh|max|min|pow|floor|sign|cos|sin)\(/g, 'Math.$1(');
 }
 
 /** The JS helper every compiled expression may call. */

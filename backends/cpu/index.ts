@@ -1,0 +1,340 @@
+// The CPU backend: typed arrays, float32/float64/int32. Elementwise kernels are compiled from the
+// shared definitions in engine/elementwise.ts; matmul uses a pluggable fast float32 kernel when one
+// is installed (the WASM SIMD path) and a register-blocked JS kernel otherwise.
+import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper } from '../../engine/backend.ts';
+import { arrayFor, bytesPerElement, dtypeOf, type DType, type TypedArray } from '../../engine/dtype.ts';
+import { UNARY, BINARY, toJs, select, bitsToUniform, type UnaryOp, type BinaryOp } from '../../engine/elementwise.ts';
+import { philoxFill } from '../../engine/philox.ts';
+import { matmulJs } from './matmul_js.ts';
+
+export class CpuBuf implements Buf {
+  constructor(readonly data: TypedArray) {}
+  get size(): number { return this.data.length; }
+  get dtype(): DType { return dtypeOf(this.data); }
+}
+
+/** A fast float32 matmul (the WASM SIMD kernels implement this). */
+export interface FastGemm {
+  matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
+    m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+}
+
+type Kernel1 = (out: TypedArray, x: TypedArray, xo: number, xs: number[], shape: number[]) => void;
+type Kernel2 = (out: TypedArray, a: TypedArray, ao: number, as: number[], b: TypedArray, bo: number, bs: number[], shape: number[]) => void;
+type Kernel3 = (out: TypedArray, c: TypedArray, co: number, cs: number[], a: TypedArray, ao: number, as: number[],
+  b: TypedArray, bo: number, bs: number[], shape: number[]) => void;
+
+// Generates a strided N-d loop: the innermost axis is a tight loop, outer axes advance by counters.
+function stridedLoop(names: string[], body: string): string {
+  const decl = names.map((v) => `let ${v}p = ${v}o;`).join(' ');
+  const inner = names.map((v) => `const ${v}i = ${v}s[r - 1];`).join(' ');
+  const load = names.map((v) => `const ${v} = ${v.toUpperCase()}[${v}q];`).join(' ');
+  const step = names.map((v) => `${v}q += ${v}i;`).join(' ');
+  const start = names.map((v) => `let ${v}q = ${v}p;`).join(' ');
+  const adv = names.map((v) => `${v}p += ${v}s[d];`).join(' ');
+  const back = names.map((v) => `${v}p -= ${v}s[d] * shape[d];`).join(' ');
+  return `
+    const r = shape.length;
+    if (r === 0) { const ${names.map((v) => `${v} = ${v.toUpperCase()}[${v}o]`).join(', ')}; out[0] = ${body}; return; }
+    const inner = shape[r - 1]; let total = 1; for (let d = 0; d < r; d++) total *= shape[d];
+    if (total === 0) return;
+    const outer = total / inner; const idx = new Int32Array(r);
+    ${decl} ${inner} let o = 0;
+    for (let t = 0; t < outer; t++) {
+      ${start}
+      for (let j = 0; j < inner; j++) { ${load} out[o++] = ${body}; ${step} }
+      for (let d = r - 2; d >= 0; d--) { idx[d]++; ${adv} if (idx[d] < shape[d]) break; idx[d] = 0; ${back} }
+    }`;
+}
+
+function compile<T>(params: string, src: string): T {
+  return new Function('select', 'bitsToUniform', `return function(${params}) { ${src} };`)(select, bitsToUniform) as T;
+}
+
+const unaryKernels = new Map<string, Kernel1>();
+const binaryKernels = new Map<string, Kernel2>();
+let whereKernel: Kernel3 | null = null;
+const contigUnary = new Map<string, (out: TypedArray, X: TypedArray, n: number) => void>();
+const contigBinary = new Map<string, (out: TypedArray, A: TypedArray, B: TypedArray, n: number) => void>();
+
+function unaryExpr(op: UnaryOp): string {
+  if (op === 'bitsToUniform') return 'bitsToUniform(x)';
+  const e = UNARY[op];
+  if (e === undefined) throw new Error(`cpu.unary: unknown op '${op}'`);
+  return toJs(e);
+}
+
+function getUnary(op: UnaryOp): Kernel1 {
+  let k = unaryKernels.get(op);
+  if (!k) {
+    k = compile<Kernel1>('out, X, xo, xs, shape', stridedLoop(['x'], unaryExpr(op)));
+    unaryKernels.set(op, k);
+  }
+  return k;
+}
+
+function getBinary(op: BinaryOp): Kernel2 {
+  let k = binaryKernels.get(op);
+  if (!k) {
+    const e = BINARY[op];
+    if (e === undefined) throw new Error(`cpu.binary: unknown op '${op}'`);
+    k = compile<Kernel2>('out, A, ao, as, B, bo, bs, shape', stridedLoop(['a', 'b'], toJs(e)));
+    binaryKernels.set(op, k);
+  }
+  return k;
+}
+
+function isContiguous(v: View, shape: number[]): boolean {
+  if (v.offset !== 0) return false;
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] !== 1 && v.strides[d] !== s) return false;
+    s *= shape[d];
+  }
+  return true;
+}
+
+function isScalarView(v: View): boolean {
+  return v.strides.every((s) => s === 0);
+}
+
+// Merge adjacent axes that every view walks contiguously, so most loops become one flat loop.
+function collapse(shape: number[], views: number[][]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStr: number[][] = views.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && views.every((s, i) => outStr[i][last] === s[d] * shape[d])) {
+      outShape[last] *= shape[d];
+      views.forEach((s, i) => { outStr[i][last] = s[d]; });
+    } else {
+      outShape.push(shape[d]);
+      views.forEach((s, i) => outStr[i].push(s[d]));
+    }
+  }
+  return { shape: outShape, strides: outStr };
+}
+
+function numel(shape: number[]): number {
+  let n = 1;
+  for (const s of shape) n *= s;
+  return n;
+}
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  readonly supportsFloat64 = true;
+  private live = 0;
+  private liveBytes = 0;
+  gemm: FastGemm | null = null;
+
+  private track(data: TypedArray): CpuBuf {
+    this.live++;
+    this.liveBytes += data.length * bytesPerElement(dtypeOf(data));
+    return new CpuBuf(data);
+  }
+
+  alloc(size: number, dtype: DType): Buf { return this.track(arrayFor(dtype, size)); }
+  fromArray(data: TypedArray): Buf { return this.track(data); }
+  async read(buf: Buf): Promise<TypedArray> { return (buf as CpuBuf).data; }
+  readSync(buf: Buf): TypedArray { return (buf as CpuBuf).data; }
+  release(buf: Buf): void {
+    this.live--;
+    this.liveBytes -= buf.size * bytesPerElement(buf.dtype);
+  }
+  memory(): MemoryStats {
+    // typed arrays are returned to the JS heap on release, so allocated equals live
+    return { liveBuffers: this.live, liveBytes: this.liveBytes, allocatedBytes: this.liveBytes };
+  }
+
+  fill(size: number, value: number, dtype: DType): Buf {
+    const a = arrayFor(dtype, size);
+    if (value !== 0) a.fill(value);
+    return this.track(a);
+  }
+
+  unary(op: UnaryOp, x: View, shape: number[], outDtype: DType): Buf {
+    const n = numel(shape);
+    const out = arrayFor(outDtype, n);
+    const X = (x.buf as CpuBuf).data;
+    if (isContiguous(x, shape)) {
+      let k = contigUnary.get(op);
+      if (!k) {
+        k = compile('out, X, n', `for (let i = 0; i < n; i++) { const x = X[i]; out[i] = ${unaryExpr(op)}; }`);
+        contigUnary.set(op, k!);
+      }
+      k!(out, X, n);
+    } else {
+      const c = collapse(shape, [x.strides]);
+      getUnary(op)(out, X, x.offset, c.strides[0], c.shape);
+    }
+    return this.track(out);
+  }
+
+  binary(op: BinaryOp, a: View, b: View, shape: number[], outDtype: DType): Buf {
+    const n = numel(shape);
+    const out = arrayFor(outDtype, n);
+    const A = (a.buf as CpuBuf).data, B = (b.buf as CpuBuf).data;
+    if (isContiguous(a, shape) && isContiguous(b, shape)) {
+      let k = contigBinary.get(op);
+      if (!k) {
+        k = compile('out, A, B, n', `for (let i = 0; i < n; i++) { const a = A[i], b = B[i]; out[i] = ${toJs(BINARY[op])}; }`);
+        contigBinary.set(op, k!);
+      }
+      k!(out, A, B, n);
+    } else if (isContiguous(a, shape) && isScalarView(b)) {
+      const kk = contigBinary.get(op + ':s') ?? compile<(out: TypedArray, A: TypedArray, b: number, n: number) => void>(
+        'out, A, b, n', `for (let i = 0; i < n; i++) { const a = A[i]; out[i] = ${toJs(BINARY[op])}; }`);
+      contigBinary.set(op + ':s', kk as never);
+      (kk as unknown as (out: TypedArray, A: TypedArray, b: number, n: number) => void)(out, A, B[b.offset], n);
+    } else {
+      const c = collapse(shape, [a.strides, b.strides]);
+      getBinary(op)(out, A, a.offset, c.strides[0], B, b.offset, c.strides[1], c.shape);
+    }
+    return this.track(out);
+  }
+
+  where(cond: View, a: View, b: View, shape: number[], outDtype: DType): Buf {
+    const out = arrayFor(outDtype, numel(shape));
+    if (!whereKernel) whereKernel = compile<Kernel3>('out, C, co, cs, A, ao, as, B, bo, bs, shape', stridedLoop(['c', 'a', 'b'], 'c !== 0 ? a : b'));
+    const c = collapse(shape, [cond.strides, a.strides, b.strides]);
+    whereKernel(out, (cond.buf as CpuBuf).data, cond.offset, c.strides[0], (a.buf as CpuBuf).data, a.offset, c.strides[1],
+      (b.buf as CpuBuf).data, b.offset, c.strides[2], c.shape);
+    return this.track(out);
+  }
+
+  copy(x: View, shape: number[], outDtype: DType): Buf {
+    const n = numel(shape);
+    const X = (x.buf as CpuBuf).data;
+    if (isContiguous(x, shape) && outDtype === x.buf.dtype) return this.track(X.slice(0, n));
+    const out = arrayFor(outDtype, n);
+    if (isContiguous(x, shape)) {
+      for (let i = 0; i < n; i++) out[i] = X[i]; // typed-array stores convert (int32 truncates)
+    } else {
+      const c = collapse(shape, [x.strides]);
+      copyKernel(out, X, x.offset, c.strides[0], c.shape);
+    }
+    return this.track(out);
+  }
+
+  copyInto(dst: View, src: View, shape: number[]): void {
+    const D = (dst.buf as CpuBuf).data, S = (src.buf as CpuBuf).data;
+    const c = collapse(shape, [dst.strides, src.strides]);
+    scatterCopy(D, dst.offset, c.strides[0], S, src.offset, c.strides[1], c.shape);
+  }
+
+  reduceLast(op: 'sum' | 'max', x: Buf, rows: number, cols: number): Buf {
+    const X = (x as CpuBuf).data;
+    const out = arrayFor(x.dtype, rows);
+    if (op === 'sum') {
+      for (let r = 0, o = 0; r < rows; r++, o += cols) {
+        let s = 0;
+        for (let j = 0; j < cols; j++) s += X[o + j];
+        out[r] = s;
+      }
+    } else {
+      for (let r = 0, o = 0; r < rows; r++, o += cols) {
+        let m = -Infinity;
+        for (let j = 0; j < cols; j++) { const v = X[o + j]; if (v > m || v !== v) m = v; if (m !== m) break; }
+        out[r] = m;
+      }
+    }
+    return this.track(out);
+  }
+
+  argmaxLast(x: Buf, rows: number, cols: number): Buf {
+    const X = (x as CpuBuf).data;
+    const out = new Int32Array(rows);
+    for (let r = 0, o = 0; r < rows; r++, o += cols) {
+      let best = 0, m = X[o];
+      for (let j = 1; j < cols; j++) if (X[o + j] > m) { m = X[o + j]; best = j; }
+      out[r] = best;
+    }
+    return this.track(out);
+  }
+
+  matmul(p: MatmulArgs): Buf {
+    const { batch, m, n, k } = p;
+    const A = (p.a as CpuBuf).data, B = (p.b as CpuBuf).data;
+    const dtype = p.a.dtype;
+    const C = arrayFor(dtype, batch * m * n);
+    for (let bt = 0; bt < batch; bt++) {
+      const ao = bt * p.aBatchStride, bo = bt * p.bBatchStride, co = bt * m * n;
+      if (this.gemm && dtype === 'float32' && m * n * k >= 4096) {
+        this.gemm.matmul(A as Float32Array, ao, B as Float32Array, bo, C as Float32Array, co, m, n, k, p.transA, p.transB);
+      } else {
+        matmulJs(A, ao, B, bo, C, co, m, n, k, p.transA, p.transB);
+      }
+    }
+    return this.track(C);
+  }
+
+  gather(x: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf {
+    const X = (x as CpuBuf).data, I = (idx as CpuBuf).data;
+    const out = arrayFor(x.dtype, outer * m * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < m; j++) {
+        const base = (o * m + j) * inner;
+        for (let i = 0; i < inner; i++) {
+          const t = I[base + i];
+          out[base + i] = X[(o * n + t) * inner + i];
+        }
+      }
+    }
+    return this.track(out);
+  }
+
+  scatterAdd(g: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf {
+    const G = (g as CpuBuf).data, I = (idx as CpuBuf).data;
+    const out = arrayFor(g.dtype, outer * n * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let j = 0; j < m; j++) {
+        const base = (o * m + j) * inner;
+        for (let i = 0; i < inner; i++) out[(o * n + I[base + i]) * inner + i] += G[base + i];
+      }
+    }
+    return this.track(out);
+  }
+
+  randomBits(key: [number, number], counter: number, size: number): Buf {
+    const out = new Int32Array(size);
+    philoxFill(key[0] >>> 0, key[1] >>> 0, counter, out);
+    return this.track(out);
+  }
+
+  adamUpdate(p: Buf, g: Buf, m: Buf, v: Buf, hp: AdamHyper): void {
+    const P = (p as CpuBuf).data, G = (g as CpuBuf).data, M = (m as CpuBuf).data, V = (v as CpuBuf).data;
+    const { lr, beta1, beta2, eps, weightDecay, step } = hp;
+    const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+    const stepSize = lr / bc1, sq2 = Math.sqrt(bc2);
+    for (let i = 0; i < P.length; i++) {
+      let gi = G[i];
+      if (weightDecay !== 0) gi += weightDecay * P[i];
+      const mi = beta1 * M[i] + (1 - beta1) * gi;
+      const vi = beta2 * V[i] + (1 - beta2) * gi * gi;
+      M[i] = mi; V[i] = vi;
+      P[i] -= stepSize * mi / (Math.sqrt(vi) / sq2 + eps);
+    }
+  }
+}
+
+const copyKernel = compile<Kernel1>('out, X, xo, xs, shape', stridedLoop(['x'], 'x'));
+
+function scatterCopy(D: TypedArray, dOff: number, ds: number[], S: TypedArray, sOff: number, ss: number[], shape: number[]): void {
+  const r = shape.length;
+  if (r === 0) { D[dOff] = S[sOff]; return; }
+  const total = numel(shape);
+  if (total === 0) return;
+  const inner = shape[r - 1], di = ds[r - 1], si = ss[r - 1];
+  const idx = new Int32Array(r);
+  let dp = dOff, sp = sOff;
+  for (let t = 0; t < total / inner; t++) {
+    for (let j = 0, dq = dp, sq = sp; j < inner; j++, dq += di, sq += si) D[dq] = S[sq];
+    for (let d = r - 2; d >= 0; d--) {
+      idx[d]++; dp += ds[d]; sp += ss[d];
+      if (idx[d] < shape[d]) break;
+      idx[d] = 0; dp -= ds[d] * shape[d]; sp -= ss[d] * shape[d];
+    }
+  }
+}

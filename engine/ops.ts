@@ -1,0 +1,656 @@
+// The op table. Each op computes its forward with backend primitives (or with other ops) and
+// registers its vector-Jacobian product right beside it, written in ops. Gradients are summed back
+// to each input's shape in one place (sumTo, called by the tape).
+//
+// Primitives used (engine/backend.ts): unary, binary, where, copy, copyInto, reduceLast, argmaxLast,
+// matmul, gather, scatterAdd, randomBits, fill.
+import { Tensor, record, numel, contiguousStrides, full, tensor, noGrad, type Device } from './tensor.ts';
+import type { DType } from './dtype.ts';
+import { isFloat } from './dtype.ts';
+import type { UnaryOp, BinaryOp } from './elementwise.ts';
+import type { View } from './backend.ts';
+
+type T = Tensor;
+type TN = Tensor | number;
+
+// ---------------------------------------------------------------- helpers
+function fail(op: string, msg: string): never {
+  throw new Error(`${op}: ${msg}`);
+}
+
+function checkTensor(x: unknown, op: string, arg: string): asserts x is Tensor {
+  if (!(x instanceof Tensor)) fail(op, `argument '${arg}' must be a Tensor, got ${x === null ? 'null' : typeof x}`);
+}
+
+function promote(a: DType, b: DType): DType {
+  if (a === b) return a;
+  if (a === 'float64' || b === 'float64') return 'float64';
+  return 'float32';
+}
+
+function scalarLike(v: number, like: T, dtype?: DType): T {
+  return full([], v, { dtype: dtype ?? like.dtype, device: like.device });
+}
+
+function lift(x: TN, like: T, op: string, arg: string): T {
+  if (typeof x === 'number') return scalarLike(x, like, isFloat(like.dtype) || Number.isInteger(x) ? like.dtype : 'float32');
+  checkTensor(x, op, arg);
+  if (x.device !== like.device) fail(op, `arguments are on different devices: '${like.device}' and '${x.device}' (argument '${arg}')`);
+  return x;
+}
+
+export function broadcastShapes(a: readonly number[], b: readonly number[], op = 'broadcast', names = ['a', 'b']): number[] {
+  const r = Math.max(a.length, b.length);
+  const out = new Array<number>(r);
+  for (let i = 0; i < r; i++) {
+    const da = a[a.length - r + i] ?? 1, db = b[b.length - r + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      fail(op, `cannot broadcast shapes [${a}] (${names[0]}) and [${b}] (${names[1]})`);
+    }
+    out[i] = da === 1 ? db : da;
+  }
+  return out;
+}
+
+function normAxis(axis: number, rank: number, op: string): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= Math.max(rank, 1)) fail(op, `axis ${axis} is out of range for a tensor of rank ${rank}`);
+  return a;
+}
+
+function normAxes(axis: number | number[] | null | undefined, rank: number, op: string): number[] {
+  if (axis === null || axis === undefined) return [...Array(rank).keys()];
+  const list = (Array.isArray(axis) ? axis : [axis]).map((a) => normAxis(a, rank, op));
+  return [...new Set(list)].sort((x, y) => x - y);
+}
+
+function requireFloat(x: T, op: string, arg = 'x'): void {
+  if (!isFloat(x.dtype)) fail(op, `argument '${arg}' must be a floating tensor, got ${x.dtype}`);
+}
+
+// ---------------------------------------------------------------- elementwise
+function unaryRaw(op: UnaryOp, x: T, outDtype: DType = x.dtype): T {
+  return Tensor.fromBuf(x.backend.unary(op, x.viewFor(x.shape), x.shape, outDtype), x.shape.slice(), x.device);
+}
+
+function binaryRaw(op: BinaryOp, a: T, b: T, opName: string, outDtype?: DType): T {
+  const shape = broadcastShapes(a.shape, b.shape, opName);
+  const dt = outDtype ?? promote(a.dtype, b.dtype);
+  return Tensor.fromBuf(a.backend.binary(op, a.viewFor(shape), b.viewFor(shape), shape, dt), shape, a.device);
+}
+
+function defUnary(op: UnaryOp & string, vjp: ((x: T, y: T, g: T) => T) | null, floatOnly = true) {
+  return (x: T): T => {
+    checkTensor(x, op, 'x');
+    if (floatOnly) requireFloat(x, op);
+    const y = unaryRaw(op, x);
+    if (vjp) record(op, [x], [y], ([g]) => [vjp(x, y, g!)]);
+    return y;
+  };
+}
+
+export const neg = defUnary('neg', (_x, _y, g) => neg(g), false);
+export const exp = defUnary('exp', (_x, y, g) => mul(g, y));
+export const log = defUnary('log', (x, _y, g) => div(g, x));
+export const sqrt = defUnary('sqrt', (_x, y, g) => div(g, mul(y, 2)));
+export const abs = defUnary('abs', (x, _y, g) => mul(g, sign(x)), false);
+export const relu = defUnary('relu', (x, _y, g) => mul(g, unaryRaw('step', x)));
+export const sigmoid = defUnary('sigmoid', (_x, y, g) => mul(g, mul(y, rsub(1, y))));
+export const tanh = defUnary('tanh', (_x, y, g) => mul(g, rsub(1, mul(y, y))));
+export const square = defUnary('square', (x, _y, g) => mul(g, mul(x, 2)), false);
+export const reciprocal = defUnary('recip', (_x, y, g) => neg(mul(g, mul(y, y))));
+export const sign = defUnary('sign', null, false);
+export const floor = defUnary('floor', null);
+export const cos = defUnary('cos', (x, _y, g) => neg(mul(g, sin(x))));
+export const sin = defUnary('sin', (x, _y, g) => mul(g, cos(x)));
+/** 1 where x is finite, else 0 */
+export const isFinite = (x: T): T => unaryRaw('isfinite', x, x.dtype === 'int32' ? 'float32' : x.dtype);
+
+function defBinary(op: BinaryOp, vjp: ((a: T, b: T, y: T, g: T) => [T | null, T | null]) | null) {
+  return (a: TN, b: TN): T => {
+    if (typeof a === 'number' && typeof b === 'number') fail(op, 'at least one argument must be a Tensor');
+    const A = typeof a === 'number' ? lift(a, b as T, op, 'a') : (checkTensor(a, op, 'a'), a);
+    const B = lift(b, A, op, 'b');
+    if (A.device !== B.device) fail(op, `arguments are on different devices: '${A.device}' (a) and '${B.device}' (b)`);
+    const y = vjp ? binaryRaw(op, A, B, op) : binaryRaw(op, A, B, op, isFloat(A.dtype) || isFloat(B.dtype) ? promote(A.dtype, B.dtype) : 'float32');
+    if (vjp) record(op, [A, B], [y], ([g]) => vjp(A, B, y, g!));
+    return y;
+  };
+}
+
+export const add = defBinary('add', (_a, _b, _y, g) => [g, g]);
+export const sub = defBinary('sub', (_a, _b, _y, g) => [g, neg(g)]);
+export const mul = defBinary('mul', (a, b, _y, g) => [a.requiresGrad ? mul(g, b) : null, b.requiresGrad ? mul(g, a) : null]);
+export const div = defBinary('div', (a, b, y, g) => [a.requiresGrad ? div(g, b) : null, b.requiresGrad ? neg(div(mul(g, y), b)) : null]);
+export const pow = defBinary('pow', (a, b, y, g) => [
+  a.requiresGrad ? mul(g, mul(b, pow(a, sub(b, 1)))) : null,
+  b.requiresGrad ? mul(g, mul(y, log(a))) : null,
+]);
+export const maximum = defBinary('maximum', (a, b, _y, g) => {
+  const m = binaryRaw('ge', a, b, 'maximum', g.dtype);
+  return [mul(g, m), mul(g, rsub(1, m))];
+});
+export const minimum = defBinary('minimum', (a, b, _y, g) => {
+  const m = binaryRaw('le', a, b, 'minimum', g.dtype);
+  return [mul(g, m), mul(g, rsub(1, m))];
+});
+export const lt = defBinary('lt', null);
+export const le = defBinary('le', null);
+export const gt = defBinary('gt', null);
+export const ge = defBinary('ge', null);
+export const eq = defBinary('eq', null);
+export const ne = defBinary('ne', null);
+
+/** c - x for a number c */
+export function rsub(c: number, x: T): T {
+  return sub(scalarLike(c, x), x);
+}
+
+/** where(cond, a, b): a where cond != 0, else b; broadcasting over all three. */
+export function where(cond: T, a: TN, b: TN): T {
+  checkTensor(cond, 'where', 'cond');
+  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : null;
+  const A = like ? lift(a, like, 'where', 'a') : scalarLike(a as number, cond, 'float32');
+  const B = lift(b, A, 'where', 'b');
+  const shape = broadcastShapes(broadcastShapes(cond.shape, A.shape, 'where', ['cond', 'a']), B.shape, 'where', ['cond/a', 'b']);
+  const dt = promote(A.dtype, B.dtype);
+  const y = Tensor.fromBuf(cond.backend.where(cond.viewFor(shape), A.viewFor(shape), B.viewFor(shape), shape, dt), shape, cond.device);
+  record('where', [A, B], [y], ([g]) => {
+    const z = zerosLike(g!);
+    return [A.requiresGrad ? where(cond, g!, z) : null, B.requiresGrad ? where(cond, z, g!) : null];
+  });
+  return y;
+}
+
+export function clamp(x: T, lo?: number | null, hi?: number | null): T {
+  let y = x;
+  if (lo !== null && lo !== undefined) y = maximum(y, lo);
+  if (hi !== null && hi !== undefined) y = minimum(y, hi);
+  return y;
+}
+
+export function cast(x: T, dtype: DType): T {
+  checkTensor(x, 'cast', 'x');
+  if (x.dtype === dtype) return x;
+  if (dtype === 'float64' && !x.backend.supportsFloat64) fail('cast', `device '${x.device}' does not support float64`);
+  const y = Tensor.fromBuf(x.backend.copy(x.viewFor(x.shape), x.shape, dtype), x.shape.slice(), x.device);
+  if (isFloat(dtype)) record('cast', [x], [y], ([g]) => [cast(g!, x.dtype)]);
+  return y;
+}
+
+export const zerosLike = (x: T): T => full(x.shape, 0, { dtype: x.dtype, device: x.device });
+export const onesLike = (x: T): T => full(x.shape, 1, { dtype: x.dtype, device: x.device });
+/** A new buffer with the same values (no graph). */
+export function copyOf(x: T): T {
+  return Tensor.fromBuf(x.backend.copy(x.viewFor(x.shape), x.shape, x.dtype), x.shape.slice(), x.device);
+}
+
+export function detach(x: T): T {
+  return x.detach();
+}
+
+// ---------------------------------------------------------------- shape ops
+export function reshape(x: T, shape: number[]): T {
+  checkTensor(x, 'reshape', 'x');
+  const s = shape.slice();
+  const neg1 = s.indexOf(-1);
+  if (neg1 >= 0) {
+    const rest = numel(s.filter((_, i) => i !== neg1));
+    if (rest === 0 || x.size % rest !== 0) fail('reshape', `cannot infer -1 in [${shape}] for ${x.size} elements`);
+    s[neg1] = x.size / rest;
+  }
+  if (!s.every((d) => Number.isInteger(d) && d >= 0) || numel(s) !== x.size) {
+    fail('reshape', `cannot reshape a tensor of shape [${x.shape}] (${x.size} elements) to [${shape}]`);
+  }
+  const y = x.withShape(s);
+  record('reshape', [x], [y], ([g]) => [reshape(g!, x.shape)]);
+  return y;
+}
+
+export function permute(x: T, dims: number[]): T {
+  checkTensor(x, 'permute', 'x');
+  if (dims.length !== x.rank || new Set(dims.map((d) => normAxis(d, x.rank, 'permute'))).size !== x.rank) {
+    fail('permute', `dims [${dims}] is not a permutation of the ${x.rank} axes of shape [${x.shape}]`);
+  }
+  const p = dims.map((d) => normAxis(d, x.rank, 'permute'));
+  const own = contiguousStrides(x.shape);
+  const shape = p.map((d) => x.shape[d]);
+  const view: View = { buf: x.buf, strides: p.map((d) => own[d]), offset: 0 };
+  const y = Tensor.fromBuf(x.backend.copy(view, shape, x.dtype), shape, x.device);
+  record('permute', [x], [y], ([g]) => {
+    const inv = new Array<number>(p.length);
+    p.forEach((d, i) => { inv[d] = i; });
+    return [permute(g!, inv)];
+  });
+  return y;
+}
+
+export function transpose(x: T, a = -2, b = -1): T {
+  const r = x.rank;
+  const dims = [...Array(r).keys()];
+  const i = normAxis(a, r, 'transpose'), j = normAxis(b, r, 'transpose');
+  [dims[i], dims[j]] = [dims[j], dims[i]];
+  return permute(x, dims);
+}
+
+export function expand(x: T, shape: number[]): T {
+  checkTensor(x, 'expand', 'x');
+  const out = broadcastShapes(x.shape, shape, 'expand', ['x', 'shape']);
+  if (out.join() !== shape.join()) fail('expand', `cannot expand shape [${x.shape}] to [${shape}]`);
+  const y = Tensor.fromBuf(x.backend.copy(x.viewFor(shape), shape, x.dtype), shape.slice(), x.device);
+  record('expand', [x], [y], ([g]) => [g]); // the tape sums back to x's shape
+  return y;
+}
+
+export function unsqueeze(x: T, axis: number): T {
+  const a = axis < 0 ? axis + x.rank + 1 : axis;
+  const s = x.shape.slice();
+  s.splice(a, 0, 1);
+  return reshape(x, s);
+}
+
+export function squeeze(x: T, axis?: number): T {
+  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  const a = normAxis(axis, x.rank, 'squeeze');
+  if (x.shape[a] !== 1) fail('squeeze', `axis ${axis} has size ${x.shape[a]}, expected 1`);
+  return reshape(x, x.shape.filter((_, i) => i !== a));
+}
+
+/** Sum a gradient back to `shape` (the adjoint of broadcasting). */
+export function sumTo(g: T, shape: readonly number[]): T {
+  if (g.shape.join() === shape.join()) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let d = 0; d < g.rank; d++) {
+    if (d < lead || (shape[d - lead] === 1 && g.shape[d] !== 1)) axes.push(d);
+  }
+  return reshape(axes.length ? sum(g, axes, true) : g, shape.slice());
+}
+
+/** slice(x, begin, size): size -1 means "to the end" (TF.js convention). */
+export function slice(x: T, begin: number[], size?: number[]): T {
+  checkTensor(x, 'slice', 'x');
+  if (begin.length > x.rank) fail('slice', `begin has ${begin.length} entries for a tensor of rank ${x.rank}`);
+  const b = x.shape.map((_, d) => begin[d] ?? 0);
+  const s = x.shape.map((n, d) => (size?.[d] === undefined || size[d] === -1 ? n - b[d] : size[d]));
+  x.shape.forEach((n, d) => {
+    if (!Number.isInteger(b[d]) || b[d] < 0 || s[d] < 0 || b[d] + s[d] > n) {
+      fail('slice', `begin [${begin}] with size [${size ?? ''}] is out of bounds for shape [${x.shape}]`);
+    }
+  });
+  const own = contiguousStrides(x.shape);
+  const offset = b.reduce((acc, bd, d) => acc + bd * own[d], 0);
+  const y = Tensor.fromBuf(x.backend.copy({ buf: x.buf, strides: own, offset }, s, x.dtype), s, x.device);
+  record('slice', [x], [y], ([g]) => {
+    const z = zerosLike(x);
+    z.backend.copyInto({ buf: z.buf, strides: own, offset }, g!.viewFor(s), s);
+    return [z];
+  });
+  return y;
+}
+
+/** narrow(x, axis, start, length) as in PyTorch */
+export function narrow(x: T, axis: number, start: number, length: number): T {
+  const a = normAxis(axis, x.rank, 'narrow');
+  const begin = x.shape.map((_, d) => (d === a ? start : 0));
+  const size = x.shape.map((n, d) => (d === a ? length : n));
+  return slice(x, begin, size);
+}
+
+export function concat(xs: T[], axis = 0): T {
+  if (!Array.isArray(xs) || xs.length === 0) fail('concat', 'expected a non-empty array of tensors');
+  xs.forEach((x, i) => checkTensor(x, 'concat', `xs[${i}]`));
+  const first = xs[0];
+  const a = normAxis(axis, first.rank, 'concat');
+  xs.forEach((x, i) => {
+    if (x.rank !== first.rank || x.shape.some((n, d) => d !== a && n !== first.shape[d])) {
+      fail('concat', `xs[${i}] has shape [${x.shape}], incompatible with [${first.shape}] along axis ${axis}`);
+    }
+    if (x.device !== first.device) fail('concat', `xs[${i}] is on '${x.device}', xs[0] on '${first.device}'`);
+  });
+  const dt = xs.map((x) => x.dtype).reduce(promote);
+  const shape = first.shape.slice();
+  shape[a] = xs.reduce((acc, x) => acc + x.shape[a], 0);
+  const own = contiguousStrides(shape);
+  const buf = first.backend.alloc(numel(shape), dt);
+  let off = 0;
+  for (const x of xs) {
+    first.backend.copyInto({ buf, strides: own, offset: off * own[a] }, x.viewFor(x.shape), x.shape);
+    off += x.shape[a];
+  }
+  const y = Tensor.fromBuf(buf, shape, first.device);
+  record('concat', xs, [y], ([g]) => {
+    let o = 0;
+    return xs.map((x) => {
+      const part = x.requiresGrad ? narrow(g!, a, o, x.shape[a]) : null;
+      o += x.shape[a];
+      return part;
+    });
+  });
+  return y;
+}
+
+export function stack(xs: T[], axis = 0): T {
+  if (!Array.isArray(xs) || xs.length === 0) fail('stack', 'expected a non-empty array of tensors');
+  const a = axis < 0 ? axis + xs[0].rank + 1 : axis;
+  xs.forEach((x, i) => {
+    checkTensor(x, 'stack', `xs[${i}]`);
+    if (x.shape.join() !== xs[0].shape.join()) fail('stack', `xs[${i}] has shape [${x.shape}], expected [${xs[0].shape}]`);
+  });
+  return concat(xs.map((x) => unsqueeze(x, a)), a);
+}
+
+// ---------------------------------------------------------------- reductions
+// Reduce the given axes: move them last (a copy only when needed), reduce the trailing block.
+function reduceRaw(op: 'sum' | 'max', x: T, axes: number[], keepDims: boolean): T {
+  const keep = x.shape.map((_, d) => d).filter((d) => !axes.includes(d));
+  const perm = [...keep, ...axes];
+  const rows = numel(keep.map((d) => x.shape[d]));
+  const cols = numel(axes.map((d) => x.shape[d]));
+  let src = x;
+  if (perm.some((p, i) => p !== i)) {
+    const own = contiguousStrides(x.shape);
+    const pshape = perm.map((d) => x.shape[d]);
+    src = Tensor.fromBuf(x.backend.copy({ buf: x.buf, strides: perm.map((d) => own[d]), offset: 0 }, pshape, x.dtype), pshape, x.device);
+  }
+  if (op === 'max' && cols === 0) fail('max', `cannot reduce an empty axis of shape [${x.shape}]`);
+  const outShape = keepDims ? x.shape.map((n, d) => (axes.includes(d) ? 1 : n)) : keep.map((d) => x.shape[d]);
+  const buf = x.backend.reduceLast(op, src.buf, rows, cols);
+  if (src !== x) src.dispose();
+  return Tensor.fromBuf(buf, outShape, x.device);
+}
+
+export function sum(x: T, axis?: number | number[] | null, keepDims = false): T {
+  checkTensor(x, 'sum', 'x');
+  const axes = normAxes(axis, x.rank, 'sum');
+  const y = reduceRaw('sum', x, axes, keepDims);
+  record('sum', [x], [y], ([g]) => {
+    const gk = keepDims ? g! : reshape(g!, x.shape.map((n, d) => (axes.includes(d) ? 1 : n)));
+    return [expand(gk, x.shape)];
+  });
+  return y;
+}
+
+export function mean(x: T, axis?: number | number[] | null, keepDims = false): T {
+  const axes = normAxes(axis, x.rank, 'mean');
+  const n = numel(axes.map((d) => x.shape[d]));
+  return div(sum(x, axes, keepDims), n);
+}
+
+export function max(x: T, axis?: number | number[] | null, keepDims = false): T {
+  checkTensor(x, 'max', 'x');
+  const axes = normAxes(axis, x.rank, 'max');
+  const y = reduceRaw('max', x, axes, keepDims);
+  record('max', [x], [y], ([g]) => {
+    const kshape = x.shape.map((n, d) => (axes.includes(d) ? 1 : n));
+    const yk = y.withShape(kshape);
+    const mask = binaryRaw('eq', x, yk, 'max', g!.dtype);
+    const count = reduceRaw('sum', mask, axes, true);
+    return [mul(mask, div(reshape(g!, kshape), count))];
+  });
+  return y;
+}
+
+export function min(x: T, axis?: number | number[] | null, keepDims = false): T {
+  return neg(max(neg(x), axis, keepDims));
+}
+
+export function argmax(x: T, axis = -1, keepDims = false): T {
+  checkTensor(x, 'argmax', 'x');
+  const a = normAxis(axis, x.rank, 'argmax');
+  const moved = a === x.rank - 1 ? x : noGrad(() => permute(x, [...x.shape.keys()].filter((d) => d !== a).concat([a])));
+  const cols = x.shape[a];
+  if (cols === 0) fail('argmax', `cannot take argmax over an empty axis of shape [${x.shape}]`);
+  const buf = x.backend.argmaxLast(moved.buf, x.size / cols, cols);
+  if (moved !== x) moved.dispose();
+  const shape = keepDims ? x.shape.map((n, d) => (d === a ? 1 : n)) : x.shape.filter((_, d) => d !== a);
+  return Tensor.fromBuf(buf, shape, x.device);
+}
+
+export function argmin(x: T, axis = -1, keepDims = false): T {
+  return argmax(noGrad(() => neg(x)), axis, keepDims);
+}
+
+export function logsumexp(x: T, axis: number | number[] = -1, keepDims = false): T {
+  const m = noGrad(() => max(x, axis, true));
+  const safe = noGrad(() => where(isFinite(m), m, 0));
+  const r = add(log(sum(exp(sub(x, safe)), axis, true)), safe);
+  return keepDims ? r : reshape(r, r.shape.filter((_, d) => !normAxes(axis, x.rank, 'logsumexp').includes(d)));
+}
+
+/** softmax along an axis; its VJP is s * (g - <s, g>). */
+export function softmax(x: T, axis = -1): T {
+  checkTensor(x, 'softmax', 'x');
+  requireFloat(x, 'softmax');
+  const a = normAxis(axis, x.rank, 'softmax');
+  const s = noGrad(() => {
+    const m = max(x, a, true);
+    const e = exp(sub(x, where(isFinite(m), m, 0)));
+    return div(e, sum(e, a, true));
+  });
+  record('softmax', [x], [s], ([g]) => [softmaxVjp(s, g!, a)]);
+  return s;
+}
+
+/** The VJP of softmax at output s: s * (g - sum(s * g)). Shared by softmax and the estimators. */
+export function softmaxVjp(s: T, g: T, axis = -1): T {
+  return mul(s, sub(g, sum(mul(s, g), axis, true)));
+}
+
+export function logSoftmax(x: T, axis = -1): T {
+  checkTensor(x, 'logSoftmax', 'x');
+  requireFloat(x, 'logSoftmax');
+  const a = normAxis(axis, x.rank, 'logSoftmax');
+  const y = noGrad(() => sub(x, logsumexp(x, a, true)));
+  record('logSoftmax', [x], [y], ([g]) => [sub(g!, mul(exp(y), sum(g!, a, true)))]);
+  return y;
+}
+
+// ---------------------------------------------------------------- matmul
+function mmRaw(a: T, b: T, transA: boolean, transB: boolean, batch: number, aB: boolean, bB: boolean): T {
+  const [m, k] = transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
+  const n = transB ? b.shape[b.rank - 2] : b.shape[b.rank - 1];
+  const buf = a.backend.matmul({
+    a: a.buf, b: b.buf, batch, m, n, k, transA, transB,
+    aBatchStride: aB ? m * k : 0, bBatchStride: bB ? k * n : 0,
+  });
+  return Tensor.fromBuf(buf, [batch, m, n], a.device);
+}
+
+/** Batched matrix product with broadcasting over leading axes (vectors are promoted as in NumPy). */
+export function matmul(a: T, b: T): T {
+  checkTensor(a, 'matmul', 'a');
+  checkTensor(b, 'matmul', 'b');
+  if (a.device !== b.device) fail('matmul', `arguments are on different devices: '${a.device}' (a) and '${b.device}' (b)`);
+  if (a.rank === 0 || b.rank === 0) fail('matmul', `arguments must have rank >= 1, got shapes [${a.shape}] (a) and [${b.shape}] (b)`);
+  if (a.dtype !== b.dtype) fail('matmul', `dtypes differ: ${a.dtype} (a) and ${b.dtype} (b)`);
+  requireFloat(a, 'matmul', 'a');
+  if (a.rank === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (b.rank === 1) return squeeze(matmul(a, unsqueeze(b, -1)), -1);
+  const m = a.shape[a.rank - 2], k = a.shape[a.rank - 1], k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1];
+  if (k !== k2) fail('matmul', `inner dimensions differ: a has shape [${a.shape}], b has shape [${b.shape}]`);
+  const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul', ['a batch', 'b batch']);
+  const batch = numel(batchShape);
+  const prep = (x: T, r: number, c: number): [T, boolean] => {
+    const xb = numel(x.shape.slice(0, -2));
+    if (xb === 1) return [x, false];
+    if (x.shape.slice(0, -2).join() === batchShape.join()) return [x, true];
+    return [noGrad(() => expand(x, [...batchShape, r, c])), true];
+  };
+  const [A, aB] = prep(a, m, k);
+  const [B, bB] = prep(b, k, n);
+  const y3 = mmRaw(A, B, false, false, batch, aB, bB);
+  const y = y3.withShape([...batchShape, m, n]);
+  y3.dispose();
+  record('matmul', [a, b], [y], ([g]) => {
+    const g3 = reshape(g!, [batch, m, n]);
+    let ga: T | null = null, gb: T | null = null;
+    if (a.requiresGrad) {
+      // dA = g @ B^T, summed over broadcast batch
+      const r = mmRaw(g3, B, false, true, batch, true, bB);
+      ga = sumTo(reshape(r, [...batchShape, m, k]), a.shape);
+    }
+    if (b.requiresGrad) {
+      // dB = A^T @ g
+      const r = bB || !aB ? mmRaw(A, g3, true, false, batch, aB, true) : null;
+      if (r) gb = sumTo(reshape(r, [...batchShape, k, n]), b.shape);
+      else {
+        // b is shared across a batched a: fold the batch into the rows
+        const A2 = reshape(A, [batch * m, k]), g2 = reshape(g3, [batch * m, n]);
+        gb = reshape(mmRaw(A2, g2, true, false, 1, false, false), b.shape);
+      }
+    }
+    return [ga, gb];
+  });
+  return y;
+}
+
+/** y = x @ w^T + b with w stored (out, in) as in PyTorch; no transpose is materialised. */
+export function linear(x: T, w: T, b?: T | null): T {
+  checkTensor(x, 'linear', 'x');
+  checkTensor(w, 'linear', 'weight');
+  if (w.rank !== 2) fail('linear', `weight must have shape (out, in), got [${w.shape}]`);
+  const [out, inn] = w.shape;
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inn) fail('linear', `input has shape [${x.shape}], expected last axis ${inn} to match weight [${w.shape}]`);
+  if (x.dtype !== w.dtype) fail('linear', `dtypes differ: ${x.dtype} (x) and ${w.dtype} (weight)`);
+  if (b && (b.rank !== 1 || b.shape[0] !== out)) fail('linear', `bias must have shape [${out}], got [${b.shape}]`);
+  const rows = x.size / inn;
+  const x2 = x.withShape([rows, inn]);
+  const y3 = mmRaw(x2, w, false, true, 1, false, false);
+  const outShape = [...x.shape.slice(0, -1), out];
+  let y = y3.withShape(outShape);
+  y3.dispose();
+  record('linear', [x, w], [y], ([g]) => {
+    const g2 = g!.withShape([rows, out]);
+    const gx = x.requiresGrad ? mmRaw(g2, w, false, false, 1, false, false).withShape(x.shape.slice()) : null;
+    const gw = w.requiresGrad ? mmRaw(g2, x2, true, false, 1, false, false).withShape([out, inn]) : null;
+    return [gx, gw];
+  });
+  if (b) y = add(y, b);
+  return y;
+}
+
+// ---------------------------------------------------------------- indexing
+function checkIndex(idx: T, op: string): void {
+  checkTensor(idx, op, 'indices');
+  if (idx.dtype !== 'int32') fail(op, `argument 'indices' must be an int32 tensor, got ${idx.dtype}`);
+}
+
+/** torch.gather: out[..., j, ...] = x[..., idx[..., j, ...], ...] along axis; idx has x's rank. */
+export function gather(x: T, indices: T, axis = -1): T {
+  checkTensor(x, 'gather', 'x');
+  checkIndex(indices, 'gather');
+  const a = normAxis(axis, x.rank, 'gather');
+  if (indices.rank !== x.rank || indices.shape.some((n, d) => d !== a && n !== x.shape[d])) {
+    fail('gather', `indices of shape [${indices.shape}] must match x's shape [${x.shape}] except along axis ${axis}`);
+  }
+  const outer = numel(x.shape.slice(0, a)), n = x.shape[a], m = indices.shape[a], inner = numel(x.shape.slice(a + 1));
+  const y = Tensor.fromBuf(x.backend.gather(x.buf, indices.buf, outer, n, m, inner), indices.shape.slice(), x.device);
+  record('gather', [x], [y], ([g]) => [Tensor.fromBuf(x.backend.scatterAdd(g!.buf, indices.buf, outer, n, m, inner), x.shape.slice(), x.device)]);
+  return y;
+}
+
+/** Select entries along an axis with an int32 index tensor of any shape (embedding lookup on axis 0). */
+export function take(x: T, indices: T, axis = 0): T {
+  checkTensor(x, 'take', 'x');
+  checkIndex(indices, 'take');
+  const a = normAxis(axis, x.rank, 'take');
+  const flat = reshape(indices, [indices.size]);
+  const outer = x.shape.slice(0, a), inner = x.shape.slice(a + 1);
+  const idxShape = [...outer, indices.size, ...inner];
+  const idx = noGrad(() => expand(reshape(flat, [...outer.map(() => 1), indices.size, ...inner.map(() => 1)]), idxShape));
+  const y = gather(x, idx, a);
+  return reshape(y, [...outer, ...indices.shape, ...inner]);
+}
+
+/** one-hot encoding of int32 indices: shape [...indices.shape, depth] */
+export function oneHot(indices: T, depth: number, dtype: DType = 'float32'): T {
+  checkIndex(indices, 'oneHot');
+  if (!Number.isInteger(depth) || depth <= 0) fail('oneHot', `depth must be a positive integer, got ${depth}`);
+  return noGrad(() => {
+    const r = tensor(Int32Array.from({ length: depth }, (_, i) => i), [depth], { device: indices.device });
+    return cast(eq(unsqueeze(indices, -1), r), dtype);
+  });
+}
+
+/** cumulative sum along an axis (composed: a product with a triangular matrix). */
+export function cumsum(x: T, axis = -1): T {
+  const a = normAxis(axis, x.rank, 'cumsum');
+  const n = x.shape[a];
+  const tri = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) tri[i * n + j] = 1; // tri[i][j] = 1 if i <= j
+  const U = tensor(tri, [n, n], { dtype: x.dtype, device: x.device });
+  const moved = a === x.rank - 1 ? x : transpose(x, a, -1);
+  const r = matmul(moved, U);
+  return a === x.rank - 1 ? r : transpose(r, a, -1);
+}
+
+// ---------------------------------------------------------------- losses
+export type Reduction = 'mean' | 'sum' | 'none';
+function reduce(x: T, reduction: Reduction, op: string): T {
+  if (reduction === 'mean') return mean(x);
+  if (reduction === 'sum') return sum(x);
+  if (reduction === 'none') return x;
+  fail(op, `reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
+}
+
+/** Binary cross-entropy on probabilities (log clamped at -100 as PyTorch's BCELoss). */
+export function binaryCrossEntropy(p: T, target: T, reduction: Reduction = 'mean'): T {
+  checkTensor(p, 'binaryCrossEntropy', 'p');
+  checkTensor(target, 'binaryCrossEntropy', 'target');
+  if (p.shape.join() !== target.shape.join()) fail('binaryCrossEntropy', `p has shape [${p.shape}] but target has shape [${target.shape}]`);
+  const lp = maximum(log(p), -100), lq = maximum(log(rsub(1, p)), -100);
+  const l = neg(add(mul(target, lp), mul(rsub(1, target), lq)));
+  return reduce(l, reduction, 'binaryCrossEntropy');
+}
+
+/** Binary cross-entropy on logits, stable: max(z,0) - z t + log(1 + exp(-|z|)). */
+export function binaryCrossEntropyWithLogits(z: T, target: T, reduction: Reduction = 'mean'): T {
+  if (z.shape.join() !== target.shape.join()) fail('binaryCrossEntropyWithLogits', `logits have shape [${z.shape}] but target has shape [${target.shape}]`);
+  const l = add(sub(relu(z), mul(z, target)), log(add(exp(neg(abs(z))), 1)));
+  return reduce(l, reduction, 'binaryCrossEntropyWithLogits');
+}
+
+/** Cross-entropy of logits (N, C) against int32 class targets (N). */
+export function crossEntropy(logits: T, targets: T, reduction: Reduction = 'mean'): T {
+  checkTensor(logits, 'crossEntropy', 'logits');
+  checkIndex(targets, 'crossEntropy');
+  if (logits.rank !== 2 || targets.rank !== 1 || targets.shape[0] !== logits.shape[0]) {
+    fail('crossEntropy', `expected logits (N, C) and targets (N), got [${logits.shape}] and [${targets.shape}]`);
+  }
+  const lp = logSoftmax(logits, -1);
+  const picked = reshape(gather(lp, reshape(targets, [targets.size, 1]), 1), [targets.size]);
+  return reduce(neg(picked), reduction, 'crossEntropy');
+}
+
+// ---------------------------------------------------------------- custom VJP
+export interface CustomVjpSpec<R> {
+  name?: string;
+  /** forward on tensors (already cut from the graph); returns outputs and residuals for backward */
+  forward: (inputs: T[]) => { outputs: T[]; residuals: R };
+  /** maps output cotangents (null where an output got none) to one cotangent per input */
+  backward: (residuals: R, cotangents: (T | null)[], inputs: T[]) => (T | null | undefined)[];
+}
+
+/**
+ * customVjp with JAX semantics: differentiable inputs are tensors; non-differentiable arguments
+ * (seeds, temperatures, K) are closed over by forward/backward. Returns a function of the inputs.
+ */
+export function customVjp<R>(spec: CustomVjpSpec<R>): (...inputs: T[]) => T[] {
+  const name = spec.name ?? 'customVjp';
+  return (...inputs: T[]): T[] => {
+    inputs.forEach((x, i) => checkTensor(x, name, `inputs[${i}]`));
+    const { outputs, residuals } = noGrad(() => spec.forward(inputs));
+    record(name, inputs, outputs, (cts) => {
+      const r = spec.backward(residuals, cts, inputs);
+      if (r.length !== inputs.length) fail(name, `backward returned ${r.length} cotangents for ${inputs.length} inputs`);
+      r.forEach((c, i) => {
+        if (c && c.shape.join() !== inputs[i].shape.join()) fail(name, `backward's cotangent ${i} has shape [${c.shape}], input has [${inputs[i].shape}]`);
+      });
+      return r;
+    });
+    return outputs;
+  };
+}
+
+export type { Device };

@@ -1,0 +1,146 @@
+// Counter-based random numbers (Philox4x32-10). A key is two uint32 words; every draw is a pure
+// function of (key, shape), so the same key gives bit-identical bits on every backend.
+// Use split/foldIn to derive independent keys, or a Generator for a stateful, checkpointable stream.
+import { Tensor, full, noGrad, getDefaultDevice, type Device } from './tensor.ts';
+import { philoxBlock } from './philox.ts';
+import * as ops from './ops.ts';
+import type { DType } from './dtype.ts';
+
+export type Key = readonly [number, number];
+
+function checkKey(k: Key, where: string): void {
+  if (!Array.isArray(k) || k.length !== 2 || !k.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff)) {
+    throw new Error(`${where}: key must be a pair of uint32 words (from random.key(seed)), got ${JSON.stringify(k)}`);
+  }
+}
+
+/** A key from an integer seed (0 <= seed < 2^53). */
+export function key(seed: number): Key {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`random.key: seed must be a non-negative safe integer, got ${seed}`);
+  return [seed >>> 0, Math.floor(seed / 4294967296) >>> 0];
+}
+
+// keys are derived with the block function itself, on a counter range that draws never reach
+function derive(k: Key, a: number, b: number): Key {
+  const out = new Uint32Array(4);
+  philoxBlock(a >>> 0, b >>> 0, 0xffffffff, 0x5eed5eed, k[0], k[1], out, 0);
+  return [out[0], out[1]];
+}
+
+/** n independent keys derived from k. */
+export function split(k: Key, n = 2): Key[] {
+  checkKey(k, 'random.split');
+  return Array.from({ length: n }, (_, i) => derive(k, i, 0x51151));
+}
+
+/** A key derived from k and an integer (e.g. a step number or a layer index). */
+export function foldIn(k: Key, data: number): Key {
+  checkKey(k, 'random.foldIn');
+  return derive(k, data >>> 0, (Math.floor(data / 4294967296) >>> 0) ^ 0xf01d);
+}
+
+export interface DrawOptions {
+  dtype?: DType;
+  device?: Device;
+}
+
+function size(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Raw uint32 words (stored as int32): word i is word i%4 of Philox block i/4 under k. */
+export function bits(k: Key, shape: number[], opts: { device?: Device } = {}): Tensor {
+  checkKey(k, 'random.bits');
+  const device = opts.device ?? getDefaultDevice();
+  const t = full([], 0, { dtype: 'int32', device }); // resolves the backend and validates the device
+  const buf = t.backend.randomBits([k[0], k[1]], 0, size(shape));
+  t.dispose();
+  return Tensor.fromBuf(buf, shape.slice(), device);
+}
+
+function unit(k: Key, shape: number[], opts: DrawOptions): Tensor {
+  const b = bits(k, shape, opts);
+  const u = Tensor.fromBuf(b.backend.unary('bitsToUniform', b.viewFor(shape), shape, opts.dtype ?? 'float32'), shape.slice(), b.device);
+  b.dispose();
+  return u;
+}
+
+/** Uniform on the open interval (low, high); 23 bits of resolution, exact on every backend. */
+export function uniform(k: Key, shape: number[], opts: DrawOptions & { low?: number; high?: number } = {}): Tensor {
+  return noGrad(() => {
+    const u = unit(k, shape, opts);
+    const { low = 0, high = 1 } = opts;
+    return low === 0 && high === 1 ? u : ops.add(ops.mul(u, high - low), low);
+  });
+}
+
+/** Standard Gumbel(0, 1): -log(-log(U)). */
+export function gumbel(k: Key, shape: number[], opts: DrawOptions = {}): Tensor {
+  return noGrad(() => ops.neg(ops.log(ops.neg(ops.log(unit(k, shape, opts))))));
+}
+
+/** Exponential(1): -log(U). */
+export function exponential(k: Key, shape: number[], opts: DrawOptions = {}): Tensor {
+  return noGrad(() => ops.neg(ops.log(unit(k, shape, opts))));
+}
+
+/** Standard normal by Box-Muller on two independent uniform streams. */
+export function normal(k: Key, shape: number[], opts: DrawOptions & { mean?: number; std?: number } = {}): Tensor {
+  return noGrad(() => {
+    const [k1, k2] = split(k, 2);
+    const r = ops.sqrt(ops.mul(ops.log(unit(k1, shape, opts)), -2));
+    const z = ops.mul(r, ops.cos(ops.mul(unit(k2, shape, opts), 2 * Math.PI)));
+    const { mean = 0, std = 1 } = opts;
+    return mean === 0 && std === 1 ? z : ops.add(ops.mul(z, std), mean);
+  });
+}
+
+/** Bernoulli(p) as 0/1 floats; p a number or a tensor of probabilities. */
+export function bernoulli(k: Key, p: number | Tensor, shape?: number[], opts: DrawOptions = {}): Tensor {
+  return noGrad(() => {
+    const s = shape ?? (p instanceof Tensor ? p.shape : []);
+    const u = unit(k, s, { ...opts, device: p instanceof Tensor ? p.device : opts.device });
+    return ops.cast(ops.lt(u, p), opts.dtype ?? 'float32');
+  });
+}
+
+/**
+ * Categorical draws from unnormalised logits along the last axis (Gumbel-max): int32 indices.
+ * -Infinity logits are never drawn.
+ */
+export function categorical(k: Key, logits: Tensor): Tensor {
+  return noGrad(() => ops.argmax(ops.add(logits, gumbel(k, logits.shape, { dtype: logits.dtype, device: logits.device })), -1));
+}
+
+/** A uniformly random permutation of 0..n-1 (Fisher-Yates on Philox words), on the host. */
+export function permutation(k: Key, n: number): Int32Array {
+  checkKey(k, 'random.permutation');
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  const w = new Uint32Array(4);
+  for (let i = n - 1, blk = 0; i > 0; i--, blk++) {
+    philoxBlock(blk >>> 0, 0x9e37, 0, 0, k[0], k[1], w, 0);
+    // 53 random bits, scaled: bias below 2^-20 for any n < 2^32
+    const r = (w[0] * 2097152 + (w[1] >>> 11)) / 9007199254740992;
+    const j = Math.floor(r * (i + 1));
+    const t = p[i]; p[i] = p[j]; p[j] = t;
+  }
+  return p;
+}
+
+/** A stateful stream of keys: each next() is foldIn(key(seed), counter++). Checkpoint with state(). */
+export class Generator {
+  private base: Key;
+  constructor(readonly seed: number, private counter = 0) {
+    this.base = key(seed);
+  }
+  next(): Key {
+    return foldIn(this.base, this.counter++);
+  }
+  state(): { seed: number; counter: number } {
+    return { seed: this.seed, counter: this.counter };
+  }
+  static fromState(s: { seed: number; counter: number }): Generator {
+    if (!s || !Number.isSafeInteger(s.seed) || !Number.isSafeInteger(s.counter)) throw new Error(`Generator.fromState: expected {seed, counter} integers, got ${JSON.stringify(s)}`);
+    return new Generator(s.seed, s.counter);
+  }
+}
