@@ -17,3 +17,4 @@ export type { Backend, Buf, View, MatmulArgs } from './engine/backend.ts';
 export * as random from './engine/random.ts';
 export * as nn from './engine/nn.ts';
 export * as optim from './engine/optim.ts';
+export * as estimators from './estimators/index.ts';

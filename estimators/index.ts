@@ -1,0 +1,238 @@
+// Discrete gradient estimators as first-class ops (Fan et al., ICML 2022, and baselines).
+//
+// Every straight-through method emits the exact one-hot sample onehot(D) forward and, backward, the
+// VJP of a soft surrogate s: (1/tau) * s * (g - <s, g>) for s = softmax(perturbed / tau). They differ
+// only in the perturbed logits. Each is a customVjp over the shared softmax VJP, built from engine
+// ops, so every backend runs it.
+import { Tensor, noGrad } from '../engine/tensor.ts';
+import * as ops from '../engine/ops.ts';
+import * as random from '../engine/random.ts';
+
+export type Method = 'st' | 'gumbel' | 'rao_gumbel' | 'reinmax' | `gst-${string}` | `nd_gst-${string}`;
+
+export const METHODS_HELP = "st, gumbel, rao_gumbel, reinmax, gst-<gap> (e.g. gst-1.0), gst-p, nd_gst-<gap>";
+
+export interface SampleOptions {
+  method: Method | string;
+  tau?: number;
+  key?: random.Key;
+  seed?: number;
+  /** 1 = allowed, 0 = masked; broadcast against logits. -Infinity logits also count as masked. */
+  mask?: Tensor;
+  /** number of conditional draws for rao_gumbel (default 100) */
+  k?: number;
+  /** gumbel only: false returns the relaxed sample softmax((theta + G) / tau) itself */
+  hard?: boolean;
+  /** check logits for NaN / +Infinity and rows with no allowed category (reads values; default true where the device reads synchronously) */
+  check?: boolean;
+}
+
+export interface ParsedMethod {
+  kind: 'st' | 'gumbel' | 'rao_gumbel' | 'reinmax' | 'gst' | 'nd_gst';
+  gap: number | 'p' | null;
+}
+
+export function parseMethod(method: string): ParsedMethod {
+  if (method === 'st' || method === 'gumbel' || method === 'rao_gumbel' || method === 'reinmax') return { kind: method, gap: null };
+  const m = /^(nd_gst|gst)-(p|\d+(?:\.\d+)?)$/.exec(method);
+  if (m) {
+    if (m[2] === 'p' && m[1] === 'nd_gst') throw new Error(`estimators: method 'nd_gst-p' is not defined; valid methods: ${METHODS_HELP}`);
+    return { kind: m[1] as 'gst' | 'nd_gst', gap: m[2] === 'p' ? 'p' : Number(m[2]) };
+  }
+  throw new Error(`estimators: unknown method '${method}'; valid methods: ${METHODS_HELP}`);
+}
+
+function checkLogits(logits: Tensor, mask: Tensor | undefined, check: boolean): Tensor {
+  if (!(logits instanceof Tensor)) throw new Error(`estimators.sample: argument 'logits' must be a Tensor`);
+  if (logits.dtype === 'int32') throw new Error(`estimators.sample: argument 'logits' must be floating, got int32`);
+  if (logits.rank < 1 || logits.shape[logits.rank - 1] < 1) throw new Error(`estimators.sample: argument 'logits' needs a last (category) axis, got shape [${logits.shape}]`);
+  let masked = logits;
+  if (mask) {
+    if (!(mask instanceof Tensor)) throw new Error(`estimators.sample: argument 'mask' must be a Tensor`);
+    ops.broadcastShapes(mask.shape, logits.shape, 'estimators.sample', ['mask', 'logits']);
+    if (ops.broadcastShapes(mask.shape, logits.shape).join() !== logits.shape.join()) {
+      throw new Error(`estimators.sample: mask of shape [${mask.shape}] must broadcast to the logits' shape [${logits.shape}]`);
+    }
+    masked = ops.where(mask, logits, -Infinity);
+  }
+  if (check && logits.backend.readSync) {
+    noGrad(() => {
+      const v = logits.dataSync();
+      for (let i = 0; i < v.length; i++) {
+        if (Number.isNaN(v[i]) || v[i] === Infinity) {
+          throw new Error(`estimators.sample: argument 'logits' contains ${v[i]} at flat index ${i} (shape [${logits.shape}]); logits must be finite or -Infinity (masked)`);
+        }
+      }
+      const rowMax = ops.max(masked, -1).dataSync();
+      for (let r = 0; r < rowMax.length; r++) {
+        if (rowMax[r] === -Infinity) throw new Error(`estimators.sample: row ${r} of 'logits' (shape [${logits.shape}]) has every category masked`);
+      }
+    });
+  }
+  return masked;
+}
+
+function resolveKey(o: SampleOptions): random.Key {
+  if (o.key) return o.key;
+  if (o.seed !== undefined) return random.key(o.seed);
+  throw new Error("estimators.sample: pass a 'key' (random.key(seed), random.split) or a 'seed'");
+}
+
+/** The surrogate's VJP, shared by every straight-through method: (1/tau) s (g - <s, g>). */
+export function surrogateVjp(s: Tensor, g: Tensor, tau: number): Tensor {
+  const v = ops.softmaxVjp(s, g, -1);
+  return tau === 1 ? v : ops.div(v, tau);
+}
+
+/** GST's perturbed logits for a given one-hot sample: theta~_D = max theta, theta~_j = min(theta_j, max - gap). */
+export function gstPerturbedLogits(logits: Tensor, onehot: Tensor, gap: number | 'p' | Tensor): Tensor {
+  return noGrad(() => {
+    const M = ops.max(logits, -1, true);
+    const g = gap === 'p' ? gstPGap(logits, onehot) : gap;
+    const capped = ops.minimum(logits, ops.sub(M, g));
+    return ops.where(onehot, M, capped);
+  });
+}
+
+/** gst-p's gap per row: -log(1 - pi_D) / pi_D with pi_D scaled by (1 - 1e-5); shape [..., 1]. */
+export function gstPGap(logits: Tensor, onehot: Tensor): Tensor {
+  return noGrad(() => {
+    const piD = ops.mul(ops.sum(ops.mul(ops.softmax(logits, -1), onehot), -1, true), 1 - 1e-5);
+    return ops.div(ops.neg(ops.log(ops.rsub(1, piD))), piD);
+  });
+}
+
+/**
+ * Gumbel-Rao's K conditional perturbed logits given the sample (shape [K, ...logits.shape]):
+ * with E ~ Exp(1) and Z = sum_j exp(theta_j): -log(E_D / Z) at D and -log(E_j exp(-theta_j) + E_D / Z) elsewhere.
+ */
+export function raoGumbelPerturbed(logits: Tensor, onehot: Tensor, key: random.Key, k: number): Tensor {
+  return noGrad(() => {
+    const E = random.exponential(key, [k, ...logits.shape], { dtype: logits.dtype, device: logits.device });
+    const logE = ops.log(E);
+    const logZ = ops.logsumexp(logits, -1, true);
+    const b = ops.sub(ops.sum(ops.mul(logE, onehot), -1, true), logZ); // log(E_D / Z), [K, ..., 1]
+    const a = ops.sub(logE, logits); // log(E_j exp(-theta_j))
+    const hi = ops.maximum(a, b);
+    const lae = ops.add(hi, ops.log(ops.add(ops.exp(ops.neg(ops.abs(ops.sub(a, b)))), 1)));
+    // where a = -inf (impossible: E > 0) or theta_j = -inf (masked): a = +inf, lae = +inf, result -inf
+    return ops.where(onehot, ops.neg(b), ops.neg(lae));
+  });
+}
+
+/** log p(D) = <onehot, log softmax(logits)>, differentiable: REINFORCE's score. */
+export function logProb(logits: Tensor, onehot: Tensor): Tensor {
+  return ops.sum(ops.mul(ops.logSoftmax(logits, -1), onehot), -1);
+}
+
+/**
+ * REINFORCE surrogate: its gradient is (f(D) - baseline) * grad log p(D); f and baseline are treated as constants.
+ * Sum or mean it into your loss.
+ */
+export function reinforce(logits: Tensor, onehot: Tensor, f: Tensor, baseline: Tensor | number = 0): Tensor {
+  const adv = noGrad(() => ops.sub(f, baseline));
+  return ops.mul(adv, logProb(logits, onehot));
+}
+
+export interface SampleDetail {
+  sample: Tensor; // one-hot (or relaxed for gumbel with hard: false)
+  index: Tensor; // int32 D, shape logits.shape[:-1]
+  surrogate: Tensor | null; // the soft surrogate s whose VJP is the backward (null for nd_gst, which differentiates through theta~)
+  perturbed: Tensor | null; // gumbel: theta + G; gst: theta~; rao_gumbel: [K, ...] conditional logits
+}
+
+/** Draw onehot(D), D ~ Cat(softmax(logits)), with the chosen method's gradient. */
+export function sample(logits: Tensor, opts: SampleOptions): Tensor {
+  return sampleDetailed(logits, opts).sample;
+}
+
+export function sampleDetailed(logits: Tensor, opts: SampleOptions): SampleDetail {
+  if (!opts || typeof opts.method !== 'string') throw new Error(`estimators.sample: options.method is required; valid methods: ${METHODS_HELP}`);
+  const pm = parseMethod(opts.method);
+  const tau = opts.tau ?? 1;
+  if (!(tau > 0) || !Number.isFinite(tau)) throw new Error(`estimators.sample: tau must be a positive finite number, got ${tau}`);
+  const k = opts.k ?? 100;
+  if (!Number.isInteger(k) || k < 1) throw new Error(`estimators.sample: k must be a positive integer, got ${k}`);
+  const theta = checkLogits(logits, opts.mask, opts.check ?? true);
+  const [kSample, kRao] = random.split(resolveKey(opts), 2);
+  const C = logits.shape[logits.rank - 1];
+
+  // D by Gumbel-max: exact Cat(softmax(theta)); gumbel reuses G in its surrogate
+  const { perturbedG, index, onehot } = noGrad(() => {
+    const G = random.gumbel(kSample, logits.shape, { dtype: logits.dtype, device: logits.device });
+    const perturbedG = ops.add(theta, G);
+    const index = ops.argmax(perturbedG, -1);
+    return { perturbedG, index, onehot: ops.oneHot(index, C, logits.dtype) };
+  });
+
+  if (pm.kind === 'gumbel' && opts.hard === false) {
+    const soft = ops.softmax(ops.div(ops.add(theta, noGrad(() => ops.sub(perturbedG, theta))), tau), -1);
+    return { sample: soft, index, surrogate: soft, perturbed: perturbedG };
+  }
+
+  if (pm.kind === 'nd_gst') {
+    // perturbation not detached: differentiate through theta~ = theta + (theta~(theta) - theta)
+    const gap = pm.gap as number;
+    const M = ops.max(theta, -1, true);
+    const tt = ops.where(onehot, M, ops.minimum(theta, ops.sub(M, gap)));
+    const s = ops.softmax(ops.div(tt, tau), -1);
+    const out = ops.add(ops.sub(s, noGrad(() => ops.copyOf(s))), onehot); // value onehot, gradient of s
+    return { sample: out, index, surrogate: null, perturbed: noGrad(() => ops.copyOf(tt)) };
+  }
+
+  let perturbed: Tensor | null = null;
+  let surrogate: Tensor;
+  let backward: (g: Tensor) => Tensor;
+  noGrad(() => {
+    switch (pm.kind) {
+      case 'st':
+        surrogate = ops.softmax(ops.div(theta, tau), -1);
+        break;
+      case 'gumbel':
+        perturbed = perturbedG;
+        surrogate = ops.softmax(ops.div(perturbedG, tau), -1);
+        break;
+      case 'gst':
+        perturbed = gstPerturbedLogits(theta, onehot, pm.gap!);
+        surrogate = ops.softmax(ops.div(perturbed, tau), -1);
+        break;
+      case 'rao_gumbel': {
+        perturbed = raoGumbelPerturbed(theta, onehot, kRao, k);
+        surrogate = ops.mean(ops.softmax(ops.div(perturbed, tau), -1), 0);
+        // the mean of K surrogate VJPs (each draw has its own softmax Jacobian)
+        const sK = ops.softmax(ops.div(perturbed, tau), -1);
+        backward = (g) => ops.mean(surrogateVjp(sK, ops.expand(g, sK.shape), tau), 0);
+        break;
+      }
+      case 'reinmax': {
+        const pi = ops.softmax(theta, -1);
+        const piHalf = ops.div(ops.add(ops.softmax(ops.div(theta, tau), -1), onehot), 2);
+        surrogate = piHalf;
+        backward = (g) => ops.sub(ops.mul(ops.softmaxVjp(piHalf, g, -1), 2), ops.mul(ops.softmaxVjp(pi, g, -1), 0.5));
+        break;
+      }
+    }
+  });
+  backward ??= (g: Tensor) => surrogateVjp(surrogate, g, tau);
+  const op = ops.customVjp<null>({
+    name: `estimator:${opts.method}`,
+    forward: () => ({ outputs: [ops.copyOf(onehot)], residuals: null }),
+    backward: (_r, [g]) => [g ? backward(g) : null],
+  });
+  const [out] = op(logits);
+  return { sample: out, index, surrogate: surrogate!, perturbed };
+}
+
+/** Exact gradient of E_{D ~ Cat(softmax(theta))}[f(D)] for one row, by enumeration: pi_i (f_i - <pi, f>). */
+export function exactExpectationGrad(logits: ArrayLike<number>, f: ArrayLike<number>): Float64Array {
+  const C = logits.length;
+  let m = -Infinity;
+  for (let i = 0; i < C; i++) m = Math.max(m, logits[i]);
+  const p = new Float64Array(C);
+  let z = 0;
+  for (let i = 0; i < C; i++) { p[i] = Math.exp(logits[i] - m); z += p[i]; }
+  let ef = 0;
+  for (let i = 0; i < C; i++) { p[i] /= z; ef += p[i] * f[i]; }
+  return p.map((pi, i) => pi * (f[i] - ef));
+}
+
