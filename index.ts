@@ -18,3 +18,4 @@ export * as random from './engine/random.ts';
 export * as nn from './engine/nn.ts';
 export * as optim from './engine/optim.ts';
 export * as estimators from './estimators/index.ts';
+export { save, load } from './engine/serialize.ts';

@@ -1,0 +1,314 @@
+// Training, evaluation and the gradient-variance experiment for the categorical MNIST VAE.
+// Every random draw is keyed by (seed, purpose, counter), so a resumed run replays exactly the
+// draws of an uninterrupted one: the checkpoint stores parameters, Adam's moments and the step.
+import { mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tensor, tensor, tidy, noGrad } from '../../engine/tensor.ts';
+import * as random from '../../engine/random.ts';
+import * as optim from '../../engine/optim.ts';
+import { save, load } from '../../engine/serialize.ts';
+import { writeFileAtomic } from '../../engine/atomic.ts';
+import { parseMethod } from '../../estimators/index.ts';
+import { CategoricalVae, DEFAULT_VAE, type VaeConfig } from './model.ts';
+import { loadMnist, type Mnist, type MnistSplit } from './mnist.ts';
+import { saveImageGrid, saveLineChart } from '../../cli/images.ts';
+
+export interface VaeTrainConfig {
+  method: string;
+  tau: number;
+  epochs: number;
+  seed: number;
+  device: string;
+  latent: number;
+  categories: number;
+  batchSize: number;
+  lr: number;
+  logitRelu: boolean;
+  binarize: 'none' | 'dynamic';
+  k: number; // rao_gumbel draws
+  trainLimit: number | null; // use only the first N training images (quick runs, tests)
+  testLimit: number | null;
+  mnistDir: string | null;
+}
+
+export const DEFAULT_TRAIN: VaeTrainConfig = {
+  method: 'gst-1.0', tau: 1, epochs: 40, seed: 1, device: 'cpu', latent: 30, categories: 10, batchSize: 100, lr: 1e-3,
+  logitRelu: true, binarize: 'none', k: 100, trainLimit: null, testLimit: null, mnistDir: null,
+};
+
+export interface EpochMetrics {
+  epoch: number;
+  train_loss: number;
+  test_loss: number;
+  seconds: number;
+  steps: number;
+}
+
+// purposes of the key tree under key(seed)
+const PURPOSE = { init: 0, shuffle: 1, sample: 2, binarize: 3, testSample: 4, testBinarize: 5, variance: 6, pictures: 7 } as const;
+
+export function vaeConfigOf(c: VaeTrainConfig): VaeConfig {
+  return { ...DEFAULT_VAE, latent: c.latent, categories: c.categories, logitRelu: c.logitRelu };
+}
+
+export function validateTrainConfig(c: VaeTrainConfig): void {
+  parseMethod(c.method);
+  const posInt = (v: number, n: string) => { if (!Number.isInteger(v) || v <= 0) throw new Error(`--${n}: expected a positive integer, got ${v}`); };
+  posInt(c.epochs, 'epochs'); posInt(c.latent, 'latent'); posInt(c.categories, 'categories'); posInt(c.batchSize, 'batch-size'); posInt(c.k, 'k');
+  if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed: expected a non-negative integer, got ${c.seed}`);
+  if (!(c.tau > 0)) throw new Error(`--tau: expected a positive number, got ${c.tau}`);
+  if (!(c.lr > 0)) throw new Error(`--lr: expected a positive number, got ${c.lr}`);
+  if (c.binarize !== 'none' && c.binarize !== 'dynamic') throw new Error(`--binarize: expected 'none' or 'dynamic', got '${c.binarize}'`);
+}
+
+function limitSplit(s: MnistSplit, n: number | null): MnistSplit {
+  if (n === null || n >= s.count) return s;
+  return { ...s, count: n, images: s.images.subarray(0, n * s.rows * s.cols), labels: s.labels.subarray(0, n) };
+}
+
+function batchOf(split: MnistSplit, idx: ArrayLike<number>, from: number, to: number): Float32Array {
+  const d = split.rows * split.cols;
+  const out = new Float32Array((to - from) * d);
+  for (let i = from; i < to; i++) out.set(split.images.subarray(idx[i] * d, (idx[i] + 1) * d), (i - from) * d);
+  return out;
+}
+
+function inputTensor(pixels: Float32Array, rows: number, c: VaeTrainConfig, binKey: random.Key | null): Tensor {
+  const x = tensor(pixels, [rows, 784], { device: c.device });
+  if (c.binarize === 'dynamic' && binKey) return random.bernoulli(binKey, x);
+  return x;
+}
+
+export class VaeRun {
+  readonly model: CategoricalVae;
+  readonly opt: optim.Adam;
+  readonly root: random.Key;
+  epoch = 0; // completed epochs
+  step = 0; // completed optimisation steps
+  metrics: EpochMetrics[] = [];
+
+  constructor(readonly cfg: VaeTrainConfig, readonly data: Mnist) {
+    validateTrainConfig(cfg);
+    this.root = random.key(cfg.seed);
+    this.model = new CategoricalVae(vaeConfigOf(cfg), { key: random.foldIn(this.root, PURPOSE.init), device: cfg.device });
+    this.opt = new optim.Adam(this.model.parameters(), { lr: cfg.lr });
+  }
+
+  private k(purpose: number, counter: number): random.Key {
+    return random.foldIn(random.foldIn(this.root, purpose), counter);
+  }
+
+  stepsPerEpoch(): number {
+    return Math.floor(this.data.train.count / this.cfg.batchSize);
+  }
+
+  /** One epoch of training; onStep gets the running mean loss. Returns the mean training loss. */
+  trainEpoch(onStep?: (i: number, total: number, running: number) => void): number {
+    const c = this.cfg;
+    const train = this.data.train;
+    const perm = random.permutation(this.k(PURPOSE.shuffle, this.epoch), train.count);
+    const steps = this.stepsPerEpoch();
+    let total = 0;
+    this.model.train();
+    for (let s = 0; s < steps; s++) {
+      const pixels = batchOf(train, perm, s * c.batchSize, (s + 1) * c.batchSize);
+      const lossValue = tidy(() => {
+        const x = inputTensor(pixels, c.batchSize, c, this.k(PURPOSE.binarize, this.step));
+        const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.sample, this.step), k: c.k });
+        loss.backward();
+        this.opt.step();
+        this.opt.zeroGrad();
+        return loss.item();
+      });
+      if (!Number.isFinite(lossValue)) throw new Error(`training diverged: loss ${lossValue} at epoch ${this.epoch + 1}, step ${s + 1}`);
+      this.step++;
+      total += lossValue;
+      onStep?.(s + 1, steps, total / (s + 1));
+    }
+    return total / steps;
+  }
+
+  /** Mean single-sample loss over the test set, drawing codes with the estimator's forward sample. */
+  testLoss(evalBatch = 500): number {
+    const c = this.cfg;
+    const test = this.data.test;
+    const idx = Int32Array.from({ length: test.count }, (_, i) => i);
+    let total = 0;
+    noGrad(() => {
+      for (let from = 0, b = 0; from < test.count; from += evalBatch, b++) {
+        const to = Math.min(test.count, from + evalBatch);
+        total += tidy(() => {
+          const x = inputTensor(batchOf(test, idx, from, to), to - from, c, this.k(PURPOSE.testBinarize, b));
+          const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.testSample, b), k: Math.min(c.k, 1) });
+          return loss.item() * (to - from);
+        });
+      }
+    });
+    return total / test.count;
+  }
+
+  /** Mean over encoder parameters of the per-element gradient variance over `passes` draws on fixed images. */
+  gradientVariance(images = 1000, passes = 100): number {
+    const c = this.cfg;
+    const test = this.data.test;
+    const n = Math.min(images, test.count);
+    const x = tensor(batchOf(test, Int32Array.from({ length: n }, (_, i) => i), 0, n), [n, 784], { device: c.device });
+    const params = this.model.encoderParameters();
+    const size = params.reduce((a, p) => a + p.size, 0);
+    const mean = new Float64Array(size), m2 = new Float64Array(size);
+    for (let t = 0; t < passes; t++) {
+      tidy(() => {
+        const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.variance, this.epoch * 100000 + t), k: c.k });
+        loss.backward();
+        let o = 0;
+        for (const p of params) {
+          const g = p.grad!.dataSync();
+          for (let i = 0; i < g.length; i++, o++) {
+            const d = g[i] - mean[o];
+            mean[o] += d / (t + 1);
+            m2[o] += d * (g[i] - mean[o]);
+          }
+        }
+        this.opt.zeroGrad();
+      });
+    }
+    let v = 0;
+    for (let i = 0; i < size; i++) v += m2[i] / (passes - 1);
+    return v / size;
+  }
+
+  // ---- checkpoints
+  async saveCheckpoint(path: string): Promise<void> {
+    const sd = this.opt.stateDict();
+    const tensors: Record<string, Tensor> = {};
+    for (const [n, p] of Object.entries(this.model.stateDict())) tensors[`model.${n}`] = p;
+    for (const [n, t] of Object.entries(sd.tensors)) tensors[`adam.${n}`] = t;
+    await save(path, tensors, {
+      format: 'gapgrad-vae-1',
+      config: JSON.stringify(this.cfg),
+      epoch: String(this.epoch),
+      step: String(this.step),
+      adam_step: String(sd.step),
+      lr: String(sd.lr),
+      metrics: JSON.stringify(this.metrics),
+    });
+  }
+
+  static readCheckpoint(path: string): { cfg: VaeTrainConfig; tensors: Record<string, Tensor>; meta: Record<string, string> } {
+    const { tensors, metadata } = load(path);
+    if (metadata.format !== 'gapgrad-vae-1') throw new Error(`checkpoint ${path}: not a gapgrad VAE checkpoint (format '${metadata.format ?? 'missing'}')`);
+    let cfg: VaeTrainConfig;
+    try { cfg = { ...DEFAULT_TRAIN, ...JSON.parse(metadata.config) }; } catch { throw new Error(`checkpoint ${path}: corrupt config metadata`); }
+    return { cfg, tensors, meta: metadata };
+  }
+
+  loadCheckpoint(path: string): void {
+    const { tensors, meta } = VaeRun.readCheckpoint(path);
+    const pick = (prefix: string) => Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
+    this.model.loadStateDict(pick('model.'));
+    this.opt.loadStateDict({ tensors: pick('adam.'), step: Number(meta.adam_step), lr: Number(meta.lr) });
+    this.epoch = Number(meta.epoch);
+    this.step = Number(meta.step);
+    this.metrics = JSON.parse(meta.metrics ?? '[]');
+  }
+
+  // ---- pictures
+  savePictures(dir: string): void {
+    const c = this.cfg;
+    const test = this.data.test;
+    const n = Math.min(16, test.count);
+    noGrad(() => tidy(() => {
+      const xs = batchOf(test, Int32Array.from({ length: n }, (_, i) => i), 0, n);
+      const x = tensor(xs, [n, 784], { device: c.device });
+      const { reconLogits } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.pictures, 0), k: 1 });
+      const recon = reconLogits.sigmoid().dataSync() as Float32Array;
+      const both = new Float32Array(2 * n * 784);
+      both.set(xs, 0);
+      both.set(recon, n * 784);
+      saveImageGrid(join(dir, 'recon.png'), both, 2 * n, 28, 28, n, { scale: 2 });
+      // decodes of random one-hot codes
+      const codes = random.categorical(this.k(PURPOSE.pictures, 1), tensor(new Float32Array(64 * c.latent * c.categories), [64, c.latent, c.categories], { device: c.device }));
+      const z = oneHotCodes(codes, c.categories);
+      const imgs = this.model.decode(z).dataSync() as Float32Array;
+      saveImageGrid(join(dir, 'samples.png'), imgs, 64, 28, 28, 8, { scale: 2 });
+    }));
+    if (this.metrics.length) {
+      saveLineChart(join(dir, 'loss.png'), [
+        { name: 'train', points: this.metrics.map((m) => [m.epoch, m.train_loss]), color: [30, 90, 200] },
+        { name: 'test', points: this.metrics.map((m) => [m.epoch, m.test_loss]), color: [220, 60, 30] },
+      ], { width: 640, height: 400, title: `${c.method} tau ${c.tau}` });
+    }
+  }
+}
+
+function oneHotCodes(idx: Tensor, C: number): Tensor {
+  return noGrad(() => {
+    const eye = tensor(Int32Array.from({ length: C }, (_, i) => i), [C], { device: idx.device });
+    return idx.reshape([...idx.shape, 1]).eq(eye.reshape([1, 1, C])).cast('float32');
+  });
+}
+
+export interface TrainVaeOptions {
+  out: string;
+  resume?: boolean;
+  data?: Mnist;
+  onStep?: (epoch: number, i: number, total: number, running: number) => void;
+  onEpoch?: (m: EpochMetrics) => void;
+  pictures?: boolean;
+}
+
+/** Train (or resume) into `out`: config.json, metrics.jsonl, checkpoint.safetensors, pictures. */
+export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
+  validateTrainConfig(cfg);
+  mkdirSync(o.out, { recursive: true });
+  const ckpt = join(o.out, 'checkpoint.safetensors');
+  let run: VaeRun;
+  const loadData = (c: VaeTrainConfig): Mnist => {
+    const d = o.data ?? loadMnist(c.mnistDir ? { dir: c.mnistDir } : {});
+    return { train: limitSplit(d.train, c.trainLimit), test: limitSplit(d.test, c.testLimit) };
+  };
+  if (o.resume && existsSync(ckpt)) {
+    const saved = VaeRun.readCheckpoint(ckpt).cfg;
+    for (const key of ['method', 'tau', 'seed', 'latent', 'categories', 'batchSize', 'lr', 'logitRelu', 'binarize', 'k', 'trainLimit', 'testLimit'] as const) {
+      if (JSON.stringify(saved[key]) !== JSON.stringify(cfg[key])) {
+        throw new Error(`--resume: the checkpoint in ${o.out} was trained with ${key}=${JSON.stringify(saved[key])}, not ${JSON.stringify(cfg[key])}`);
+      }
+    }
+    run = new VaeRun(cfg, loadData(cfg));
+    run.loadCheckpoint(ckpt);
+  } else {
+    if (o.resume) process.stderr.write(`--resume: no checkpoint in ${o.out}, starting from scratch\n`);
+    run = new VaeRun(cfg, loadData(cfg));
+  }
+  writeFileAtomic(join(o.out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  while (run.epoch < cfg.epochs) {
+    const t0 = performance.now();
+    const trainLoss = run.trainEpoch((i, total, r) => o.onStep?.(run.epoch + 1, i, total, r));
+    const testLoss = run.testLoss();
+    run.epoch++;
+    const m: EpochMetrics = { epoch: run.epoch, train_loss: trainLoss, test_loss: testLoss, seconds: (performance.now() - t0) / 1000, steps: run.step };
+    run.metrics.push(m);
+    // metrics first (rewritten whole, atomically), then the checkpoint that points past them
+    writeFileAtomic(join(o.out, 'metrics.jsonl'), run.metrics.map((x) => JSON.stringify(x)).join('\n') + '\n');
+    await run.saveCheckpoint(ckpt);
+    if (o.pictures !== false) run.savePictures(o.out);
+    o.onEpoch?.(m);
+  }
+  return run;
+}
+
+/** Test loss of a saved checkpoint. */
+export function evalVaeCheckpoint(path: string, opts: { data?: Mnist; device?: string } = {}): { cfg: VaeTrainConfig; testLoss: number; epoch: number } {
+  const { cfg } = VaeRun.readCheckpoint(path);
+  if (opts.device) cfg.device = opts.device;
+  const d = opts.data ?? loadMnist(cfg.mnistDir ? { dir: cfg.mnistDir } : {});
+  const run = new VaeRun(cfg, { train: d.train, test: limitSplit(d.test, cfg.testLimit) });
+  run.loadCheckpoint(path);
+  return { cfg, testLoss: run.testLoss(), epoch: run.epoch };
+}
+
+export function readMetrics(dir: string): EpochMetrics[] {
+  const p = join(dir, 'metrics.jsonl');
+  if (!existsSync(p)) return [];
+  return readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
