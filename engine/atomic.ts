@@ -1,0 +1,85 @@
+// Atomic file writes: write to a uniquely named temp file in the target's
+// directory, fsync it, rename it over the target, then fsync the directory
+// (where the platform allows). On any failure the temp file is removed and
+// the previous target (if any) is left untouched.
+
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+function tempPathFor(path: string): string {
+  const tag = `${process.pid}.${Date.now().toString(36)}.${randomBytes(6).toString('hex')}`;
+  return join(dirname(path), `.${basename(path)}.${tag}.tmp`);
+}
+
+function fsyncDirectory(dir: string): void {
+  // Directory fsync is not supported everywhere (e.g. Windows); best effort.
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // ignore
+  } finally {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // ignore
+      }
+    }
+  }
+}
+
+/** Test seams (fault injection); not needed in normal use. */
+export type AtomicWriteHooks = {
+  /** Called after the temp file is written and synced, just before rename. */
+  beforeRename?: (tempPath: string) => void;
+};
+
+/**
+ * Atomically replace `path` with `data`. Readers observe either the old
+ * contents or the complete new contents, never a partial file.
+ */
+export function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  hooks?: AtomicWriteHooks,
+): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const tmp = tempPathFor(path);
+  let fd: number | undefined;
+  let renamed = false;
+  try {
+    // 'wx': fail rather than clobber if the (random) name already exists.
+    fd = openSync(tmp, 'wx', 0o644);
+    let off = 0;
+    while (off < bytes.byteLength) {
+      off += writeSync(fd, bytes, off, bytes.byteLength - off);
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    hooks?.beforeRename?.(tmp);
+    renameSync(tmp, path);
+    renamed = true;
+  } catch (err) {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // ignore
+      }
+    }
+    if (!renamed) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // temp may never have been created
+      }
+    }
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(`writeFileAtomic: failed to write ${path}: ${e.message}`, { cause: err });
+  }
+  fsyncDirectory(dirname(path));
+}
