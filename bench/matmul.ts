@@ -1,0 +1,106 @@
+// Matmul throughput on the VAE's shapes: plain-JS register-blocked reference vs the wasm SIMD
+// GEMM on 1 and 2 threads.   Run: npx tsx bench/matmul.ts [--relaxed] [--ms=400]
+//
+// Timing: each call is timed on its own; we report the best (min) and the median per-call time
+// as GFLOPS (2*m*n*k / t). The machine may be shared, so the script also prints how busy the
+// CPUs were with *other* processes while it ran (from /proc/stat minus our own CPU time).
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { createGemm, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
+
+const args = process.argv.slice(2);
+const relaxed = args.includes('--relaxed');
+const budgetMs = Number(args.find((a) => a.startsWith('--ms='))?.slice(5) ?? 400);
+
+const shapes: { name: string; m: number; n: number; k: number; tA: boolean; tB: boolean }[] = [
+  { name: '(100x784)@(784x512)', m: 100, n: 512, k: 784, tA: false, tB: false },
+  { name: '(100x512)@(512x256)', m: 100, n: 256, k: 512, tA: false, tB: false },
+  { name: '(100x256)@(256x300)', m: 100, n: 300, k: 256, tA: false, tB: false },
+  { name: 'X^T@G  m784 k100 n512', m: 784, n: 512, k: 100, tA: true, tB: false },
+  { name: 'H^T@G  m512 k100 n256', m: 512, n: 256, k: 100, tA: true, tB: false },
+  { name: 'G@W^T  m100 k512 n784', m: 100, n: 784, k: 512, tA: false, tB: true },
+  { name: 'G@W^T  m100 k256 n512', m: 100, n: 512, k: 256, tA: false, tB: true },
+];
+
+/** Plain-JS reference: transposes handled by a copy, then a 4x4 register-blocked kernel. */
+function jsMatmul(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, tA: boolean, tB: boolean): void {
+  let A = a, B = b;
+  if (tA) { A = new Float32Array(m * k); for (let p = 0; p < k; p++) for (let i = 0; i < m; i++) A[i * k + p] = a[p * m + i]; }
+  if (tB) { B = new Float32Array(k * n); for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) B[p * n + j] = b[j * k + p]; }
+  const m4 = m - (m % 4), n4 = n - (n % 4);
+  for (let i = 0; i < m4; i += 4) {
+    const r0 = i * k, r1 = r0 + k, r2 = r1 + k, r3 = r2 + k;
+    for (let j = 0; j < n4; j += 4) {
+      let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+      let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+      for (let p = 0, bp = j; p < k; p++, bp += n) {
+        const b0 = B[bp], b1 = B[bp + 1], b2 = B[bp + 2], b3 = B[bp + 3];
+        const a0 = A[r0 + p], a1 = A[r1 + p], a2 = A[r2 + p], a3 = A[r3 + p];
+        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+      }
+      let o = i * n + j;
+      c[o] = c00; c[o + 1] = c01; c[o + 2] = c02; c[o + 3] = c03; o += n;
+      c[o] = c10; c[o + 1] = c11; c[o + 2] = c12; c[o + 3] = c13; o += n;
+      c[o] = c20; c[o + 1] = c21; c[o + 2] = c22; c[o + 3] = c23; o += n;
+      c[o] = c30; c[o + 1] = c31; c[o + 2] = c32; c[o + 3] = c33;
+    }
+  }
+  // edges
+  for (let i = 0; i < m; i++) {
+    for (let j = i < m4 ? n4 : 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += A[i * k + p] * B[p * n + j];
+      c[i * n + j] = s;
+    }
+  }
+}
+
+function cpuTimes(): { busy: number; total: number } | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    const total = f.reduce((x, y) => x + y, 0);
+    return { busy: (total - idle) * 10, total: total * 10 }; // ms (USER_HZ = 100)
+  } catch { return null; }
+}
+
+function measure(fn: () => void, flops: number): { best: number; median: number } {
+  for (let i = 0; i < 3; i++) fn();
+  const ts: number[] = [];
+  const t0 = performance.now();
+  while (performance.now() - t0 < budgetMs || ts.length < 5) {
+    const s = performance.now(); fn(); ts.push(performance.now() - s);
+  }
+  ts.sort((x, y) => x - y);
+  const g = (t: number) => flops / (t * 1e-3) / 1e9;
+  return { best: g(ts[0]), median: g(ts[ts.length >> 1]) };
+}
+
+const g1: Gemm = createGemmSync({ enableRelaxedSimd: relaxed });
+const g2: Gemm = await createGemm({ threads: 2, enableRelaxedSimd: relaxed });
+console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? '?'} x${os.availableParallelism()}; ` +
+  `wasm relaxed madd: 1-thread=${g1.relaxed} 2-thread=${g2.relaxed}; per-call timing, ${budgetMs} ms per cell`);
+console.log('GFLOPS as best / median');
+console.log(`${'shape'.padEnd(24)} ${'plain JS'.padStart(13)} ${'wasm 1 thread'.padStart(15)} ${'wasm 2 threads'.padStart(15)}`);
+const cpu0 = cpuTimes(), wall0 = performance.now(), own0 = process.cpuUsage();
+const fmt = (r: { best: number; median: number }) => `${r.best.toFixed(1)} / ${r.median.toFixed(1)}`;
+for (const s of shapes) {
+  const { m, n, k, tA, tB } = s;
+  const a = Float32Array.from({ length: m * k }, () => Math.random() - 0.5);
+  const b = Float32Array.from({ length: k * n }, () => Math.random() - 0.5);
+  const c = new Float32Array(m * n);
+  const flops = 2 * m * n * k;
+  const js = measure(() => jsMatmul(a, b, c, m, n, k, tA, tB), flops);
+  const w1 = measure(() => g1.matmul(a, 0, b, 0, c, 0, m, n, k, tA, tB), flops);
+  const w2 = measure(() => g2.matmul(a, 0, b, 0, c, 0, m, n, k, tA, tB), flops);
+  console.log(`${s.name.padEnd(24)} ${fmt(js).padStart(13)} ${fmt(w1).padStart(15)} ${fmt(w2).padStart(15)}`);
+}
+const cpu1 = cpuTimes(), wall = performance.now() - wall0, own = process.cpuUsage(own0);
+if (cpu0 && cpu1) {
+  const others = (cpu1.busy - cpu0.busy) - (own.user + own.system) / 1000;
+  console.log(`CPU used by other processes during the run: ~${Math.max(0, others / wall).toFixed(2)} cores (of ${os.availableParallelism()})`);
+}
+await g2.close();

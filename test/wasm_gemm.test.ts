@@ -1,0 +1,189 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { createGemm, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
+import { ModuleBuilder, I32, sleb, uleb } from '../backends/cpu/wasm/emit.ts';
+
+// Float32 error bound (derived, not tuned): each C[i][j] is a length-k dot product accumulated
+// sequentially in float32 (one rounding per product unless fused, one per add). The classical
+// bound for such a dot product is |fl(s) - s| <= gamma_k * sum_p |a_ip * b_pj|, with
+// gamma_k = k*u / (1 - k*u), u = 2^-24. The reference is computed in float64 from the same
+// float32 inputs, so its own error (~k * 2^-53 relative) is negligible next to that.
+const U = 2 ** -24;
+const gamma = (k: number) => (k * U) / (1 - k * U);
+
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Values of mixed sign and magnitude (so cancellation happens and the bound is exercised). */
+function randArray(len: number, rnd: () => number): Float32Array {
+  const out = new Float32Array(len);
+  for (let i = 0; i < len; i++) out[i] = (rnd() * 2 - 1) * 2 ** Math.floor(rnd() * 8 - 4);
+  return out;
+}
+
+/** Plain triple loop in float64; returns the product and sum |a||b| per element. */
+function reference(a: Float32Array, aOff: number, b: Float32Array, bOff: number,
+                   m: number, n: number, k: number, tA: boolean, tB: boolean) {
+  const c = new Float64Array(m * n), absc = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0, sa = 0;
+      for (let p = 0; p < k; p++) {
+        const x = tA ? a[aOff + p * m + i] : a[aOff + i * k + p];
+        const y = tB ? b[bOff + j * k + p] : b[bOff + p * n + j];
+        s += x * y; sa += Math.abs(x * y);
+      }
+      c[i * n + j] = s; absc[i * n + j] = sa;
+    }
+  }
+  return { c, absc };
+}
+
+interface Case { m: number; n: number; k: number; tA: boolean; tB: boolean; aOff: number; bOff: number; cOff: number; seed: number }
+
+/** Runs one case; returns a description of the first failure, or null. */
+function check(g: Gemm, cs: Case): string | null {
+  const { m, n, k, tA, tB, aOff, bOff, cOff, seed } = cs;
+  const rnd = mulberry32(seed);
+  const a = randArray(aOff + m * k + 3, rnd);
+  const b = randArray(bOff + k * n + 3, rnd);
+  const c = new Float32Array(cOff + m * n + 5).fill(12345);
+  g.matmul(a, aOff, b, bOff, c, cOff, m, n, k, tA, tB);
+  const { c: want, absc } = reference(a, aOff, b, bOff, m, n, k, tA, tB);
+  const gk = gamma(k);
+  for (let i = 0; i < m * n; i++) {
+    const got = c[cOff + i];
+    const tol = gk * absc[i];
+    if (!(Math.abs(got - want[i]) <= tol)) return `C[${i}]: got ${got}, want ${want[i]}, tol ${tol}`;
+  }
+  for (let i = 0; i < cOff; i++) if (c[i] !== 12345) return `wrote before cOff at ${i}`;
+  for (let i = cOff + m * n; i < c.length; i++) if (c[i] !== 12345) return `wrote after the result at ${i}`;
+  return null;
+}
+
+const caseArb: fc.Arbitrary<Case> = fc.record({
+  m: fc.integer({ min: 1, max: 70 }),
+  n: fc.integer({ min: 1, max: 70 }),
+  k: fc.integer({ min: 1, max: 70 }),
+  tA: fc.boolean(),
+  tB: fc.boolean(),
+  aOff: fc.integer({ min: 0, max: 7 }),
+  bOff: fc.integer({ min: 0, max: 7 }),
+  cOff: fc.integer({ min: 0, max: 7 }),
+  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+});
+
+describe('wasm emitter', () => {
+  it('encodes LEB128', () => {
+    const u: number[] = []; uleb(u, 624485); expect(u).toEqual([0xe5, 0x8e, 0x26]);
+    const s: number[] = []; sleb(s, -123456); expect(s).toEqual([0xc0, 0xbb, 0x78]);
+    const t: number[] = []; sleb(t, 64); expect(t).toEqual([0xc0, 0x00]);
+  });
+  it('builds a valid module that runs', () => {
+    const mb = new ModuleBuilder({ module: 'env', field: 'mem', initialPages: 1, maxPages: 1, shared: false });
+    mb.func('addmul', [I32, I32], [I32], (c) => { c.get(0).get(1).i32Add().i32(3).i32Mul(); });
+    const bytes = mb.encode();
+    expect(WebAssembly.validate(bytes)).toBe(true);
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: new WebAssembly.Memory({ initial: 1, maximum: 1 }) } });
+    expect((inst.exports.addmul as (a: number, b: number) => number)(2, 5)).toBe(21);
+  });
+});
+
+describe('wasm gemm', () => {
+  let g1: Gemm;
+  let g2: Gemm; // two threads, parallel path forced even for tiny products
+  let g2d: Gemm; // two threads, default threshold
+  beforeAll(async () => {
+    g1 = createGemmSync();
+    g2 = await createGemm({ threads: 2, parallelThreshold: 0 });
+    g2d = await createGemm({ threads: 2 });
+  });
+  afterAll(async () => {
+    await g2?.close();
+    await g2d?.close();
+  });
+
+  it('reports its configuration', () => {
+    expect(g1.threads).toBe(1);
+    expect(g2.threads).toBe(2);
+    expect(typeof g1.relaxed).toBe('boolean');
+  });
+
+  it('single thread matches the float64 reference (property)', () => {
+    fc.assert(fc.property(caseArb, (cs) => check(g1, cs) === null), { numRuns: 150 });
+  });
+
+  it('two threads match the float64 reference (property)', () => {
+    fc.assert(fc.property(caseArb, (cs) => check(g2, cs) === null), { numRuns: 150 });
+  });
+
+  it('threaded and single-thread results agree bit-for-bit when both use the same kernel', () => {
+    if (g1.relaxed !== g2.relaxed) return; // fused vs unfused rounding may differ
+    fc.assert(fc.property(caseArb, (cs) => {
+      const { m, n, k, tA, tB } = cs;
+      const rnd = mulberry32(cs.seed);
+      const a = randArray(m * k, rnd), b = randArray(k * n, rnd);
+      const c1 = new Float32Array(m * n), c2 = new Float32Array(m * n);
+      g1.matmul(a, 0, b, 0, c1, 0, m, n, k, tA, tB);
+      g2.matmul(a, 0, b, 0, c2, 0, m, n, k, tA, tB);
+      return c1.every((v, i) => Object.is(v, c2[i]));
+    }), { numRuns: 50 });
+  });
+
+  it('handles degenerate shapes', () => {
+    const c = new Float32Array(6).fill(7);
+    g1.matmul(new Float32Array(0), 0, new Float32Array(0), 0, c, 0, 2, 3, 0, false, false);
+    expect(Array.from(c)).toEqual([0, 0, 0, 0, 0, 0]);
+    const d = new Float32Array(2).fill(7);
+    g2.matmul(new Float32Array(0), 0, new Float32Array(6), 0, d, 0, 0, 3, 2, false, false);
+    expect(Array.from(d)).toEqual([7, 7]);
+    expect(() => g1.matmul(new Float32Array(3), 0, new Float32Array(4), 0, c, 0, 2, 2, 2, false, false)).toThrow(RangeError);
+  });
+
+  it('large VAE shapes through the threaded path, all transpose combos', () => {
+    const shapes: [number, number, number][] = [[100, 512, 784], [784, 512, 100], [100, 784, 512], [37, 300, 256]];
+    let seed = 1;
+    for (const [m, n, k] of shapes) {
+      for (const tA of [false, true]) for (const tB of [false, true]) {
+        const err = check(g2d, { m, n, k, tA, tB, aOff: 3, bOff: 5, cOff: 1, seed: seed++ });
+        expect(err, `${m}x${n}x${k} tA=${tA} tB=${tB}`).toBeNull();
+      }
+    }
+  });
+
+  it('reuses and grows memory across differently sized calls', () => {
+    for (const [m, n, k] of [[300, 300, 300], [2, 2, 2], [64, 1000, 8]]) {
+      expect(check(g2d, { m, n, k, tA: false, tB: true, aOff: 0, bOff: 0, cOff: 0, seed: m + n + k })).toBeNull();
+    }
+  });
+});
+
+// Runs last in this file: enabling relaxed SIMD flips a process-wide V8 flag (vitest runs each
+// test file in its own process, so other files are unaffected).
+describe('wasm gemm with relaxed-SIMD madd', () => {
+  let r1: Gemm;
+  let r2: Gemm;
+  beforeAll(async () => {
+    r1 = createGemmSync({ enableRelaxedSimd: true });
+    r2 = await createGemm({ threads: 2, parallelThreshold: 0, enableRelaxedSimd: true });
+  });
+  afterAll(async () => { await r2?.close(); });
+
+  it('uses relaxed madd where the engine supports it', () => {
+    expect(r2.relaxed).toBe(r1.relaxed);
+    // V8 >= 11 (Node 20) implements relaxed SIMD behind the flag; later versions ship it
+    expect(r1.relaxed).toBe(true);
+  });
+
+  it('matches the float64 reference (property), 1 and 2 threads', () => {
+    fc.assert(fc.property(caseArb, (cs) => check(r1, cs) === null && check(r2, cs) === null), { numRuns: 100 });
+  });
+});
