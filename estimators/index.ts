@@ -98,7 +98,10 @@ export function gstPerturbedLogits(logits: Tensor, onehot: Tensor, gap: number |
 export function gstPGap(logits: Tensor, onehot: Tensor): Tensor {
   return noGrad(() => {
     const piD = ops.mul(ops.sum(ops.mul(ops.softmax(logits, -1), onehot), -1, true), 1 - 1e-5);
-    return ops.div(ops.neg(ops.log(ops.rsub(1, piD))), piD);
+    // -log1p(-x)/x without cancellation: with u = fl(1 - x), -log(u)/(1 - u) (1 - u exact), and 1 where u rounds to 1
+    // (the naive -log(1 - x)/x returns 0 < 1 for x below the unit roundoff and loses digits for small x)
+    const u = ops.rsub(1, piD);
+    return ops.where(ops.eq(u, 1), 1, ops.div(ops.neg(ops.log(u)), ops.rsub(1, u)));
   });
 }
 
@@ -158,15 +161,15 @@ export function sampleDetailed(logits: Tensor, opts: SampleOptions): SampleDetai
   const C = logits.shape[logits.rank - 1];
 
   // D by Gumbel-max: exact Cat(softmax(theta)); gumbel reuses G in its surrogate
-  const { perturbedG, index, onehot } = noGrad(() => {
+  const { G, perturbedG, index, onehot } = noGrad(() => {
     const G = random.gumbel(kSample, logits.shape, { dtype: logits.dtype, device: logits.device });
     const perturbedG = ops.add(theta, G);
     const index = ops.argmax(perturbedG, -1);
-    return { perturbedG, index, onehot: ops.oneHot(index, C, logits.dtype) };
+    return { G, perturbedG, index, onehot: ops.oneHot(index, C, logits.dtype) };
   });
 
   if (pm.kind === 'gumbel' && opts.hard === false) {
-    const soft = ops.softmax(ops.div(ops.add(theta, noGrad(() => ops.sub(perturbedG, theta))), tau), -1);
+    const soft = ops.softmax(ops.div(ops.add(theta, G), tau), -1); // G is a constant; (theta+G)-theta was NaN where masked
     return { sample: soft, index, surrogate: soft, perturbed: perturbedG };
   }
 

@@ -1,0 +1,657 @@
+// Property tests for the discrete gradient estimators (estimators/index.ts).
+// Statistical checks use fixed fast-check seeds and tolerances derived from sampling error
+// (chi-square at alpha = 1e-6, Bernstein / empirical-Bernstein bounds at delta = 1e-6, 5-sigma z).
+import { describe, it, expect } from 'vitest';
+import fc from 'fast-check';
+import { tensor, tidy, random, estimators, oneHot, sum, type Tensor, type DType } from '../index.ts';
+import {
+  chiSquareTest, softmax64, softmaxVjp64, columnStats, bernsteinBound, normalQuantile, mulberry32,
+} from './estimators_stats.ts';
+
+const ALPHA = 1e-6;
+const ALL_METHODS = ['st', 'gumbel', 'rao_gumbel', 'reinmax', 'gst-0.0', 'gst-1.0', 'gst-2.5', 'gst-p', 'nd_gst-1.0'];
+
+type MaskMode = 'none' | 'mask-full' | 'mask-row' | 'neginf';
+
+interface Case {
+  C: number;
+  rows: number; // number of distinct logit rows (the batch, flattened)
+  batch: number[]; // batch shape, prod = rows
+  theta: Float64Array; // rows x C, -Infinity where masked
+  raw: Float64Array; // what is passed as logits (masked entries carry finite junk when a mask tensor is used)
+  allowed: Uint8Array; // rows x C
+  maskMode: MaskMode;
+  maskShape: number[];
+  maskData: Float64Array | null;
+}
+
+/** Build rows of logits in [-spread, spread] with optional masking; at least one category per row is allowed. */
+function makeCase(C: number, batch: number[], spread: number, maskMode: MaskMode, maskDensity: number, seed: number): Case {
+  const rnd = mulberry32(seed);
+  const rows = batch.reduce((a, b) => a * b, 1);
+  const raw = new Float64Array(rows * C);
+  for (let i = 0; i < raw.length; i++) raw[i] = (2 * rnd() - 1) * spread;
+  const allowed = new Uint8Array(rows * C).fill(1);
+  let maskData: Float64Array | null = null;
+  let maskShape: number[] = [];
+  if (maskMode === 'mask-row') {
+    // one mask row [C], broadcast over the batch
+    const m = new Float64Array(C);
+    const keepIdx = Math.floor(rnd() * C);
+    for (let j = 0; j < C; j++) m[j] = j === keepIdx || rnd() >= maskDensity ? 1 : 0;
+    for (let r = 0; r < rows; r++) for (let j = 0; j < C; j++) allowed[r * C + j] = m[j];
+    maskData = m; maskShape = [C];
+  } else if (maskMode !== 'none') {
+    for (let r = 0; r < rows; r++) {
+      const keepIdx = Math.floor(rnd() * C);
+      for (let j = 0; j < C; j++) allowed[r * C + j] = j === keepIdx || rnd() >= maskDensity ? 1 : 0;
+    }
+    if (maskMode === 'mask-full') { maskData = Float64Array.from(allowed); maskShape = [...batch, C]; }
+  }
+  const theta = raw.map((v, i) => (allowed[i] ? v : -Infinity));
+  if (maskMode === 'neginf') raw.set(theta);
+  return { C, rows, batch, theta, raw, allowed, maskMode, maskShape, maskData };
+}
+
+// noBias: small runs must cover large C, large spreads and every mask mode, not just fast-check's small-value bias
+const caseArb = (opts: { maxC?: number; maxSpread?: number; batches?: number[][]; masks?: MaskMode[] } = {}) =>
+  fc.noBias(fc.record({
+    C: fc.integer({ min: 2, max: opts.maxC ?? 64 }),
+    batch: fc.constantFrom(...(opts.batches ?? [[], [2], [2, 2]])),
+    spread: fc.integer({ min: 0, max: 100 * (opts.maxSpread ?? 30) }).map((v) => v / 100),
+    maskMode: fc.constantFrom<MaskMode>(...(opts.masks ?? ['none', 'mask-full', 'mask-row', 'neginf'])),
+    maskDensity: fc.integer({ min: 0, max: 70 }).map((v) => v / 100),
+    dataSeed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  })).map((r) => makeCase(r.C, r.batch, r.spread, r.maskMode, r.maskDensity, r.dataSeed));
+
+/** Logits of shape [N, ...batch, C]: N identical copies of the case's rows. */
+function replicated(cs: Case, N: number, dtype: DType = 'float64', requiresGrad = false): { x: Tensor; mask?: Tensor } {
+  const per = cs.rows * cs.C;
+  const d = new Float64Array(N * per);
+  for (let n = 0; n < N; n++) d.set(cs.raw, n * per);
+  const x = tensor(d, [N, ...cs.batch, cs.C], { dtype, requiresGrad });
+  const mask = cs.maskData ? tensor(cs.maskData, cs.maskShape, { dtype }) : undefined;
+  return { x, mask };
+}
+
+function rowOf(a: ArrayLike<number>, r: number, C: number): number[] {
+  return Array.from({ length: C }, (_, j) => a[r * C + j]);
+}
+
+interface Run {
+  index: Int32Array;
+  sample: Float64Array;
+  perturbed: Float64Array | null;
+  grad: Float64Array | null;
+}
+
+/** One call of sampleDetailed (+ backward with upstream `seedGrad(index)` when given); JS arrays out. */
+function runMethod(
+  x: Tensor, opts: estimators.SampleOptions, seedGrad?: (index: Int32Array) => Float64Array,
+): Run {
+  return tidy(() => {
+    const det = estimators.sampleDetailed(x, opts);
+    const index = det.index.dataSync() as Int32Array;
+    const sample = Float64Array.from(det.sample.dataSync());
+    const perturbed = det.perturbed ? Float64Array.from(det.perturbed.dataSync()) : null;
+    let grad: Float64Array | null = null;
+    if (seedGrad) {
+      const g = tensor(seedGrad(index), det.sample.shape, { dtype: x.dtype });
+      det.sample.backward(g);
+      grad = Float64Array.from(x.grad!.dataSync());
+      x.grad!.dispose();
+      x.grad = null;
+    }
+    return { index: Int32Array.from(index), sample, perturbed, grad };
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+describe('forward: exact one-hot samples of Cat(softmax(theta))', () => {
+  for (const method of ALL_METHODS) {
+    it(`${method}: frequencies pass a chi-square test, masked never drawn, exact one-hot`, () => {
+      const N = 2500;
+      let tests = 0;
+      fc.assert(
+        fc.property(caseArb(), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (cs, seed) => {
+          const { x, mask } = replicated(cs, N);
+          const r = runMethod(x, { method, seed, mask, k: 1 });
+          const { C, rows } = cs;
+          // exact one-hot at the returned index
+          for (let i = 0; i < N * rows; i++) {
+            const D = r.index[i];
+            expect(cs.allowed[(i % rows) * C + D]).toBe(1);
+            let ones = 0;
+            for (let j = 0; j < C; j++) {
+              const v = r.sample[i * C + j];
+              if (v !== 0 && v !== 1) throw new Error(`non-binary sample value ${v}`);
+              if (v === 1) { ones++; expect(j).toBe(D); }
+            }
+            expect(ones).toBe(1);
+          }
+          // frequencies per batch row
+          for (let b = 0; b < rows; b++) {
+            const counts = new Float64Array(C);
+            for (let n = 0; n < N; n++) counts[r.index[n * rows + b]]++;
+            const res = chiSquareTest(counts, softmax64(rowOf(cs.theta, b, C)), ALPHA);
+            tests++;
+            if (!res.pass) throw new Error(`chi-square ${res.stat.toFixed(2)} > ${res.critical.toFixed(2)} (df ${res.df}) for row ${b}`);
+          }
+        }),
+        { seed: 1000 + ALL_METHODS.indexOf(method), numRuns: 5 },
+      );
+      expect(tests).toBeGreaterThan(0);
+    });
+  }
+
+  it('every method draws the same D for the same key: D = argmax(theta + G) with G from split(key)[0]', () => {
+    fc.assert(
+      fc.property(caseArb({ batches: [[7]] }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (cs, seed) => {
+        const { x, mask } = replicated(cs, 3);
+        const key = random.key(seed);
+        const G = random.gumbel(random.split(key, 2)[0], x.shape, { dtype: 'float64' }).dataSync();
+        const n = 3 * cs.rows;
+        const expected = new Int32Array(n);
+        for (let i = 0; i < n; i++) {
+          let best = 0, m = -Infinity;
+          for (let j = 0; j < cs.C; j++) {
+            const v = cs.theta[(i % cs.rows) * cs.C + j] + G[i * cs.C + j];
+            if (v > m) { m = v; best = j; }
+          }
+          expected[i] = best;
+        }
+        for (const method of ALL_METHODS) {
+          const r = runMethod(x, { method, key, mask, k: 1 });
+          expect(Array.from(r.index)).toEqual(Array.from(expected));
+        }
+      }),
+      { seed: 77, numRuns: 10 },
+    );
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+function gstRef(theta: ArrayLike<number>, D: number, gap: number): Float64Array {
+  let M = -Infinity;
+  for (let j = 0; j < theta.length; j++) M = Math.max(M, theta[j]);
+  return Float64Array.from(theta, (t, j) => (j === D ? M : Math.min(t, M - gap)));
+}
+function gstPRef(theta: ArrayLike<number>, D: number): number {
+  const piD = softmax64(theta)[D] * (1 - 1e-5);
+  return -Math.log1p(-piD) / piD;
+}
+
+describe('GST: gapped perturbed logits', () => {
+  for (const gapName of ['0.0', '0.5', '1.0', '2.5', 'p']) {
+    it(`gst-${gapName}: argmax is D, gap respected, far entries untouched`, () => {
+      fc.assert(
+        fc.property(caseArb({ batches: [[40], [5, 8]] }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (cs, seed) => {
+          const x = tensor(cs.raw, [...cs.batch, cs.C], { dtype: 'float64' });
+          const mask = cs.maskData ? tensor(cs.maskData, cs.maskShape, { dtype: 'float64' }) : undefined;
+          const r = runMethod(x, { method: `gst-${gapName}`, seed, mask });
+          const { C } = cs;
+          for (let b = 0; b < cs.rows; b++) {
+            const th = rowOf(cs.theta, b, C), pt = rowOf(r.perturbed!, b, C);
+            const D = r.index[b];
+            const M = Math.max(...th);
+            const gap = gapName === 'p' ? gstPRef(th, D) : Number(gapName);
+            if (gapName === 'p') expect(gap).toBeGreaterThanOrEqual(1);
+            expect(pt[D]).toBe(M);
+            for (let j = 0; j < C; j++) {
+              if (j === D) continue;
+              if (th[j] === -Infinity) { expect(pt[j]).toBe(-Infinity); continue; }
+              // the gap, up to one rounding of M - gap
+              expect(M - pt[j]).toBeGreaterThanOrEqual(gap * (1 - 1e-12) - 4 * Number.EPSILON * Math.abs(M));
+              if (gap > 0) expect(pt[j]).toBeLessThan(pt[D]);
+              if (gapName !== 'p') {
+                // entries at least `gap` below M are untouched (bitwise); the others are exactly M - gap
+                if (th[j] <= M - gap) expect(Object.is(pt[j], th[j])).toBe(true);
+                else expect(Object.is(pt[j], M - gap)).toBe(true);
+              } else if (th[j] < M - gap * (1 + 1e-9)) {
+                expect(Object.is(pt[j], th[j])).toBe(true);
+              } else if (th[j] > M - gap * (1 - 1e-9)) {
+                // the clipped value reveals the gap the implementation used
+                const used = M - pt[j];
+                expect(Math.abs(used - gap)).toBeLessThanOrEqual(1e-12 * gap / Math.min(1, softmax64(th)[D]) + 4 * Number.EPSILON * Math.abs(M));
+              }
+            }
+            let am = 0;
+            for (let j = 1; j < C; j++) if (pt[j] > pt[am]) am = j;
+            if (gapName === '0.0') expect(pt[am]).toBe(pt[D]); // ties with an original maximum allowed
+            else expect(am).toBe(D);
+          }
+        }),
+        { seed: 2000 + gapName.length * 7 + Number(gapName === 'p'), numRuns: 25 },
+      );
+    });
+  }
+
+  for (const dtype of ['float64', 'float32'] as DType[]) {
+    it(`gstPGap (${dtype}) equals -log(1 - pi_D)/pi_D (pi_D scaled by 1 - 1e-5) and is >= 1 for every D`, () => {
+      fc.assert(
+        fc.property(caseArb({ batches: [[16]], masks: ['none', 'neginf'] }), fc.integer({ min: 0, max: 1e9 }), (cs, dSeed) => {
+          const rnd = mulberry32(dSeed);
+          const D = new Int32Array(cs.rows);
+          for (let b = 0; b < cs.rows; b++) {
+            do D[b] = Math.floor(rnd() * cs.C); while (!cs.allowed[b * cs.C + D[b]]);
+          }
+          const x = tensor(cs.raw, [cs.rows, cs.C], { dtype });
+          const gap = estimators.gstPGap(x, oneHot(tensor(D, [cs.rows], { dtype: 'int32' }), cs.C, dtype)).dataSync();
+          const eps = dtype === 'float64' ? 2 ** -52 : 2 ** -23;
+          for (let b = 0; b < cs.rows; b++) {
+            const th = rowOf(dtype === 'float64' ? cs.theta : Float32Array.from(cs.theta), b, cs.C);
+            const ref = gstPRef(th, D[b]);
+            expect(gap[b]).toBeGreaterThanOrEqual(1);
+            // rounding: pi_D carries ~(C + 8) eps relative error (softmax, scaling), amplified by the condition
+            // number of x -> -log(1-x)/x, i.e. x/((1-x)(-log(1-x))) - 1; plus a few eps for log and division
+            const x = softmax64(th)[D[b]] * (1 - 1e-5);
+            const cond = x > 0 ? Math.abs(x / ((1 - x) * -Math.log1p(-x)) - 1) : 0;
+            const tol = eps * ((cs.C + 8) * cond + 8) * ref;
+            if (!(Math.abs(gap[b] - ref) <= tol)) throw new Error(`row ${b}: gap ${gap[b]} vs ${ref} (pi_D ${x}, tol ${tol})`);
+          }
+        }),
+        { seed: dtype === 'float64' ? 31 : 32, numRuns: 40 },
+      );
+    });
+  }
+
+  it('Monte Carlo: E[(theta_D + G_D) - max_{j != D}(theta_j + G_j) | D] = -log(1 - pi_D)/pi_D', () => {
+    const N = 20000;
+    let compared = 0;
+    fc.assert(
+      fc.property(caseArb({ maxC: 6, maxSpread: 3, batches: [[]], masks: ['none'] }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (cs, seed) => {
+        const { x } = replicated(cs, N);
+        const r = runMethod(x, { method: 'gumbel', seed });
+        const { C } = cs;
+        const pi = softmax64(cs.theta);
+        const s1 = new Float64Array(C), s2 = new Float64Array(C), n = new Float64Array(C);
+        for (let i = 0; i < N; i++) {
+          const p = r.perturbed!.subarray(i * C, i * C + C);
+          const D = r.index[i];
+          let second = -Infinity;
+          for (let j = 0; j < C; j++) if (j !== D) second = Math.max(second, p[j]);
+          const d = p[D] - second;
+          expect(d).toBeGreaterThanOrEqual(0);
+          s1[D] += d; s2[D] += d * d; n[D]++;
+        }
+        const z = normalQuantile(1 - ALPHA / (2 * C));
+        for (let D = 0; D < C; D++) {
+          if (n[D] < 200) continue;
+          const mean = s1[D] / n[D];
+          const sd = Math.sqrt(Math.max(0, (s2[D] - n[D] * mean * mean) / (n[D] - 1)));
+          const expected = -Math.log1p(-pi[D]) / pi[D];
+          compared++;
+          if (Math.abs(mean - expected) > (z * sd) / Math.sqrt(n[D])) {
+            throw new Error(`category ${D}: mean gap ${mean} vs ${expected} (n ${n[D]}, sd ${sd})`);
+          }
+        }
+      }),
+      { seed: 4242, numRuns: 4 },
+    );
+    expect(compared).toBeGreaterThan(4);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+/** Upstream gradient of the quadratic f(x) = w.x + x^T A x (A symmetric) at x = onehot(D): w + 2 A e_D. */
+function quadratic(C: number, seed: number, quad = true) {
+  const rnd = mulberry32(seed);
+  const w = Float64Array.from({ length: C }, () => 2 * rnd() - 1);
+  const A = new Float64Array(C * C);
+  if (quad) for (let i = 0; i < C; i++) for (let j = 0; j <= i; j++) A[i * C + j] = A[j * C + i] = 2 * rnd() - 1;
+  const upstream = (D: number) => Float64Array.from(w, (wi, i) => wi + 2 * A[i * C + D]);
+  const values = Float64Array.from(w, (wi, i) => wi + A[i * C + i]); // f(e_i)
+  let range = 0; // max over D of range(g(D)): bounds every surrogate VJP entry by range / (4 tau)
+  for (let D = 0; D < C; D++) { const g = upstream(D); range = Math.max(range, Math.max(...g) - Math.min(...g)); }
+  const seedGrad = (rowsPerDraw: number) => (index: Int32Array) => {
+    const out = new Float64Array(index.length * C);
+    for (let i = 0; i < index.length; i++) out.set(upstream(index[i]), i * C);
+    void rowsPerDraw;
+    return out;
+  };
+  return { w, A, upstream, values, range, seedGrad: seedGrad(1) };
+}
+
+describe('Gumbel-Rao', () => {
+  it('conditional perturbed logits have argmax D in every draw (float64 strict; float32 up to ties)', () => {
+    for (const dtype of ['float64', 'float32'] as DType[]) {
+      fc.assert(
+        fc.property(caseArb({ batches: [[12]] }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (cs, seed) => {
+          const x = tensor(cs.raw, [cs.rows, cs.C], { dtype });
+          const mask = cs.maskData ? tensor(cs.maskData, cs.maskShape, { dtype }) : undefined;
+          const K = 16;
+          const r = runMethod(x, { method: 'rao_gumbel', seed, mask, k: K });
+          const { C, rows } = cs;
+          expect(r.perturbed!.length).toBe(K * rows * C);
+          for (let k = 0; k < K; k++) for (let b = 0; b < rows; b++) {
+            const p = r.perturbed!.subarray((k * rows + b) * C, (k * rows + b + 1) * C);
+            const D = r.index[b];
+            expect(Number.isFinite(p[D])).toBe(true);
+            for (let j = 0; j < C; j++) {
+              if (j === D) continue;
+              if (!cs.allowed[b * C + j]) { expect(p[j]).toBe(-Infinity); continue; }
+              if (dtype === 'float64') expect(p[j]).toBeLessThan(p[D]);
+              else expect(p[j]).toBeLessThanOrEqual(p[D]);
+            }
+          }
+        }),
+        { seed: dtype === 'float64' ? 51 : 52, numRuns: 25 },
+      );
+    }
+  });
+
+  it('same mean gradient as ST Gumbel-softmax and no larger variance (Rao-Blackwell)', () => {
+    const N = 4000, K = 10;
+    const log: string[] = [];
+    fc.assert(
+      fc.property(
+        caseArb({ maxC: 10, maxSpread: 4, batches: [[]], masks: ['none', 'neginf'] }),
+        fc.constantFrom(0.5, 1, 2),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        fc.boolean(),
+        (cs, tau, seed, quad) => {
+          const { C } = cs;
+          const f = quadratic(C, seed ^ 0x5a5a, quad);
+          const { x } = replicated(cs, N, 'float64', true);
+          const gum = runMethod(x, { method: 'gumbel', seed, tau }, f.seedGrad).grad!;
+          const rao = runMethod(x, { method: 'rao_gumbel', seed, tau, k: K }, f.seedGrad).grad!;
+          // paired differences (same key -> same D): empirical Bernstein on d in [-R/(2 tau), R/(2 tau)]
+          const diff = rao.map((v, i) => v - gum[i]);
+          const ds = columnStats(diff, N, C);
+          for (let j = 0; j < C; j++) {
+            const tol = bernsteinBound(ds.variance[j], f.range / tau, N, ALPHA / C, true);
+            if (Math.abs(ds.mean[j]) > tol) throw new Error(`coordinate ${j}: mean difference ${ds.mean[j]} > ${tol}`);
+          }
+          // Rao-Blackwell: per-draw squared deviation from the pooled mean, paired
+          const sg = columnStats(gum, N, C), sr = columnStats(rao, N, C);
+          const m = sg.mean.map((v, j) => (v + sr.mean[j]) / 2);
+          const q = new Float64Array(N);
+          let vg = 0, vr = 0;
+          for (let i = 0; i < N; i++) {
+            let a = 0, b = 0;
+            for (let j = 0; j < C; j++) { a += (rao[i * C + j] - m[j]) ** 2; b += (gum[i * C + j] - m[j]) ** 2; }
+            q[i] = a - b; vr += a / N; vg += b / N;
+          }
+          const qs = columnStats(q, N, 1);
+          const allowance = normalQuantile(1 - ALPHA) * Math.sqrt(qs.variance[0] / N);
+          log.push(`C=${C} tau=${tau} var gumbel ${vg.toExponential(3)} rao ${vr.toExponential(3)}`);
+          if (qs.mean[0] > allowance) throw new Error(`rao variance ${vr} exceeds gumbel's ${vg} by more than ${allowance}`);
+        },
+      ),
+      { seed: 6060, numRuns: 8 },
+    );
+    console.log(`Rao-Blackwell variance sums (K = ${K}, ${N} draws):\n  ${log.join('\n  ')}`);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('unbiasedness', () => {
+  it('REINFORCE (reinforce/logProb + backward) is unbiased: mean within a Bernstein bound of exactExpectationGrad', () => {
+    const N = 4000;
+    fc.assert(
+      fc.property(
+        caseArb({ batches: [[]], masks: ['none', 'neginf'] }),
+        fc.double({ min: 0.1, max: 10, noNaN: true }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        (cs, fScale, useBaseline, seed) => {
+          const { C } = cs;
+          const rnd = mulberry32(seed ^ 0x1234);
+          const fv = Float64Array.from({ length: C }, () => (2 * rnd() - 1) * fScale);
+          const pi = softmax64(cs.theta);
+          const ef = pi.reduce((a, p, i) => a + p * fv[i], 0);
+          const baseline = useBaseline ? ef : 0;
+          const { x } = replicated(cs, N, 'float64', true);
+          const grad = tidy(() => {
+            const D = estimators.sampleDetailed(x, { method: 'st', seed }).index;
+            const idx = D.dataSync();
+            const fD = tensor(Float64Array.from(idx, (d) => fv[d]), [N], { dtype: 'float64' });
+            sum(estimators.reinforce(x, oneHot(D, C, 'float64'), fD, baseline)).backward();
+            const g = Float64Array.from(x.grad!.dataSync());
+            x.grad = null;
+            return g;
+          });
+          const { mean } = columnStats(grad, N, C);
+          const exact = estimators.exactExpectationGrad(cs.theta, fv);
+          for (let j = 0; j < C; j++) {
+            // exact variance and range of the per-draw estimate (f_D - b)(e_D - pi)_j by enumeration
+            let m2 = 0, lo = Infinity, hi = -Infinity;
+            for (let D = 0; D < C; D++) {
+              if (pi[D] === 0) continue;
+              const e = (fv[D] - baseline) * ((D === j ? 1 : 0) - pi[j]);
+              m2 += pi[D] * e * e; lo = Math.min(lo, e); hi = Math.max(hi, e);
+            }
+            const tol = bernsteinBound(Math.max(0, m2 - exact[j] ** 2), hi - lo, N, ALPHA / C, false) + 1e-12 * fScale;
+            if (Math.abs(mean[j] - exact[j]) > tol) throw new Error(`coordinate ${j}: mean ${mean[j]} vs exact ${exact[j]} (tol ${tol})`);
+          }
+        },
+      ),
+      { seed: 8080, numRuns: 20 },
+    );
+  });
+
+  it('st at tau = 1 is unbiased for linear f: every draw equals the exact gradient of <pi, w>', () => {
+    fc.assert(
+      fc.property(caseArb({ masks: ['none', 'neginf', 'mask-full'] }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (cs, seed) => {
+        const N = 50;
+        const { C } = cs;
+        const w = quadratic(C, seed, false);
+        const { x, mask } = replicated(cs, N, 'float64', true);
+        const r = runMethod(x, { method: 'st', seed, mask }, w.seedGrad);
+        for (let b = 0; b < cs.rows; b++) {
+          const exact = estimators.exactExpectationGrad(rowOf(cs.theta, b, C), w.values);
+          for (let n = 0; n < N; n++) {
+            const off = (n * cs.rows + b) * C;
+            for (let j = 0; j < C; j++) expect(Math.abs(r.grad![off + j] - exact[j])).toBeLessThanOrEqual(1e-12);
+          }
+        }
+      }),
+      { seed: 9090, numRuns: 20 },
+    );
+  });
+
+  it('records the bias on a quadratic f (gumbel and GST are biased beyond sampling error somewhere)', () => {
+    const N = 6000, K = 20;
+    const configs = [
+      { C: 4, spread: 2, tau: 1, seed: 11 },
+      { C: 10, spread: 4, tau: 0.5, seed: 12 },
+      { C: 32, spread: 8, tau: 1, seed: 13 },
+    ];
+    const methods = ['st', 'gumbel', 'rao_gumbel', 'reinmax', 'gst-0.0', 'gst-1.0', 'gst-p', 'nd_gst-1.0', 'reinforce'];
+    // significance: |bias_j| above the empirical-Bernstein bound (delta = 1e-6 / C), which stays valid for rare
+    // categories where the naive z = |bias_j| / se_j (also shown) is not (se_j is underestimated when j is rarely drawn)
+    const rows: string[] = ['| config | method | ‖bias‖₂ | ‖bias‖/‖grad‖ | max_j z_j | max_j |bias_j|/EB bound_j | significant |', '|---|---|---|---|---|---|---|'];
+    const significant = new Map<string, number>();
+    for (const cfg of configs) {
+      const cs = makeCase(cfg.C, [], cfg.spread, 'none', 0, cfg.seed);
+      const f = quadratic(cfg.C, cfg.seed * 31);
+      const exact = estimators.exactExpectationGrad(cs.theta, f.values);
+      const exactNorm = Math.hypot(...exact);
+      for (const method of methods) {
+        const { x } = replicated(cs, N, 'float64', true);
+        let grad: Float64Array;
+        if (method === 'reinforce') {
+          grad = tidy(() => {
+            const D = estimators.sampleDetailed(x, { method: 'st', seed: cfg.seed }).index;
+            const fD = tensor(Float64Array.from(D.dataSync(), (d) => f.values[d]), [N], { dtype: 'float64' });
+            sum(estimators.reinforce(x, oneHot(D, cfg.C, 'float64'), fD)).backward();
+            const g = Float64Array.from(x.grad!.dataSync());
+            x.grad = null;
+            return g;
+          });
+        } else {
+          grad = runMethod(x, { method, seed: cfg.seed, tau: cfg.tau, k: K }, f.seedGrad).grad!;
+        }
+        const { mean, variance } = columnStats(grad, N, cfg.C);
+        // a-priori width of one draw's gradient entries (R = max_D range of the upstream gradient):
+        // a surrogate VJP entry s_i (g_i - <s,g>) / tau lies in [-R/(4 tau), R/(4 tau)]
+        const R = f.range, tau = cfg.tau;
+        const width = method === 'reinforce' ? 2 * Math.max(...f.values.map(Math.abs))
+          : method === 'reinmax' ? 1.25 * R
+          : method.startsWith('nd_gst') ? (2 * R) / tau
+          : R / (2 * tau);
+        let b2 = 0, zmax = 0, ebMax = 0;
+        for (let j = 0; j < cfg.C; j++) {
+          const bj = mean[j] - exact[j];
+          expect(Number.isFinite(bj)).toBe(true);
+          b2 += bj * bj;
+          const se = Math.sqrt(variance[j] / N);
+          zmax = Math.max(zmax, se > 0 ? Math.abs(bj) / se : Math.abs(bj) > 1e-12 ? Infinity : 0);
+          ebMax = Math.max(ebMax, Math.abs(bj) / bernsteinBound(variance[j], width, N, ALPHA / cfg.C, true));
+        }
+        const bias = Math.sqrt(b2);
+        if (ebMax > 1) significant.set(method, (significant.get(method) ?? 0) + 1);
+        rows.push(`| C=${cfg.C} spread=${cfg.spread} tau=${cfg.tau} | ${method} | ${bias.toExponential(3)} | ${(bias / exactNorm).toFixed(3)} | ${zmax.toFixed(1)} | ${ebMax.toFixed(2)} | ${ebMax > 1 ? 'yes' : 'no'} |`);
+      }
+    }
+    console.log(`Bias of E[grad] vs the exact gradient of E[f(D)], f(x) = w.x + x^T A x, ${N} draws (rao_gumbel K = ${K}):\n${rows.join('\n')}`);
+    expect(significant.get('gumbel') ?? 0).toBeGreaterThan(0);
+    expect((significant.get('gst-1.0') ?? 0) + (significant.get('gst-p') ?? 0)).toBeGreaterThan(0);
+    expect(significant.get('reinforce') ?? 0).toBe(0);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('gradients equal the closed forms (float64, 1e-10)', () => {
+  const methods = [...ALL_METHODS, 'gumbel-soft', 'nd_gst-0.5', 'gst-0.7'];
+  for (const name of methods) {
+    it(name, () => {
+      const method = name === 'gumbel-soft' ? 'gumbel' : name;
+      fc.assert(
+        fc.property(
+          caseArb({ batches: [[3], [2, 3]] }),
+          fc.constantFrom(0.3, 1, 2.5),
+          fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+          (cs, tau, seed) => {
+            const { C, rows } = cs;
+            const x = tensor(cs.raw, [...cs.batch, C], { dtype: 'float64', requiresGrad: true });
+            const mask = cs.maskData ? tensor(cs.maskData, cs.maskShape, { dtype: 'float64' }) : undefined;
+            const rnd = mulberry32(seed ^ 0xbeef);
+            const gUp = Float64Array.from({ length: rows * C }, () => 4 * rnd() - 2);
+            const key = random.key(seed);
+            const K = 4;
+            const r = runMethod(x, { method, key, tau, mask, k: K, hard: name === 'gumbel-soft' ? false : undefined }, () => gUp);
+            const [kSample, kRao] = random.split(key, 2);
+            const G = random.gumbel(kSample, [...cs.batch, C], { dtype: 'float64' }).dataSync();
+            const E = method === 'rao_gumbel' ? random.exponential(kRao, [K, ...cs.batch, C], { dtype: 'float64' }).dataSync() : null;
+            for (let b = 0; b < rows; b++) {
+              const th = rowOf(cs.theta, b, C), g = rowOf(gUp, b, C);
+              const D = r.index[b];
+              const got = rowOf(r.grad!, b, C);
+              let want: Float64Array;
+              // the index is argmax(theta + G)
+              const pg = th.map((t, j) => t + G[b * C + j]);
+              expect(D).toBe(pg.indexOf(Math.max(...pg)));
+              if (name === 'gumbel-soft') {
+                const s = softmax64(pg, tau);
+                for (let j = 0; j < C; j++) expect(Math.abs(r.sample[b * C + j] - s[j])).toBeLessThanOrEqual(1e-12);
+              } else {
+                for (let j = 0; j < C; j++) expect(r.sample[b * C + j]).toBe(j === D ? 1 : 0);
+              }
+              if (method === 'st') want = softmaxVjp64(softmax64(th, tau), g, tau);
+              else if (method === 'gumbel') want = softmaxVjp64(softmax64(pg, tau), g, tau);
+              else if (method === 'reinmax') {
+                const s = softmax64(th, tau), pi = softmax64(th);
+                const half = s.map((v, j) => (v + (j === D ? 1 : 0)) / 2);
+                const a = softmaxVjp64(half, g), c = softmaxVjp64(pi, g);
+                want = a.map((v, j) => 2 * v - 0.5 * c[j]);
+              } else if (method === 'rao_gumbel') {
+                let lz = -Infinity;
+                for (const t of th) lz = Math.max(lz, t);
+                lz = lz + Math.log(th.reduce((acc, t) => acc + Math.exp(t - Math.max(...th)), 0));
+                want = new Float64Array(C);
+                for (let k = 0; k < K; k++) {
+                  const e = Array.from({ length: C }, (_, j) => E![(k * rows + b) * C + j]);
+                  const bD = Math.log(e[D]) - lz; // log(E_D / Z)
+                  const pert = th.map((t, j) => (j === D ? -bD : t === -Infinity ? -Infinity : -(Math.max(Math.log(e[j]) - t, bD) + Math.log1p(Math.exp(-Math.abs(Math.log(e[j]) - t - bD))))));
+                  const got = r.perturbed!.subarray((k * rows + b) * C, (k * rows + b + 1) * C);
+                  for (let j = 0; j < C; j++) {
+                    if (pert[j] === -Infinity) expect(got[j]).toBe(-Infinity);
+                    else expect(Math.abs(got[j] - pert[j])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(pert[j])));
+                  }
+                  const v = softmaxVjp64(softmax64(pert, tau), g, tau);
+                  for (let j = 0; j < C; j++) want[j] += v[j] / K;
+                }
+              } else {
+                const gap = name.endsWith('-p') ? gstPRef(th, D) : Number(name.split('-')[1]);
+                const tt = gstRef(th, D, gap);
+                const v = softmaxVjp64(softmax64(tt, tau), g, tau);
+                if (method.startsWith('gst')) want = v;
+                else {
+                  // nd_gst: chain rule through theta~_D = max theta and theta~_j = min(theta_j, M - gap)
+                  const M = Math.max(...th), am = th.indexOf(M);
+                  want = new Float64Array(C);
+                  for (let j = 0; j < C; j++) {
+                    if (j === D || !(th[j] <= M - gap)) want[am] += v[j];
+                    else want[j] += v[j];
+                  }
+                }
+              }
+              for (let j = 0; j < C; j++) {
+                if (!cs.allowed[b * C + j] && got[j] !== 0) throw new Error(`masked coordinate ${j} got gradient ${got[j]}`);
+                if (!(Math.abs(got[j] - want[j]) <= 1e-10)) throw new Error(`row ${b} coordinate ${j}: got ${got[j]}, closed form ${want[j]} (D ${D})`);
+              }
+            }
+          },
+        ),
+        { seed: 3000 + methods.indexOf(name), numRuns: 15 },
+      );
+    });
+  }
+
+  it('rao_gumbel: returned perturbed equals raoGumbelPerturbed(theta, onehot, split(key)[1], K)', () => {
+    const cs = makeCase(9, [4], 5, 'none', 0, 5);
+    const x = tensor(cs.raw, [4, 9], { dtype: 'float64' });
+    const key = random.key(99);
+    const r = runMethod(x, { method: 'rao_gumbel', key, k: 7 });
+    const again = estimators.raoGumbelPerturbed(x, oneHot(tensor(r.index, [4], { dtype: 'int32' }), 9, 'float64'), random.split(key, 2)[1], 7).dataSync();
+    expect(Array.from(again)).toEqual(Array.from(r.perturbed!));
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+describe('bad input', () => {
+  const x = () => tensor([[0.5, 1, -2], [0, 0, 0]], null, { dtype: 'float64' });
+  it('NaN or +Infinity logits raise an error naming the argument', () => {
+    for (const bad of [NaN, Infinity]) {
+      for (const method of ALL_METHODS) {
+        const t = tensor([[0.5, bad, -2], [0, 0, 0]], null, { dtype: 'float64' });
+        expect(() => estimators.sample(t, { method, seed: 1 })).toThrow(/'logits'/);
+      }
+    }
+  });
+  it('a row with every category masked raises (mask tensor or all -Infinity)', () => {
+    const m = tensor([[1, 0, 1], [0, 0, 0]], null, { dtype: 'float64' });
+    expect(() => estimators.sample(x(), { method: 'gst-1.0', seed: 1, mask: m })).toThrow(/row 1.*masked/);
+    const t = tensor([[0.5, 1, -2], [-Infinity, -Infinity, -Infinity]], null, { dtype: 'float64' });
+    for (const method of ALL_METHODS) expect(() => estimators.sample(t, { method, seed: 1 })).toThrow(/every category masked/);
+  });
+  it('-Infinity logits count as masked: never drawn', () => {
+    const N = 3000;
+    const d = new Float64Array(N * 4);
+    for (let n = 0; n < N; n++) d.set([-Infinity, 0, -Infinity, 0.1], n * 4);
+    const idx = estimators.sampleDetailed(tensor(d, [N, 4], { dtype: 'float64' }), { method: 'st', seed: 3 }).index.dataSync();
+    const counts = [0, 0, 0, 0];
+    for (const i of idx) counts[i]++;
+    expect(counts[0]).toBe(0);
+    expect(counts[2]).toBe(0);
+    expect(counts[1]).toBeGreaterThan(0);
+    expect(counts[3]).toBeGreaterThan(0);
+  });
+  it('unknown method names list the valid ones', () => {
+    for (const bad of ['gst', 'gst-', 'gst-abc', 'nd_gst-p', 'Gumbel', 'gst-1.0x', 'rao', '']) {
+      expect(() => estimators.sample(x(), { method: bad, seed: 1 })).toThrow(/st, gumbel, rao_gumbel, reinmax, gst-<gap>/);
+    }
+    expect(() => estimators.parseMethod('nope')).toThrow(/valid methods/);
+    expect(estimators.parseMethod('gst-p')).toEqual({ kind: 'gst', gap: 'p' });
+    expect(estimators.parseMethod('nd_gst-0.5')).toEqual({ kind: 'nd_gst', gap: 0.5 });
+  });
+  it('bad tau and k raise', () => {
+    for (const tau of [0, -1, NaN, Infinity]) expect(() => estimators.sample(x(), { method: 'st', seed: 1, tau })).toThrow(/tau/);
+    for (const k of [0, -3, 1.5, NaN]) expect(() => estimators.sample(x(), { method: 'rao_gumbel', seed: 1, k })).toThrow(/\bk\b/);
+  });
+  it('missing key and seed, and non-tensor logits, raise', () => {
+    expect(() => estimators.sample(x(), { method: 'st' })).toThrow(/key/);
+    expect(() => estimators.sample([1, 2] as unknown as Tensor, { method: 'st', seed: 1 })).toThrow(/'logits'/);
+  });
+});
