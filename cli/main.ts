@@ -93,14 +93,17 @@ async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promi
   const { trainVae } = await import('../models/vae/train.ts');
   process.stdout.write(`training VAE ${cfg.method} tau=${cfg.tau} seed=${cfg.seed} on ${cfg.device} for ${cfg.epochs} epochs -> ${out}\n`);
   let bar: ReturnType<typeof createProgress> | null = null;
+  let last = 0;
   const run = await trainVae(cfg, {
     out, resume: Boolean(f.resume),
     onStep: (epoch, i, total, running) => {
-      if (i === 1) bar = createProgress({ total, label: `epoch ${epoch}/${cfg.epochs}` });
-      bar!.tick(1, { loss: running });
+      if (!bar) { bar = createProgress({ total, label: `epoch ${epoch}/${cfg.epochs}` }); last = 0; }
+      bar.tick(i - last, { loss: running });
+      last = i;
     },
     onEpoch: (m) => {
       bar?.done();
+      bar = null;
       process.stdout.write(`epoch ${m.epoch}: train ${m.train_loss.toFixed(2)}  test ${m.test_loss.toFixed(2)}  (${m.seconds.toFixed(1)} s)\n`);
     },
   });
@@ -112,7 +115,7 @@ async function evalVaeCmd(args: string[]): Promise<void> {
   if (!f.checkpoint) throw new UsageError('eval vae: --checkpoint PATH is required');
   await useDevice(String(f.device));
   const { evalVaeCheckpoint } = await import('../models/vae/train.ts');
-  const r = evalVaeCheckpoint(String(f.checkpoint), { device: String(f.device) });
+  const r = await evalVaeCheckpoint(String(f.checkpoint), { device: String(f.device) });
   process.stdout.write(`${JSON.stringify({ checkpoint: f.checkpoint, method: r.cfg.method, tau: r.cfg.tau, epoch: r.epoch, test_loss: r.testLoss })}\n`);
 }
 
@@ -128,18 +131,19 @@ async function varianceVaeCmd(args: string[]): Promise<void> {
   const run = new VaeRun(cfg, loadMnist(cfg.mnistDir ? { dir: cfg.mnistDir } : {}));
   const out = f.out ? resolve(String(f.out)) : null;
   const rows: { epoch: number; variance: number }[] = [];
-  const measure = () => {
-    const v = run.gradientVariance(num(f, 'images'), num(f, 'passes'));
+  const measure = async () => {
+    const v = await run.gradientVariance(num(f, 'images'), num(f, 'passes'));
     rows.push({ epoch: run.epoch, variance: v });
     process.stdout.write(`${JSON.stringify({ method: cfg.method, tau: cfg.tau, epoch: run.epoch, encoder_grad_variance: v })}\n`);
   };
-  if (at.includes(0)) measure();
+  if (at.includes(0)) await measure();
   while (run.epoch < cfg.epochs) {
     const bar = createProgress({ total: run.stepsPerEpoch(), label: `epoch ${run.epoch + 1}` });
-    run.trainEpoch((_i, _t, r) => bar.tick(1, { loss: r }));
+    let last = 0;
+    await run.trainEpoch((i, _t, r) => { bar.tick(i - last, { loss: r }); last = i; });
     bar.done();
     run.epoch++;
-    if (at.includes(run.epoch)) measure();
+    if (at.includes(run.epoch)) await measure();
   }
   if (out) {
     mkdirSync(out, { recursive: true });

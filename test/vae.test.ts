@@ -59,7 +59,7 @@ describe('categorical VAE', () => {
     for (const name of Object.keys(ra.tensors)) {
       expect(Array.from(rb.tensors[name].dataSync()), name).toEqual(Array.from(ra.tensors[name].dataSync()));
     }
-    expect(evalVaeCheckpoint(join(a, 'checkpoint.safetensors'), { data }).testLoss).toBeCloseTo(JSON.parse(readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n')[1]).test_loss, 3);
+    expect((await evalVaeCheckpoint(join(a, 'checkpoint.safetensors'), { data })).testLoss).toBeCloseTo(JSON.parse(readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n')[1]).test_loss, 3);
   });
 
   it('a corrupt checkpoint raises with the path, and a failed write leaves the old checkpoint intact', async () => {

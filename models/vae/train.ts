@@ -3,7 +3,7 @@
 // draws of an uninterrupted one: the checkpoint stores parameters, Adam's moments and the step.
 import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor, tensor, tidy, noGrad } from '../../engine/tensor.ts';
+import { Tensor, tensor, tidy, noGrad, keep } from '../../engine/tensor.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
 import { save, load } from '../../engine/serialize.ts';
@@ -102,53 +102,73 @@ export class VaeRun {
     return Math.floor(this.data.train.count / this.cfg.batchSize);
   }
 
-  /** One epoch of training; onStep gets the running mean loss. Returns the mean training loss. */
-  trainEpoch(onStep?: (i: number, total: number, running: number) => void): number {
+  /**
+   * One epoch of training; onStep gets the running mean loss. Returns the mean training loss.
+   * Losses stay on the device and are read back every `readEvery` steps (1 on CPU, where reads are free).
+   */
+  async trainEpoch(onStep?: (i: number, total: number, running: number) => void): Promise<number> {
     const c = this.cfg;
     const train = this.data.train;
     const perm = random.permutation(this.k(PURPOSE.shuffle, this.epoch), train.count);
     const steps = this.stepsPerEpoch();
+    const readEvery = c.device === 'cpu' ? 1 : 50;
     let total = 0;
+    let pending: Tensor[] = [];
     this.model.train();
+    const drain = async (s: number) => {
+      if (!pending.length) return;
+      const sum = tidy(() => pending.reduce((a, b) => a.add(b)));
+      const v = (await sum.data())[0];
+      sum.dispose();
+      pending.forEach((t) => t.dispose());
+      pending = [];
+      if (!Number.isFinite(v)) throw new Error(`training diverged: loss ${v} at epoch ${this.epoch + 1}, near step ${s}`);
+      total += v;
+      onStep?.(s, steps, total / s);
+    };
     for (let s = 0; s < steps; s++) {
       const pixels = batchOf(train, perm, s * c.batchSize, (s + 1) * c.batchSize);
-      const lossValue = tidy(() => {
+      const loss = tidy(() => {
         const x = inputTensor(pixels, c.batchSize, c, this.k(PURPOSE.binarize, this.step));
         const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.sample, this.step), k: c.k });
         loss.backward();
         this.opt.step();
         this.opt.zeroGrad();
-        return loss.item();
+        return loss.detach();
       });
-      if (!Number.isFinite(lossValue)) throw new Error(`training diverged: loss ${lossValue} at epoch ${this.epoch + 1}, step ${s + 1}`);
+      keep(loss);
+      pending.push(loss);
       this.step++;
-      total += lossValue;
-      onStep?.(s + 1, steps, total / (s + 1));
+      if ((s + 1) % readEvery === 0 || s + 1 === steps) await drain(s + 1);
     }
     return total / steps;
   }
 
   /** Mean single-sample loss over the test set, drawing codes with the estimator's forward sample. */
-  testLoss(evalBatch = 500): number {
+  async testLoss(evalBatch = 500): Promise<number> {
     const c = this.cfg;
     const test = this.data.test;
     const idx = Int32Array.from({ length: test.count }, (_, i) => i);
-    let total = 0;
+    const parts: Tensor[] = [];
     noGrad(() => {
       for (let from = 0, b = 0; from < test.count; from += evalBatch, b++) {
         const to = Math.min(test.count, from + evalBatch);
-        total += tidy(() => {
+        parts.push(keep(tidy(() => {
           const x = inputTensor(batchOf(test, idx, from, to), to - from, c, this.k(PURPOSE.testBinarize, b));
           const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.testSample, b), k: Math.min(c.k, 1) });
-          return loss.item() * (to - from);
-        });
+          return loss.mul(to - from);
+        })));
       }
     });
+    const sum = tidy(() => parts.reduce((a, b) => a.add(b)));
+    const total = (await sum.data())[0];
+    sum.dispose();
+    parts.forEach((t) => t.dispose());
     return total / test.count;
   }
 
   /** Mean over encoder parameters of the per-element gradient variance over `passes` draws on fixed images. */
-  gradientVariance(images = 1000, passes = 100): number {
+  async gradientVariance(images = 1000, passes = 100): Promise<number> {
     const c = this.cfg;
     const test = this.data.test;
     const n = Math.min(images, test.count);
@@ -160,17 +180,17 @@ export class VaeRun {
       tidy(() => {
         const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.variance, this.epoch * 100000 + t), k: c.k });
         loss.backward();
-        let o = 0;
-        for (const p of params) {
-          const g = p.grad!.dataSync();
-          for (let i = 0; i < g.length; i++, o++) {
-            const d = g[i] - mean[o];
-            mean[o] += d / (t + 1);
-            m2[o] += d * (g[i] - mean[o]);
-          }
-        }
-        this.opt.zeroGrad();
       });
+      let o = 0;
+      for (const p of params) {
+        const g = await p.grad!.data();
+        for (let i = 0; i < g.length; i++, o++) {
+          const d = g[i] - mean[o];
+          mean[o] += d / (t + 1);
+          m2[o] += d * (g[i] - mean[o]);
+        }
+      }
+      this.opt.zeroGrad();
     }
     let v = 0;
     for (let i = 0; i < size; i++) v += m2[i] / (passes - 1);
@@ -213,25 +233,29 @@ export class VaeRun {
   }
 
   // ---- pictures
-  savePictures(dir: string): void {
+  async savePictures(dir: string): Promise<void> {
     const c = this.cfg;
     const test = this.data.test;
     const n = Math.min(16, test.count);
-    noGrad(() => tidy(() => {
-      const xs = batchOf(test, Int32Array.from({ length: n }, (_, i) => i), 0, n);
+    const xs = batchOf(test, Int32Array.from({ length: n }, (_, i) => i), 0, n);
+    const [reconT, imgsT] = noGrad(() => tidy(() => {
       const x = tensor(xs, [n, 784], { device: c.device });
       const { reconLogits } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.pictures, 0), k: 1 });
-      const recon = reconLogits.sigmoid().dataSync() as Float32Array;
+      const codes = random.categorical(this.k(PURPOSE.pictures, 1), tensor(new Float32Array(64 * c.latent * c.categories), [64, c.latent, c.categories], { device: c.device }));
+      return [reconLogits.sigmoid(), this.model.decode(oneHotCodes(codes, c.categories))];
+    }));
+    {
+      const recon = (await reconT.data()) as Float32Array;
       const both = new Float32Array(2 * n * 784);
       both.set(xs, 0);
       both.set(recon, n * 784);
       saveImageGrid(join(dir, 'recon.png'), both, 2 * n, 28, 28, n, { scale: 2 });
       // decodes of random one-hot codes
-      const codes = random.categorical(this.k(PURPOSE.pictures, 1), tensor(new Float32Array(64 * c.latent * c.categories), [64, c.latent, c.categories], { device: c.device }));
-      const z = oneHotCodes(codes, c.categories);
-      const imgs = this.model.decode(z).dataSync() as Float32Array;
+      const imgs = (await imgsT.data()) as Float32Array;
       saveImageGrid(join(dir, 'samples.png'), imgs, 64, 28, 28, 8, { scale: 2 });
-    }));
+      reconT.dispose();
+      imgsT.dispose();
+    }
     if (this.metrics.length) {
       saveLineChart(join(dir, 'loss.png'), [
         { name: 'train', points: this.metrics.map((m) => [m.epoch, m.train_loss]), color: [30, 90, 200] },
@@ -283,28 +307,28 @@ export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise
   writeFileAtomic(join(o.out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
   while (run.epoch < cfg.epochs) {
     const t0 = performance.now();
-    const trainLoss = run.trainEpoch((i, total, r) => o.onStep?.(run.epoch + 1, i, total, r));
-    const testLoss = run.testLoss();
+    const trainLoss = await run.trainEpoch((i, total, r) => o.onStep?.(run.epoch + 1, i, total, r));
+    const testLoss = await run.testLoss();
     run.epoch++;
     const m: EpochMetrics = { epoch: run.epoch, train_loss: trainLoss, test_loss: testLoss, seconds: (performance.now() - t0) / 1000, steps: run.step };
     run.metrics.push(m);
     // metrics first (rewritten whole, atomically), then the checkpoint that points past them
     writeFileAtomic(join(o.out, 'metrics.jsonl'), run.metrics.map((x) => JSON.stringify(x)).join('\n') + '\n');
     await run.saveCheckpoint(ckpt);
-    if (o.pictures !== false) run.savePictures(o.out);
+    if (o.pictures !== false) await run.savePictures(o.out);
     o.onEpoch?.(m);
   }
   return run;
 }
 
 /** Test loss of a saved checkpoint. */
-export function evalVaeCheckpoint(path: string, opts: { data?: Mnist; device?: string } = {}): { cfg: VaeTrainConfig; testLoss: number; epoch: number } {
+export async function evalVaeCheckpoint(path: string, opts: { data?: Mnist; device?: string } = {}): Promise<{ cfg: VaeTrainConfig; testLoss: number; epoch: number }> {
   const { cfg } = VaeRun.readCheckpoint(path);
   if (opts.device) cfg.device = opts.device;
   const d = opts.data ?? loadMnist(cfg.mnistDir ? { dir: cfg.mnistDir } : {});
   const run = new VaeRun(cfg, { train: d.train, test: limitSplit(d.test, cfg.testLimit) });
   run.loadCheckpoint(path);
-  return { cfg, testLoss: run.testLoss(), epoch: run.epoch };
+  return { cfg, testLoss: await run.testLoss(), epoch: run.epoch };
 }
 
 export function readMetrics(dir: string): EpochMetrics[] {
