@@ -465,6 +465,7 @@ export function matmul(a: T, b: T): T {
   if (a.rank === 0 || b.rank === 0) fail('matmul', `arguments must have rank >= 1, got shapes [${a.shape}] (a) and [${b.shape}] (b)`);
   if (a.dtype !== b.dtype) fail('matmul', `dtypes differ: ${a.dtype} (a) and ${b.dtype} (b)`);
   requireFloat(a, 'matmul', 'a');
+  if (a.rank === 1 && b.rank === 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, -1)), []); // dot product -> 0-d
   if (a.rank === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
   if (b.rank === 1) return squeeze(matmul(a, unsqueeze(b, -1)), -1);
   const m = a.shape[a.rank - 2], k = a.shape[a.rank - 1], k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1];
@@ -607,7 +608,10 @@ export function binaryCrossEntropy(p: T, target: T, reduction: Reduction = 'mean
 /** Binary cross-entropy on logits, stable: max(z,0) - z t + log(1 + exp(-|z|)). */
 export function binaryCrossEntropyWithLogits(z: T, target: T, reduction: Reduction = 'mean'): T {
   if (z.shape.join() !== target.shape.join()) fail('binaryCrossEntropyWithLogits', `logits have shape [${z.shape}] but target has shape [${target.shape}]`);
-  const l = add(sub(relu(z), mul(z, target)), log(add(exp(neg(abs(z))), 1)));
+  // softplus(z) with its own VJP sigmoid(z): relu/abs subgradients at z = 0 would give 0 instead of 1/2
+  const sp = noGrad(() => add(relu(z), log(add(exp(neg(abs(z))), 1))));
+  record('softplus', [z], [sp], ([g]) => [mul(g!, sigmoid(z))]);
+  const l = sub(sp, mul(z, target));
   return reduce(l, reduction, 'binaryCrossEntropyWithLogits');
 }
 

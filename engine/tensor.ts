@@ -58,6 +58,9 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
+  } catch (e) {
+    for (const t of scope) if (!t.kept) t.dispose(); // a failed scope must not leak its tensors
+    throw e;
   } finally {
     scopes.pop();
   }
@@ -316,6 +319,7 @@ function backward(root: Tensor, seed?: Tensor): void {
       accumulateLeaf(root, seed!);
       return;
     }
+    if (!root.node.vjp) throw new Error(`backward: the graph through '${root.node.name}' was already freed by an earlier backward()`);
     // iterative post-order DFS over nodes: deep graphs must not overflow the stack
     const order: Node[] = [];
     const seen = new Set<Node>([root.node]);
@@ -355,7 +359,7 @@ function backward(root: Tensor, seed?: Tensor): void {
           accumulateLeaf(inp, g);
         }
       });
-      for (const o of node.outputs) o.node = null;
+      // outputs keep pointing at the freed node (vjp null), so a later backward through them raises
       node.inputs = [];
       node.outputs = [];
     }

@@ -1,0 +1,217 @@
+// Shared helpers for the engine tests: a seeded float64 PRNG, finite-difference gradient checks,
+// explicit-loop references and a few statistics (normal quantile, chi-square critical values).
+import { expect } from 'vitest';
+import { Tensor, tensor, noGrad, mul, sum, type DType } from '../index.ts';
+
+// ---------------------------------------------------------------- seeded PRNG (plain JS)
+/** splitmix32-style generator: deterministic, independent of the engine's Philox. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = (seed >>> 0) ^ 0x9e3779b9;
+  }
+  u32(): number {
+    this.s = (this.s + 0x9e3779b9) >>> 0;
+    let z = this.s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  }
+  /** uniform in [0, 1) with 53 bits */
+  next(): number {
+    return (this.u32() * 2097152 + (this.u32() >>> 11)) / 9007199254740992;
+  }
+  uniform(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.next();
+  }
+  int(lo: number, hiExclusive: number): number {
+    return lo + Math.floor(this.next() * (hiExclusive - lo));
+  }
+  sign(): number {
+    return this.next() < 0.5 ? -1 : 1;
+  }
+  normal(): number {
+    const u = 1 - this.next(), v = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(0, i + 1);
+      [a[i], a[j]] = [a[j], a[i]];
+    }
+    return a;
+  }
+}
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function stridesOf(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
+
+/** multi-index of flat position i in a row-major array of `shape` */
+export function unravel(i: number, shape: readonly number[]): number[] {
+  const idx = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = i % shape[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return idx;
+}
+
+/** flat position of a multi-index in `shape`; axes of size 1 broadcast (index taken as 0); leading axes aligned right */
+export function ravelBroadcast(idx: readonly number[], shape: readonly number[]): number {
+  const off = idx.length - shape.length;
+  let p = 0;
+  for (let d = 0; d < shape.length; d++) p = p * shape[d] + (shape[d] === 1 ? 0 : idx[off + d]);
+  return p;
+}
+
+export function fill(rng: Rng, n: number, f: (r: Rng) => number): Float64Array {
+  return Float64Array.from({ length: n }, () => f(rng));
+}
+
+export const f64 = (values: ArrayLike<number>, shape: number[], requiresGrad = false): Tensor =>
+  tensor(Float64Array.from(values), shape, { dtype: 'float64', requiresGrad });
+
+// ---------------------------------------------------------------- gradient check
+export interface GradInput {
+  shape: number[];
+  values: ArrayLike<number>;
+  dtype?: DType; // default float64
+  /** not differentiated (e.g. int32 indices, or a constant operand) */
+  constant?: boolean;
+}
+
+export interface GradcheckOptions {
+  h?: number; // central-difference step (default 1e-6)
+  tol?: number; // |a - b| <= tol * max(1, |a|, |b|) (default 1e-6)
+  seed?: number; // for the projection R
+  label?: string;
+}
+
+/**
+ * Compare backward() with central finite differences of L(x) = sum_k sum(op(x)_k * R_k) for fixed random R_k
+ * (one projection per output), so every output entry is exercised. The finite differences are computed in
+ * float64 JS on the read-back outputs.
+ */
+export function gradcheck(f: (...xs: Tensor[]) => Tensor | Tensor[], inputs: GradInput[], opts: GradcheckOptions = {}): void {
+  const h = opts.h ?? 1e-6, tol = opts.tol ?? 1e-6;
+  const label = opts.label ?? 'gradcheck';
+  const rng = new Rng(opts.seed ?? 12345);
+  const make = (vals: ArrayLike<number>[], grad: boolean) =>
+    inputs.map((inp, i) => tensor(Float64Array.from(vals[i]), inp.shape, {
+      dtype: inp.dtype ?? 'float64',
+      requiresGrad: grad && !inp.constant,
+    }));
+  const outs = (r: Tensor | Tensor[]) => (Array.isArray(r) ? r : [r]);
+
+  // analytic
+  const xs = make(inputs.map((i) => i.values), true);
+  const ys = outs(f(...xs));
+  // float32-exact projections, so float32 outputs (cast) are projected without rounding
+  const Rs = ys.map((y) => fill(rng, y.size, (r) => Math.fround(r.uniform(-1, 1))));
+  let loss: Tensor | null = null;
+  ys.forEach((y, k) => {
+    const R = tensor(Rs[k], y.shape.slice(), { dtype: y.dtype });
+    const term = sum(mul(y, R));
+    loss = loss ? loss.add(term.dtype === loss.dtype ? term : term.cast(loss.dtype)) : term;
+  });
+  loss!.backward();
+
+  // numeric
+  const lossAt = (vals: ArrayLike<number>[]): number => noGrad(() => {
+    const ts = make(vals, false);
+    const o = outs(f(...ts));
+    let L = 0;
+    o.forEach((y, k) => {
+      const d = y.dataSync();
+      for (let i = 0; i < d.length; i++) L += d[i] * Rs[k][i];
+    });
+    return L;
+  });
+  const base = inputs.map((i) => Float64Array.from(i.values));
+  inputs.forEach((inp, a) => {
+    if (inp.constant) return;
+    const x = xs[a];
+    const analytic = x.grad ? Array.from(x.grad.dataSync()) : new Array<number>(x.size).fill(0);
+    expect(analytic.length, `${label}: grad size of input ${a}`).toBe(x.size);
+    for (let i = 0; i < x.size; i++) {
+      const v = base[a][i];
+      base[a][i] = v + h;
+      const lp = lossAt(base);
+      base[a][i] = v - h;
+      const lm = lossAt(base);
+      base[a][i] = v;
+      const numeric = (lp - lm) / (2 * h);
+      const an = analytic[i];
+      const ok = Math.abs(an - numeric) <= tol * Math.max(1, Math.abs(an), Math.abs(numeric));
+      if (!ok) {
+        throw new Error(`${label}: input ${a} (shape [${inp.shape}]) entry ${i}: analytic ${an} vs numeric ${numeric}`);
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------- statistics
+/** Inverse standard normal CDF (Acklam's rational approximation, relative error < 1.2e-9). */
+export function normalQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) throw new Error(`normalQuantile: p must be in (0, 1), got ${p}`);
+  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
+  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+  if (p < 0.02425) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  if (p > 1 - 0.02425) return -normalQuantile(1 - p);
+  const q = p - 0.5, r = q * q;
+  return ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+/** Upper-alpha critical value of chi-square(df), Wilson-Hilferty approximation. */
+export function chiSquareCritical(df: number, alpha: number): number {
+  const z = normalQuantile(1 - alpha);
+  const h = 2 / (9 * df);
+  return df * Math.pow(1 - h + z * Math.sqrt(h), 3);
+}
+
+/** Pearson statistic of observed counts against expected probabilities (every expected count should be >= 5). */
+export function chiSquareStat(counts: ArrayLike<number>, probs: ArrayLike<number>): number {
+  let n = 0;
+  for (let i = 0; i < counts.length; i++) n += counts[i];
+  let s = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const e = n * probs[i];
+    s += (counts[i] - e) ** 2 / e;
+  }
+  return s;
+}
+
+export function meanVar(x: ArrayLike<number>): { mean: number; variance: number } {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m += x[i];
+  m /= x.length;
+  let v = 0;
+  for (let i = 0; i < x.length; i++) v += (x[i] - m) ** 2;
+  return { mean: m, variance: v / (x.length - 1) };
+}
+
+export function correlation(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  const a = meanVar(x), b = meanVar(y);
+  let c = 0;
+  for (let i = 0; i < x.length; i++) c += (x[i] - a.mean) * (y[i] - b.mean);
+  return c / (x.length - 1) / Math.sqrt(a.variance * b.variance);
+}
+
+/** Read a tensor into a plain number array. */
+export const arr = (t: Tensor): number[] => Array.from(t.dataSync());
