@@ -215,10 +215,13 @@ class GemmImpl implements Gemm {
   private join(): void {
     const ctl = this.ctl, seq = this.seq;
     let spins = 0;
+    let waited = 0;
     while (Atomics.load(ctl, DONE) !== seq) {
       if (++spins < 4000) continue;
       const cur = Atomics.load(ctl, DONE);
-      if (cur !== seq) Atomics.wait(ctl, DONE, cur, 1000);
+      if (cur !== seq && Atomics.wait(ctl, DONE, cur, 1000) === 'timed-out' && ++waited >= 60) {
+        throw new Error('gemm: the worker thread did not answer for 60 s (it may have died); set GAPGRAD_THREADS=1 to run single-threaded');
+      }
     }
     if (Atomics.load(ctl, STATUS) !== 0) throw new Error('gemm: worker failed');
   }
