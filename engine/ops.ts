@@ -347,6 +347,16 @@ function reduceRaw(op: 'sum' | 'max', x: T, axes: number[], keepDims: boolean): 
   const perm = [...keep, ...axes];
   const rows = numel(keep.map((d) => x.shape[d]));
   const cols = numel(axes.map((d) => x.shape[d]));
+  const outShape0 = keepDims ? x.shape.map((n, d) => (axes.includes(d) ? 1 : n)) : keep.map((d) => x.shape[d]);
+  if (op === 'sum' && isFloat(x.dtype) && axes.length && axes.every((a, i) => a === i) && keep.length && cols > 1) {
+    // leading axes: a product with a row of ones reads x in place (no transposing copy)
+    const xv = x.withShape([cols, rows]);
+    const r = columnSum(xv);
+    const y = r.withShape(outShape0);
+    xv.dispose();
+    r.dispose();
+    return y;
+  }
   let src = x;
   if (perm.some((p, i) => p !== i)) {
     const own = contiguousStrides(x.shape);
@@ -521,14 +531,27 @@ export function linear(x: T, w: T, b?: T | null): T {
   const outShape = [...x.shape.slice(0, -1), out];
   let y = y3.withShape(outShape);
   y3.dispose();
-  record('linear', [x, w], [y], ([g]) => {
+  if (b) {
+    // the bias joins the same node: its gradient is a column sum, done as ones(1, rows) @ g
+    const yb = binaryRaw('add', y, b, 'linear');
+    y.dispose();
+    y = yb;
+  }
+  const inputs = b ? [x, w, b] : [x, w];
+  record('linear', inputs, [y], ([g]) => {
     const g2 = g!.withShape([rows, out]);
     const gx = x.requiresGrad ? mmRaw(g2, w, false, false, 1, false, false).withShape(x.shape.slice()) : null;
     const gw = w.requiresGrad ? mmRaw(g2, x2, true, false, 1, false, false).withShape([out, inn]) : null;
-    return [gx, gw];
+    const gb = b?.requiresGrad ? columnSum(g2).withShape([out]) : null;
+    return b ? [gx, gw, gb] : [gx, gw];
   });
-  if (b) y = add(y, b);
   return y;
+}
+
+/** Sum over the rows of a (rows, cols) tensor as a product with a row of ones: (1, cols). */
+function columnSum(g2: T): T {
+  const ones = full([1, g2.shape[0]], 1, { dtype: g2.dtype, device: g2.device });
+  return mmRaw(ones, g2, false, false, 1, false, false);
 }
 
 // ---------------------------------------------------------------- indexing
