@@ -1,7 +1,7 @@
 // Counter-based random numbers (Philox4x32-10). A key is two uint32 words; every draw is a pure
 // function of (key, shape), so the same key gives bit-identical bits on every backend.
 // Use split/foldIn to derive independent keys, or a Generator for a stateful, checkpointable stream.
-import { Tensor, full, noGrad, getDefaultDevice, type Device } from './tensor.ts';
+import { Tensor, noGrad, getDefaultDevice, getBackend, type Device } from './tensor.ts';
 import { philoxBlock } from './philox.ts';
 import * as ops from './ops.ts';
 import type { DType } from './dtype.ts';
@@ -52,9 +52,7 @@ function size(shape: number[]): number {
 export function bits(k: Key, shape: number[], opts: { device?: Device } = {}): Tensor {
   checkKey(k, 'random.bits');
   const device = opts.device ?? getDefaultDevice();
-  const t = full([], 0, { dtype: 'int32', device }); // resolves the backend and validates the device
-  const buf = t.backend.randomBits([k[0], k[1]], 0, size(shape));
-  t.dispose();
+  const buf = getBackend(device).randomBits([k[0], k[1]], 0, size(shape));
   return Tensor.fromBuf(buf, shape.slice(), device);
 }
 
