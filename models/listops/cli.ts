@@ -1,0 +1,162 @@
+// `gapgrad train listops` and `gapgrad eval listops` (dispatched from cli/main.ts).
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { join, resolve } from 'node:path';
+import { createProgress } from '../../cli/progress.ts';
+import { useDevice } from '../../cli/device.ts';
+import { DEFAULT_LISTOPS, PAPER_PRESET, type ListopsTrainConfig } from './train.ts';
+
+type Flags = Record<string, string | boolean | undefined>;
+type Spec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean; help: string }>;
+
+/** Bad flags: exit status 2 (bin/gapgrad.js matches the class name). */
+export class UsageError extends Error {}
+
+const TRAIN_FLAGS: Spec = {
+  method: { type: 'string', default: 'gst-1.0', help: 'estimator: st, gumbel, rao_gumbel, reinmax, gst-<gap>, gst-p, nd_gst-<gap>' },
+  tau: { type: 'string', default: '1', help: 'temperature of the surrogate' },
+  seed: { type: 'string', default: '1', help: 'seed of init, batch order, merge draws and dropout' },
+  valid: { type: 'string', help: 'validation split (selects the best checkpoint; required)' },
+  test: { type: 'string', help: 'test split (reported with the best-on-valid checkpoint, never used to select)' },
+  train: { type: 'string', help: 'training split (default: generated, excluding valid/test expressions)' },
+  preset: { type: 'string', default: 'default', help: "'default' (hidden 64, ~1 h on 2 cores) or 'paper' (hidden 300, lr 1e-3, dropout 0.5, 20 epochs)" },
+  examples: { type: 'string', help: 'training examples to see (default 150000; paper preset: 20 epochs)' },
+  epochs: { type: 'string', help: 'alternative to --examples: passes over the training set' },
+  'eval-every': { type: 'string', help: 'evaluate on valid every N training examples (default 10000)' },
+  hidden: { type: 'string', help: 'hidden size H (default 64; paper 300)' },
+  emb: { type: 'string', help: 'embedding size (default = hidden)' },
+  lr: { type: 'string', help: 'Adam learning rate (default 2e-3; paper 1e-3)' },
+  'batch-size': { type: 'string', help: 'batch size (default 16)' },
+  dropout: { type: 'string', help: 'classifier dropout (default 0.1; paper 0.5)' },
+  patience: { type: 'string', help: 'ReduceLROnPlateau patience in evaluations (default 3)' },
+  clip: { type: 'string', help: 'gradient-norm clip (default 5)' },
+  k: { type: 'string', help: 'rao_gumbel: conditional draws K (default 100)' },
+  'train-count': { type: 'string', help: 'generated training expressions (default 50000)' },
+  'train-max-tokens': { type: 'string', help: 'generated expressions have at most this many tokens (default 49)' },
+  'data-seed': { type: 'string', help: 'seed of the generated training set (default 12345, shared by all runs)' },
+  'max-len': { type: 'string', help: 'keep valid/test examples with fewer tokens than this (default 100, the reference filter)' },
+  'char-level': { type: 'boolean', default: false, help: 'character-level tokens (the reference torchtext quirk)' },
+  'eval-batch': { type: 'string', help: 'evaluation batch size (default 64)' },
+  device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' },
+  out: { type: 'string', help: 'output directory (default runs/listops-METHOD-tTAU-sSEED)' },
+  resume: { type: 'boolean', default: false, help: 'continue from OUT/checkpoint.safetensors' },
+};
+
+const EVAL_FLAGS: Spec = {
+  checkpoint: { type: 'string', help: 'best.safetensors or checkpoint.safetensors (required)' },
+  data: { type: 'string', help: 'ListOps TSV file (required)' },
+  'max-len': { type: 'string', help: "keep examples with fewer tokens than this (default: the checkpoint's)" },
+  'eval-batch': { type: 'string', help: 'evaluation batch size' },
+  device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' },
+};
+
+function flagHelp(spec: Spec): string {
+  return Object.entries(spec).map(([k, v]) => `  --${k.padEnd(18)} ${v.help}${v.default !== undefined && v.default !== false ? ` (default ${v.default})` : ''}`).join('\n');
+}
+
+function parse(args: string[], spec: Spec, usage: string): Flags {
+  const options: ParseArgsConfig['options'] = { help: { type: 'boolean', short: 'h' } };
+  for (const [k, v] of Object.entries(spec)) options![k] = { type: v.type, ...(v.default !== undefined ? { default: v.default } : {}) };
+  let values: Flags;
+  try {
+    values = parseArgs({ args, options, allowPositionals: false, strict: true }).values as Flags;
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${usage}\n${flagHelp(spec)}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${usage}\n\nFlags:\n${flagHelp(spec)}\n`);
+    process.exit(0);
+  }
+  return values;
+}
+
+function num(f: Flags, name: string): number {
+  const v = Number(f[name]);
+  if (f[name] === undefined || f[name] === '' || !Number.isFinite(v)) throw new UsageError(`--${name}: expected a number, got '${f[name]}'`);
+  return v;
+}
+function opt(f: Flags, name: string): number | undefined {
+  return f[name] === undefined ? undefined : num(f, name);
+}
+
+/** The training configuration of a flag set (preset, then explicit flags). Also used by tests. */
+export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig; out: string; resume: boolean } {
+  const f = parse(args, TRAIN_FLAGS, 'Usage: gapgrad train listops --valid PATH [--test PATH] [flags]');
+  if (!f.valid) throw new UsageError('train listops: --valid PATH is required');
+  const preset = String(f.preset);
+  if (preset !== 'default' && preset !== 'paper') throw new UsageError(`--preset: expected 'default' or 'paper', got '${preset}'`);
+  const base: ListopsTrainConfig = { ...DEFAULT_LISTOPS };
+  let epochs = opt(f, 'epochs');
+  if (preset === 'paper') {
+    const { epochs: e, ...p } = PAPER_PRESET;
+    Object.assign(base, p);
+    epochs ??= e;
+  }
+  const hidden = opt(f, 'hidden') ?? base.hidden;
+  const cfg: ListopsTrainConfig = {
+    ...base,
+    method: String(f.method), tau: num(f, 'tau'), seed: num(f, 'seed'), preset,
+    hidden, embDim: opt(f, 'emb') ?? (f.hidden !== undefined ? hidden : base.embDim),
+    lr: opt(f, 'lr') ?? base.lr, batchSize: opt(f, 'batch-size') ?? base.batchSize, dropout: opt(f, 'dropout') ?? base.dropout,
+    evalEvery: opt(f, 'eval-every') ?? base.evalEvery, patience: opt(f, 'patience') ?? base.patience, clip: opt(f, 'clip') ?? base.clip,
+    k: opt(f, 'k') ?? base.k,
+    trainPath: f.train ? resolve(String(f.train)) : null, trainCount: opt(f, 'train-count') ?? base.trainCount,
+    trainMaxTokens: opt(f, 'train-max-tokens') ?? base.trainMaxTokens, dataSeed: opt(f, 'data-seed') ?? base.dataSeed,
+    validPath: resolve(String(f.valid)), testPath: f.test ? resolve(String(f.test)) : null,
+    maxLen: opt(f, 'max-len') ?? base.maxLen, charLevel: Boolean(f['char-level']), evalBatch: opt(f, 'eval-batch') ?? base.evalBatch,
+    device: String(f.device),
+  };
+  const examples = opt(f, 'examples');
+  if (examples !== undefined && epochs !== undefined && f.epochs !== undefined) throw new UsageError('give --examples or --epochs, not both');
+  // epochs are resolved against the training-set size later (the sentinel is a negative count)
+  cfg.examples = examples ?? (epochs !== undefined ? -epochs : base.examples);
+  const out = resolve((f.out as string) ?? join('runs', `listops-${cfg.method}-t${cfg.tau}-s${cfg.seed}`));
+  return { cfg, out, resume: Boolean(f.resume) };
+}
+
+export async function trainListopsCmd(args: string[]): Promise<void> {
+  const { cfg, out, resume } = listopsConfigFromArgs(args);
+  await useDevice(cfg.device);
+  const { trainListops, trainingSet } = await import('./train.ts');
+  if (cfg.examples < 0) {
+    // --epochs E: E passes over the training set
+    const n = cfg.trainPath ? trainingSet(cfg).length : cfg.trainCount;
+    cfg.examples = -cfg.examples * n;
+  }
+  const say = (s: string) => process.stdout.write(`${s}\n`);
+  say(`training ListOps Gumbel Tree-LSTM ${cfg.method} tau=${cfg.tau} seed=${cfg.seed} (${cfg.preset}: hidden ${cfg.hidden}, batch ${cfg.batchSize}, lr ${cfg.lr}) for ${cfg.examples} examples on ${cfg.device} -> ${out}`);
+  let bar: ReturnType<typeof createProgress> | null = null;
+  let ticked = 0; // examples shown on the current bar (one bar per evaluation interval)
+  const { result } = await trainListops(cfg, {
+    out, resume, log: say,
+    onStep: (seen, total, running) => {
+      if (!bar) {
+        const from = Math.floor((seen - 1) / cfg.evalEvery) * cfg.evalEvery;
+        bar = createProgress({ total: Math.min(total, from + cfg.evalEvery) - from, label: 'train', unit: 'ex' });
+        ticked = from;
+      }
+      bar.tick(seen - ticked, { loss: running });
+      ticked = seen;
+      if (seen >= total || Math.floor(seen / cfg.evalEvery) > Math.floor((seen - 1) / cfg.evalEvery)) {
+        bar.done(); // an evaluation follows: the bar's rate is training alone
+        bar = null;
+      }
+    },
+    onEval: (m) => {
+      say(`examples ${m.examples}: train loss ${m.train_loss.toFixed(4)}  valid acc ${(100 * m.valid_acc).toFixed(2)} %  lr ${m.lr.toExponential(2)}  (${m.seconds.toFixed(0)} s, eval ${m.eval_seconds?.toFixed(0)} s)`);
+    },
+  });
+  say(`done: best valid ${(100 * result.best_valid_acc).toFixed(2)} % at ${result.best_examples} examples${result.test_acc !== undefined ? `, test ${(100 * result.test_acc).toFixed(2)} %` : ''}. Outputs in ${out}: config.json, metrics.jsonl, best.safetensors, checkpoint.safetensors, result.jsonl`);
+}
+
+export async function evalListopsCmd(args: string[]): Promise<void> {
+  const f = parse(args, EVAL_FLAGS, 'Usage: gapgrad eval listops --checkpoint PATH --data PATH');
+  if (!f.checkpoint || !f.data) throw new UsageError('eval listops: --checkpoint PATH and --data PATH are required');
+  await useDevice(String(f.device));
+  const { evalListopsFile } = await import('./train.ts');
+  const t0 = performance.now();
+  const r = evalListopsFile(String(f.checkpoint), String(f.data), { device: String(f.device), maxLen: opt(f, 'max-len'), evalBatch: opt(f, 'eval-batch') });
+  process.stdout.write(`${JSON.stringify({
+    checkpoint: f.checkpoint, data: f.data, method: r.cfg.method, tau: r.cfg.tau, seed: r.cfg.seed, trained_examples: Number(r.meta.examples),
+    examples: r.examples, accuracy: r.accuracy, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
+  })}\n`);
+}

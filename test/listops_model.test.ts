@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import '../index.ts';
+import { tensor, tidy, noGrad, type Tensor } from '../engine/tensor.ts';
+import * as ops from '../engine/ops.ts';
+import * as random from '../engine/random.ts';
+import * as optim from '../engine/optim.ts';
+import { generateListOps, saveListOps, Vocab } from '../models/listops/data.ts';
+import {
+  GumbelTreeLstm, makeBatch, mergeSlotTensor, mergeSlotsFused, treeCellFused, pairInputsFused,
+} from '../models/listops/model.ts';
+import { DEFAULT_LISTOPS, trainListops, type ListopsTrainConfig } from '../models/listops/train.ts';
+
+const arr = (t: Tensor) => Array.from(t.dataSync());
+
+function oneHotRows(B: number, m: number, pos: number[]): Tensor {
+  const y = new Float32Array(B * m);
+  pos.forEach((p, b) => { y[b * m + p] = 1; });
+  return tensor(y, [B, m]);
+}
+
+/** The discrete merge on host arrays: slots before k kept, slot k replaced by cand k, slots after shifted left. */
+function discreteMerge(S: Float32Array, cand: Float32Array, B: number, n: number, D: number, pos: number[], done: boolean[]): Float32Array {
+  const m = n - 1;
+  const out = new Float32Array(B * m * D);
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < m; j++) {
+      let src: Float32Array, off: number;
+      if (done[b] || j < pos[b]) { src = S; off = (b * n + j) * D; }
+      else if (j === pos[b]) { src = cand; off = (b * m + j) * D; }
+      else { src = S; off = (b * n + j + 1) * D; }
+      out.set(src.subarray(off, off + D), (b * m + j) * D);
+    }
+  }
+  return out;
+}
+
+describe('merge formula', () => {
+  const B = 6, n = 7, D = 5, m = n - 1;
+  for (let trial = 0; trial < 4; trial++) {
+    it(`with a hard one-hot y equals the discrete merge (trial ${trial})`, () => {
+      const S = random.normal(random.key(10 + trial), [B, n, D]);
+      const cand = random.normal(random.key(20 + trial), [B, m, D]);
+      const rng = random.permutation(random.key(30 + trial), B * m);
+      const pos = Array.from({ length: B }, (_, b) => rng[b] % m);
+      pos[0] = 0; pos[1] = m - 1; // both ends every time
+      const want = discreteMerge(S.dataSync() as Float32Array, cand.dataSync() as Float32Array, B, n, D, pos, Array(B).fill(false));
+      const y = oneHotRows(B, m, pos);
+      for (const got of [mergeSlotTensor(S, cand, y), mergeSlotsFused(S, cand, y, null)]) {
+        expect(got.shape).toEqual([B, m, D]);
+        const g = arr(got);
+        for (let i = 0; i < want.length; i++) expect(g[i]).toBeCloseTo(want[i], 6);
+      }
+    });
+  }
+
+  it('finished rows drop their last slot (done mask)', () => {
+    const S = random.normal(random.key(1), [B, n, D]);
+    const cand = random.normal(random.key(2), [B, m, D]);
+    const pos = [2, 0, 5, 1, 3, 4];
+    const done = [false, true, false, true, true, false];
+    const want = discreteMerge(S.dataSync() as Float32Array, cand.dataSync() as Float32Array, B, n, D, pos, done);
+    const y = oneHotRows(B, m, pos);
+    const doneF = Float32Array.from(done, (d) => (d ? 1 : 0));
+    for (const got of [mergeSlotTensor(S, cand, y, tensor(doneF, [B])), mergeSlotsFused(S, cand, y, doneF)]) {
+      const g = arr(got);
+      for (let i = 0; i < want.length; i++) expect(g[i]).toBeCloseTo(want[i], 6);
+    }
+    // and a done row equals S[:, :-1] exactly
+    const s = S.dataSync();
+    const g = arr(mergeSlotsFused(S, cand, y, doneF));
+    for (let j = 0; j < m * D; j++) expect(g[1 * m * D + j]).toBe(s[1 * n * D + j]);
+  });
+
+  it('fused merge has the formula gradient (soft y, through C = cumsum(y))', () => {
+    const S = random.normal(random.key(3), [B, n, D]).requireGrad();
+    const cand = random.normal(random.key(4), [B, m, D]).requireGrad();
+    const y = ops.softmax(random.normal(random.key(5), [B, m]), -1).detach().requireGrad();
+    const w = random.normal(random.key(6), [B, m, D]);
+    const doneF = Float32Array.from([0, 0, 1, 0, 1, 0]);
+    const grads = (f: () => Tensor) => {
+      for (const t of [S, cand, y]) t.grad = null;
+      ops.sum(ops.mul(f(), w)).backward();
+      return [S, cand, y].map((t) => arr(t.grad!));
+    };
+    const ref = grads(() => mergeSlotTensor(S, cand, y, tensor(doneF, [B])));
+    const fus = grads(() => mergeSlotsFused(S, cand, y, doneF));
+    ref.forEach((r, i) => r.forEach((v, j) => expect(fus[i][j]).toBeCloseTo(v, 4)));
+    expect(ref[2].some((v) => Math.abs(v) > 1e-3)).toBe(true); // y really gets a gradient
+  });
+
+  it('fused Tree-LSTM cell matches the op composition (values and gradients)', () => {
+    const H = 4, Bc = 3, nc = 5;
+    const model = new GumbelTreeLstm({ vocabSize: 5, embDim: 3, hidden: H, clfHidden: 3, classes: 10, dropout: 0 }, { key: random.key(7) });
+    const S = random.normal(random.key(8), [Bc, nc, 2 * H]).requireGrad();
+    const shift = tensor(Float32Array.from({ length: 5 * H }, (_, i) => (i >= H && i < 3 * H ? 1 : 0)), [5 * H]);
+    const w = random.normal(random.key(9), [Bc, nc - 1, 2 * H]);
+    const run = (fused: boolean) => {
+      model.fused = fused;
+      S.grad = null;
+      model.comp.weight.grad = null;
+      const out = model.composePairs(S, ops.add(model.comp.bias!, shift));
+      ops.sum(ops.mul(out, w)).backward();
+      return [arr(out), arr(S.grad!), arr(model.comp.weight.grad!)];
+    };
+    const ref = run(false), fus = run(true);
+    ref.forEach((r, i) => r.forEach((v, j) => expect(fus[i][j]).toBeCloseTo(v, 5)));
+    // the pieces on their own: pair inputs are [h_k ; h_{k+1}]
+    const X = arr(pairInputsFused(S)), s = arr(S);
+    expect(X[H]).toBe(s[2 * H]); // row 0, pair 0, first entry of h_1
+    expect(treeCellFused).toBeTypeOf('function');
+  });
+});
+
+// ---------------------------------------------------------------- the model
+const small = (over: Partial<{ hidden: number; dropout: number }> = {}) => {
+  const H = over.hidden ?? 8;
+  return new GumbelTreeLstm({ vocabSize: 18, embDim: H, hidden: H, clfHidden: H, classes: 10, dropout: over.dropout ?? 0 }, { key: random.key(1) });
+};
+
+function smallData(count: number, seed: number, maxTokens: number) {
+  const ex = generateListOps({ count, seed, maxTokens });
+  const vocab = Vocab.build(ex.map((e) => e.tokens));
+  return { ex, vocab, ids: ex.map((e) => vocab.encode(e.tokens)), labels: Int32Array.from(ex, (e) => e.label) };
+}
+
+describe('Gumbel Tree-LSTM', () => {
+  const METHODS = ['st', 'gumbel', 'rao_gumbel', 'reinmax', 'gst-1.0', 'gst-p', 'nd_gst-1.0'];
+  for (const method of METHODS) {
+    it(`plugs in estimator ${method}: finite, non-zero gradients for q and the composition`, () => {
+      const { ids, labels } = smallData(8, 3, 20);
+      const model = small();
+      for (const fused of [true, false]) {
+        model.fused = fused;
+        tidy(() => {
+          const batch = makeBatch(ids);
+          const { logits } = model.forward(batch, { select: 'sample', method, tau: 0.5, k: 10, key: random.key(4) });
+          ops.crossEntropy(logits, tensor(labels, [labels.length], { dtype: 'int32' })).backward();
+          for (const p of [model.query, model.comp.weight, model.comp.bias!, model.leaf.weightIh, model.embedding.weight]) {
+            const g = arr(p.grad!);
+            expect(g.every(Number.isFinite)).toBe(true);
+            expect(g.some((v) => v !== 0)).toBe(true);
+          }
+          for (const p of model.parameters()) { p.grad?.dispose(); p.grad = null; }
+        });
+      }
+    });
+  }
+
+  it('evaluation (argmax, no dropout) is deterministic; training draws differ by key', () => {
+    const { ids } = smallData(16, 5, 30);
+    const model = small({ dropout: 0.5 });
+    const batch = makeBatch(ids);
+    model.eval();
+    const a = noGrad(() => model.forward(batch, { select: 'argmax', recordChoices: true }));
+    const b = noGrad(() => model.forward(batch, { select: 'argmax', recordChoices: true, key: random.key(99) }));
+    expect(arr(a.logits)).toEqual(arr(b.logits));
+    expect(a.choices!.map((c) => Array.from(c))).toEqual(b.choices!.map((c) => Array.from(c)));
+    // every live row merges a valid pair: index < current length - 1
+    a.choices!.forEach((c, step) => c.forEach((k, r) => {
+      const cur = Math.max(ids[r].length - step, 1);
+      if (cur <= 1) expect(k).toBe(-1);
+      else expect(k).toBeGreaterThanOrEqual(0), expect(k).toBeLessThan(cur - 1);
+    }));
+    model.train();
+    const s1 = noGrad(() => model.forward(batch, { select: 'sample', method: 'gumbel', key: random.key(1), recordChoices: true }));
+    const s2 = noGrad(() => model.forward(batch, { select: 'sample', method: 'gumbel', key: random.key(2), recordChoices: true }));
+    expect(arr(s1.logits)).not.toEqual(arr(s2.logits));
+  });
+
+  it('a single-token expression is its own root', () => {
+    const model = small();
+    model.eval();
+    const { logits, root } = noGrad(() => model.forward(makeBatch([Int32Array.of(5), Int32Array.of(5, 6, 7)]), { select: 'argmax' }));
+    expect(logits.shape).toEqual([2, 10]);
+    expect(root.shape).toEqual([2, 8]);
+  });
+
+  it("a tiny model's loss falls on a small fixed dataset", () => {
+    const { ids, labels } = smallData(200, 11, 12);
+    const model = small({ hidden: 16 });
+    const opt = new optim.Adam(model.parameters(), { lr: 5e-3 });
+    const B = 20;
+    const evalLoss = () => {
+      model.eval();
+      const l = noGrad(() => tidy(() => ops.crossEntropy(model.forward(makeBatch(ids), { select: 'argmax' }).logits, tensor(labels, [labels.length], { dtype: 'int32' })).item()));
+      model.train();
+      return l;
+    };
+    const before = evalLoss();
+    const perm = random.permutation(random.key(2), ids.length);
+    for (let step = 0; step < 150; step++) {
+      const idx = Array.from({ length: B }, (_, i) => perm[(step * B + i) % ids.length]);
+      tidy(() => {
+        const { logits } = model.forward(makeBatch(idx.map((i) => ids[i])), { select: 'sample', method: 'gst-1.0', tau: 1, key: random.key(1000 + step) });
+        const loss = ops.crossEntropy(logits, tensor(Int32Array.from(idx, (i) => labels[i]), [B], { dtype: 'int32' }));
+        opt.zeroGrad();
+        loss.backward();
+        optim.clipGradNorm(opt.params, 5);
+        opt.step();
+      });
+    }
+    const after = evalLoss();
+    if (process.env.LISTOPS_TEST_VERBOSE) console.log({ before, after });
+    expect(before).toBeGreaterThan(2.0);
+    expect(after).toBeLessThan(before - 0.4);
+  });
+});
+
+describe('training loop', () => {
+  it('resume continues exactly where it stopped (metrics, best, result)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'listops-'));
+    try {
+      const valid = join(dir, 'valid.tsv');
+      saveListOps(valid, generateListOps({ count: 30, seed: 77, maxTokens: 15 }));
+      const cfg: ListopsTrainConfig = {
+        ...DEFAULT_LISTOPS, method: 'gumbel', tau: 1, hidden: 8, embDim: 8, batchSize: 8, examples: 64, evalEvery: 32,
+        trainCount: 60, trainMaxTokens: 15, validPath: valid, testPath: valid,
+      };
+      const full = await trainListops(cfg, { out: join(dir, 'full') });
+      await trainListops({ ...cfg, examples: 32 }, { out: join(dir, 'part') });
+      const resumed = await trainListops(cfg, { out: join(dir, 'part'), resume: true });
+      const strip = (p: string) => readFileSync(p, 'utf8').trim().split('\n').map((l) => { const o = JSON.parse(l); delete o.seconds; delete o.eval_seconds; return o; });
+      expect(strip(join(dir, 'part', 'metrics.jsonl'))).toEqual(strip(join(dir, 'full', 'metrics.jsonl')));
+      expect(resumed.result).toEqual(full.result);
+      const last = JSON.parse(readFileSync(join(dir, 'part', 'result.jsonl'), 'utf8').trim().split('\n').pop()!);
+      expect(last.best_valid_acc).toBeGreaterThanOrEqual(0);
+      expect(last.best_valid_acc).toBeLessThanOrEqual(1);
+      expect(last.test_acc).toBeGreaterThanOrEqual(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
