@@ -201,10 +201,10 @@ export function sampleDetailed(logits: Tensor, opts: SampleOptions): SampleDetai
         break;
       case 'rao_gumbel': {
         perturbed = raoGumbelPerturbed(theta, onehot, kRao, k);
-        surrogate = ops.mean(ops.softmax(ops.div(perturbed, tau), -1), 0);
-        // the mean of K surrogate VJPs (each draw has its own softmax Jacobian)
+        // the mean of K surrogate VJPs (each draw has its own softmax Jacobian); g broadcasts over K
         const sK = ops.softmax(ops.div(perturbed, tau), -1);
-        backward = (g) => ops.mean(surrogateVjp(sK, ops.expand(g, sK.shape), tau), 0);
+        surrogate = ops.mean(sK, 0);
+        backward = (g) => ops.mean(surrogateVjp(sK, g, tau), 0);
         break;
       }
       case 'reinmax': {
