@@ -1,12 +1,11 @@
 // The gapgrad command line: train / eval / variance / sweep for the MNIST VAE and ListOps.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseFlags, numFlag, optNumFlag, UsageError, type Flags, type FlagSpec } from './args.ts';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { createProgress } from './progress.ts';
 import { useDevice } from './device.ts';
 
-type Flags = Record<string, string | boolean | undefined>;
 
 const VAE_FLAGS = {
   method: { type: 'string', default: 'gst-1.0', help: 'estimator: st, gumbel, rao_gumbel, reinmax, gst-<gap>, gst-p, nd_gst-<gap>' },
@@ -42,36 +41,9 @@ Usage:
 
 Run 'gapgrad <command> <model> --help' for the flags of a command.`;
 
-function flagHelp(spec: Record<string, { type: string; default?: unknown; help: string }>): string {
-  return Object.entries(spec).map(([k, v]) => `  --${k.padEnd(16)} ${v.help}${v.default !== undefined && v.default !== false ? ` (default ${v.default})` : ''}`).join('\n');
-}
-
-function parse(args: string[], spec: Record<string, { type: string; default?: unknown; help: string }>, usage: string): Flags {
-  const options: ParseArgsConfig['options'] = { help: { type: 'boolean', short: 'h' } };
-  for (const [k, v] of Object.entries(spec)) options![k] = { type: v.type as 'string' | 'boolean', ...(v.default !== undefined ? { default: v.default as string | boolean } : {}) };
-  let values: Flags;
-  try {
-    values = parseArgs({ args, options, allowPositionals: false, strict: true }).values as Flags;
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${usage}\n${flagHelp(spec)}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${usage}\n\nFlags:\n${flagHelp(spec)}\n`);
-    process.exit(0);
-  }
-  return values;
-}
-
-class UsageError extends Error {}
-
-function num(f: Flags, name: string): number {
-  const v = Number(f[name]);
-  if (f[name] === undefined || f[name] === '' || !Number.isFinite(v)) throw new UsageError(`--${name}: expected a number, got '${f[name]}'`);
-  return v;
-}
-function optNum(f: Flags, name: string): number | null {
-  return f[name] === undefined ? null : num(f, name);
-}
+const parse = (args: string[], spec: Record<string, { type: string; default?: unknown; help: string }>, usage: string) => parseFlags(args, spec as FlagSpec, usage);
+const num = numFlag;
+const optNum = optNumFlag;
 
 async function vaeConfig(f: Flags) {
   const { DEFAULT_TRAIN } = await import('../models/vae/train.ts');

@@ -73,8 +73,8 @@ export interface AdamOptions {
   weightDecay?: number;
 }
 
-/** torch.optim.Adam (weight decay added to the gradient, bias-corrected moments). */
-export class Adam extends Optimizer {
+/** The hyperparameters Adam and RAdam share (PyTorch's defaults). */
+abstract class AdamFamily extends Optimizer {
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
@@ -84,6 +84,10 @@ export class Adam extends Optimizer {
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0;
   }
+}
+
+/** torch.optim.Adam (weight decay added to the gradient, bias-corrected moments). */
+export class Adam extends AdamFamily {
   step(): void {
     this.stepCount++;
     const [b1, b2] = this.betas;
@@ -114,16 +118,7 @@ export class Adam extends Optimizer {
 }
 
 /** torch.optim.RAdam (Liu et al. 2020), without decoupled weight decay. */
-export class RAdam extends Optimizer {
-  readonly betas: [number, number];
-  readonly eps: number;
-  readonly weightDecay: number;
-  constructor(params: Tensor[], opts: AdamOptions = {}) {
-    super(params, opts.lr ?? 1e-3);
-    this.betas = opts.betas ?? [0.9, 0.999];
-    this.eps = opts.eps ?? 1e-8;
-    this.weightDecay = opts.weightDecay ?? 0;
-  }
+export class RAdam extends AdamFamily {
   step(): void {
     this.stepCount++;
     const [b1, b2] = this.betas;

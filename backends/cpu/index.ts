@@ -5,6 +5,7 @@ import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper } from '../
 import { arrayFor, bytesPerElement, dtypeOf, type DType, type TypedArray } from '../../engine/dtype.ts';
 import { UNARY, BINARY, toJs, select, bitsToUniform, type UnaryOp, type BinaryOp } from '../../engine/elementwise.ts';
 import { philoxFill } from '../../engine/philox.ts';
+import { collapse } from '../../engine/views.ts';
 import { matmulJs } from './matmul_js.ts';
 
 export class CpuBuf implements Buf {
@@ -96,24 +97,6 @@ function isContiguous(v: View, shape: number[]): boolean {
 
 function isScalarView(v: View): boolean {
   return v.strides.every((s) => s === 0);
-}
-
-// Merge adjacent axes that every view walks contiguously, so most loops become one flat loop.
-function collapse(shape: number[], views: number[][]): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStr: number[][] = views.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && views.every((s, i) => outStr[i][last] === s[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      views.forEach((s, i) => { outStr[i][last] = s[d]; });
-    } else {
-      outShape.push(shape[d]);
-      views.forEach((s, i) => outStr[i].push(s[d]));
-    }
-  }
-  return { shape: outShape, strides: outStr };
 }
 
 function numel(shape: number[]): number {

@@ -9,6 +9,7 @@
 // Buffers come from a pool keyed by rounded byte size. queue.writeBuffer runs before commands that
 // are recorded but not yet submitted, so fromArray never writes into a pooled buffer that the pending
 // batch uses (it takes another one, submits first, or maps a fresh buffer).
+import { collapse as collapseViews } from '../../engine/views.ts';
 import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper } from '../../engine/backend.ts';
 import type { DType } from '../../engine/dtype.ts';
 import type { UnaryOp, BinaryOp } from '../../engine/elementwise.ts';
@@ -82,23 +83,10 @@ export function sizeClass(b: number): number {
   return Math.ceil(b / q) * q;
 }
 
-// Merge adjacent axes that every view walks contiguously; drop size-1 axes.
+// collapse (engine/views.ts), with a rank-0 result as one element: shaders index at least one axis.
 function collapse(shape: readonly number[], views: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStr: number[][] = views.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && views.every((s, i) => outStr[i][last] === s[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      views.forEach((s, i) => { outStr[i][last] = s[d]; });
-    } else {
-      outShape.push(shape[d]);
-      views.forEach((s, i) => outStr[i].push(s[d]));
-    }
-  }
-  if (outShape.length === 0) return { shape: [1], strides: views.map(() => [0]) };
-  return { shape: outShape, strides: outStr };
+  const c = collapseViews(shape, views);
+  return c.shape.length === 0 ? { shape: [1], strides: views.map(() => [0]) } : c;
 }
 
 const f32bits = new Float32Array(1);

@@ -1,15 +1,14 @@
 // `gapgrad train listops` and `gapgrad eval listops` (dispatched from cli/main.ts).
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseFlags, numFlag, UsageError, type Flags, type FlagSpec } from '../../cli/args.ts';
 import { join, resolve } from 'node:path';
 import { createProgress } from '../../cli/progress.ts';
 import { useDevice } from '../../cli/device.ts';
 import { DEFAULT_LISTOPS, PAPER_PRESET, type ListopsTrainConfig } from './train.ts';
 
-type Flags = Record<string, string | boolean | undefined>;
-type Spec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean; help: string }>;
+type Spec = FlagSpec;
 
 /** Bad flags: exit status 2 (bin/gapgrad.js matches the class name). */
-export class UsageError extends Error {}
+export { UsageError };
 
 const TRAIN_FLAGS: Spec = {
   method: { type: 'string', default: 'gst-1.0', help: 'estimator: st, gumbel, rao_gumbel, reinmax, gst-<gap>, gst-p, nd_gst-<gap>' },
@@ -49,31 +48,8 @@ const EVAL_FLAGS: Spec = {
   device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' },
 };
 
-function flagHelp(spec: Spec): string {
-  return Object.entries(spec).map(([k, v]) => `  --${k.padEnd(18)} ${v.help}${v.default !== undefined && v.default !== false ? ` (default ${v.default})` : ''}`).join('\n');
-}
-
-function parse(args: string[], spec: Spec, usage: string): Flags {
-  const options: ParseArgsConfig['options'] = { help: { type: 'boolean', short: 'h' } };
-  for (const [k, v] of Object.entries(spec)) options![k] = { type: v.type, ...(v.default !== undefined ? { default: v.default } : {}) };
-  let values: Flags;
-  try {
-    values = parseArgs({ args, options, allowPositionals: false, strict: true }).values as Flags;
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${usage}\n${flagHelp(spec)}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${usage}\n\nFlags:\n${flagHelp(spec)}\n`);
-    process.exit(0);
-  }
-  return values;
-}
-
-function num(f: Flags, name: string): number {
-  const v = Number(f[name]);
-  if (f[name] === undefined || f[name] === '' || !Number.isFinite(v)) throw new UsageError(`--${name}: expected a number, got '${f[name]}'`);
-  return v;
-}
+const parse = parseFlags;
+const num = numFlag;
 function opt(f: Flags, name: string): number | undefined {
   return f[name] === undefined ? undefined : num(f, name);
 }
