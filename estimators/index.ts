@@ -7,6 +7,7 @@
 import { Tensor, noGrad } from '../engine/tensor.ts';
 import * as ops from '../engine/ops.ts';
 import * as random from '../engine/random.ts';
+import { fusedEligible, sampleFused } from './fused.ts';
 
 export type Method = 'st' | 'gumbel' | 'rao_gumbel' | 'reinmax' | `gst-${string}` | `nd_gst-${string}`;
 
@@ -25,6 +26,12 @@ export interface SampleOptions {
   hard?: boolean;
   /** check logits for NaN / +Infinity and rows with no allowed category (reads values; default true where the device reads synchronously) */
   check?: boolean;
+  /**
+   * 'fused' (default where the device reads synchronously, i.e. the CPU): one-pass kernels in
+   * estimators/fused.ts; 'ops': composed from engine ops (every device; what sampleDetailed uses).
+   * Both give the identical sample and the same gradient up to float rounding.
+   */
+  impl?: 'fused' | 'ops';
 }
 
 export interface ParsedMethod {
@@ -146,16 +153,35 @@ export interface SampleDetail {
 
 /** Draw onehot(D), D ~ Cat(softmax(logits)), with the chosen method's gradient. */
 export function sample(logits: Tensor, opts: SampleOptions): Tensor {
+  if (opts && typeof opts.method === 'string' && opts.impl !== 'ops' && logits instanceof Tensor) {
+    const pm = parseMethod(opts.method);
+    if (fusedEligible(logits, pm, opts.hard)) {
+      if (opts.impl !== undefined && opts.impl !== 'fused') throw new Error(`estimators.sample: impl must be 'fused' or 'ops', got '${opts.impl}'`);
+      const { tau, k } = checkOptions(opts);
+      // shape/type checks; values are checked inside the kernel's own pass
+      let mask = opts.mask ?? null;
+      checkLogits(logits, mask ?? undefined, false);
+      if (mask && mask.shape.join() !== logits.shape.join()) mask = noGrad(() => ops.expand(mask!, logits.shape));
+      const [kSample, kRao] = random.split(resolveKey(opts), 2);
+      return sampleFused({ logits, mask, pm, method: opts.method, tau, k, kSample, kRao, check: opts.check ?? true });
+    }
+    if (opts.impl === 'fused') throw new Error(`estimators.sample: impl 'fused' needs a float32/float64 tensor on a device that reads synchronously (cpu) and a method other than nd_gst-* or relaxed gumbel; got ${logits.dtype} on '${logits.device}' with '${opts.method}'`);
+  }
   return sampleDetailed(logits, opts).sample;
+}
+
+function checkOptions(opts: SampleOptions): { tau: number; k: number } {
+  const tau = opts.tau ?? 1;
+  if (!(tau > 0) || !Number.isFinite(tau)) throw new Error(`estimators.sample: tau must be a positive finite number, got ${tau}`);
+  const k = opts.k ?? 100;
+  if (!Number.isInteger(k) || k < 1) throw new Error(`estimators.sample: k must be a positive integer, got ${k}`);
+  return { tau, k };
 }
 
 export function sampleDetailed(logits: Tensor, opts: SampleOptions): SampleDetail {
   if (!opts || typeof opts.method !== 'string') throw new Error(`estimators.sample: options.method is required; valid methods: ${METHODS_HELP}`);
   const pm = parseMethod(opts.method);
-  const tau = opts.tau ?? 1;
-  if (!(tau > 0) || !Number.isFinite(tau)) throw new Error(`estimators.sample: tau must be a positive finite number, got ${tau}`);
-  const k = opts.k ?? 100;
-  if (!Number.isInteger(k) || k < 1) throw new Error(`estimators.sample: k must be a positive integer, got ${k}`);
+  const { tau, k } = checkOptions(opts);
   const theta = checkLogits(logits, opts.mask, opts.check ?? true);
   const [kSample, kRao] = random.split(resolveKey(opts), 2);
   const C = logits.shape[logits.rank - 1];
