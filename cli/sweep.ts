@@ -40,7 +40,8 @@ export function meanStd(xs: number[]): [number, number] {
 export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promise<void> {
   mkdirSync(o.out, { recursive: true });
   const jobs: Job[] = [];
-  for (const method of o.methods) for (const tau of o.taus) for (const seed of o.seeds) {
+  // seed-major, so a sweep stopped early still covers every configuration with its first seeds
+  for (const seed of o.seeds) for (const tau of o.taus) for (const method of o.methods) {
     const dir = join(o.out, `${method}-t${tau}-s${seed}`);
     const args = ['train', model, '--method', method, '--tau', String(tau), '--seed', String(seed), '--out', dir, '--resume', ...o.extra];
     if (model === 'vae' && o.epochs) args.push('--epochs', String(o.epochs));
