@@ -7,6 +7,7 @@ import { UNARY, BINARY, toJs, select, bitsToUniform, type UnaryOp, type BinaryOp
 import { philoxFill } from '../../engine/philox.ts';
 import { collapse } from '../../engine/views.ts';
 import { matmulJs } from './matmul_js.ts';
+import { createAdamWasm, type AdamKernel } from './wasm/adam.ts';
 
 export class CpuBuf implements Buf {
   constructor(readonly data: TypedArray) {}
@@ -111,6 +112,9 @@ export class CpuBackend implements Backend {
   private live = 0;
   private liveBytes = 0;
   gemm: FastGemm | null = null;
+  /** WebAssembly SIMD Adam for float32 parameters: built on first use (undefined); null = use the
+   *  JS loop (set it to null to force the fallback, e.g. in tests). */
+  adamKernel: AdamKernel | null | undefined = undefined;
 
   private track(data: TypedArray): CpuBuf {
     this.live++;
@@ -288,17 +292,27 @@ export class CpuBackend implements Backend {
 
   adamUpdate(p: Buf, g: Buf, m: Buf, v: Buf, hp: AdamHyper): void {
     const P = (p as CpuBuf).data, G = (g as CpuBuf).data, M = (m as CpuBuf).data, V = (v as CpuBuf).data;
-    const { lr, beta1, beta2, eps, weightDecay, step } = hp;
-    const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
-    const stepSize = lr / bc1, sq2 = Math.sqrt(bc2);
-    for (let i = 0; i < P.length; i++) {
-      let gi = G[i];
-      if (weightDecay !== 0) gi += weightDecay * P[i];
-      const mi = beta1 * M[i] + (1 - beta1) * gi;
-      const vi = beta2 * V[i] + (1 - beta2) * gi * gi;
-      M[i] = mi; V[i] = vi;
-      P[i] -= stepSize * mi / (Math.sqrt(vi) / sq2 + eps);
+    if (this.adamKernel !== null && P instanceof Float32Array && G instanceof Float32Array &&
+        M instanceof Float32Array && V instanceof Float32Array) {
+      if (this.adamKernel === undefined) this.adamKernel = createAdamWasm();
+      if (this.adamKernel) { this.adamKernel.update(P, G, M, V, hp); return; }
     }
+    adamJs(P, G, M, V, hp);
+  }
+}
+
+/** The JS Adam loop (float64 arithmetic, rounded on store): any dtype, and the fallback. */
+export function adamJs(P: TypedArray, G: TypedArray, M: TypedArray, V: TypedArray, hp: AdamHyper): void {
+  const { lr, beta1, beta2, eps, weightDecay, step } = hp;
+  const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+  const stepSize = lr / bc1, sq2 = Math.sqrt(bc2);
+  for (let i = 0; i < P.length; i++) {
+    let gi = G[i];
+    if (weightDecay !== 0) gi += weightDecay * P[i];
+    const mi = beta1 * M[i] + (1 - beta1) * gi;
+    const vi = beta2 * V[i] + (1 - beta2) * gi * gi;
+    M[i] = mi; V[i] = vi;
+    P[i] -= stepSize * mi / (Math.sqrt(vi) / sq2 + eps);
   }
 }
 

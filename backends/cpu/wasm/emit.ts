@@ -1,7 +1,7 @@
 // A tiny WebAssembly binary emitter: just enough of the format to build the matmul
 // micro-kernels at runtime (no external compiler, no committed .wasm files).
 //
-// Supported: one imported (optionally shared) memory, functions with i32 params and no or one
+// Supported: one imported (optionally shared) memory, functions with i32/f32 params and no or one
 // result, locals of type i32/f32/v128, exported functions, and the handful of opcodes below
 // (control flow, i32 arithmetic, scalar f32 load/store, and the SIMD subset the kernels use).
 
@@ -107,6 +107,7 @@ export class Code {
   // SIMD (0xfd prefix)
   v128Load(offset = 0): this { return this.simd(0x00).memarg(4, offset); }
   v128Load32Splat(offset = 0): this { return this.simd(0x09).memarg(2, offset); }
+  v128Load64Splat(offset = 0): this { return this.simd(0x0a).memarg(3, offset); }
   v128Store(offset = 0): this { return this.simd(0x0b).memarg(4, offset); }
   v128Const0(): this { this.simd(0x0c); for (let i = 0; i < 16; i++) this.bytes.push(0); return this; }
   i8x16Shuffle(lanes: number[]): this {
@@ -115,7 +116,10 @@ export class Code {
   }
   f32x4Splat(): this { return this.simd(0x13); }
   f32x4Add(): this { return this.simd(0xe4); }
+  f32x4Sub(): this { return this.simd(0xe5); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  f32x4Div(): this { return this.simd(0xe7); }
+  f32x4Sqrt(): this { return this.simd(0xe3); }
   /** relaxed-SIMD f32x4.relaxed_madd (a*b+c), opcode 0xfd 0x105. */
   f32x4RelaxedMadd(): this { return this.simd(0x105); }
 

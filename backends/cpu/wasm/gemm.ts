@@ -2,10 +2,11 @@
 // ./kernels.ts + ./emit.ts at runtime) over a shared WebAssembly.Memory, optionally split across
 // one worker thread (plus the calling thread) with a single Atomics handshake per matmul.
 //
-// Per call: A and B are copied into the wasm memory (Float32Array.set), B is packed into
-// NR-column panels by a wasm routine (each thread packs the panels it computes; transB is
-// absorbed there), A is read in place by the kernel (transA is absorbed by the "T" kernel's
-// addressing), C tiles are written into a padded buffer and the valid m x n part is copied out.
+// Per call: A and B are copied into the wasm memory (Float32Array.set); A is packed into MR-row
+// tiles and B into NR-column panels by wasm routines (transA/transB are absorbed there), one
+// micro-kernel computes MR x NR tiles of C into a padded buffer, and the valid m x n part is copied
+// out. When split over two threads by column panels, each thread packs its own B panels; the
+// calling thread packs A and a per-call flag word tells the worker when A is ready.
 import os from 'node:os';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
@@ -39,24 +40,45 @@ const CTL_BYTES = 256;
 const PAGE = 65536;
 
 // control block (Int32 indices into the start of the memory)
-const SEQ = 0, DONE = 1, STATUS = 2, STOP = 3;
-const PRM = 8; // params: transA, transB, aPtr, aStride, bRaw, ldbOrN, bp, cPtr, ldc, k, i0, i1, p0, p1, q0, q1
-const NPRM = 16;
+const SEQ = 0, DONE = 1, STATUS = 2, STOP = 3, AFLAG_MAIN = 4;
+const PRM = 8;
+// params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
+//         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none)
+const NPRM = 21;
 const SPIN_SHORT = 1000; // Atomics.load polls (~10-20 us)
 const SPIN_LONG = 20000; // ~0.2-0.4 ms, after a pre-wake
 
 interface Exports {
-  gemmN: (...a: number[]) => void; gemmT: (...a: number[]) => void;
+  gemm: (...a: number[]) => void;
+  packAN: (...a: number[]) => void; packAT: (...a: number[]) => void;
   packN: (...a: number[]) => void; packT: (...a: number[]) => void;
 }
 
-/** Run one job described by params `q` (the same logic runs inside the worker, see WORKER_SRC). */
-function runJob(ex: Exports, q: ArrayLike<number>): void {
-  const [transA, transB, aPtr, aStride, bRaw, ldbOrN, bp, cPtr, ldc, k, i0, i1, p0, p1, q0, q1] =
-    Array.prototype.slice.call(q, 0, NPRM) as number[];
+// One job (the same source runs inside the worker, see WORKER_SRC): pack A tiles [a0,a1), publish
+// them (ctl[setFlag] := seq), pack B panels [q0,q1), wait for the other side's A tiles
+// (ctl[waitFlag] == seq; only the worker ever waits), then compute tiles [t0,t1) x panels [p0,p1).
+const JOB_SRC = `
+  const transA = q[0], transB = q[1], aRaw = q[2], lda = q[3], aPack = q[4], bRaw = q[5], ldbOrN = q[6];
+  const bp = q[7], cPtr = q[8], ldc = q[9], k = q[10], t0 = q[11], t1 = q[12], p0 = q[13], p1 = q[14];
+  const q0 = q[15], q1 = q[16], a0 = q[17], a1 = q[18], setFlag = q[19], waitFlag = q[20];
+  if (a1 > a0) (transA ? ex.packAT : ex.packAN)(aRaw, aPack, k, lda, a0, a1);
+  if (setFlag) { Atomics.store(ctl, setFlag, seq); Atomics.notify(ctl, setFlag); }
   if (q1 > q0) (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, q0, q1);
-  if (p1 > p0 && i1 > i0) (transA ? ex.gemmT : ex.gemmN)(aPtr, aStride, bp, cPtr, ldc, i0, i1, k, p0, p1);
-}
+  if (waitFlag) {
+    let spins = 0;
+    while (Atomics.load(ctl, waitFlag) !== seq) {
+      if (++spins < 4000) continue;
+      spins = 0;
+      if (abandon()) throw new Error('gemm: the other thread did not publish its A tiles');
+      Atomics.wait(ctl, waitFlag, Atomics.load(ctl, waitFlag), 1);
+    }
+  }
+  if (p1 > p0 && t1 > t0) ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1);
+`;
+
+type JobFn = (ex: Exports, q: Int32Array, ctl: Int32Array, seq: number, abandon: () => boolean) => void;
+// eslint-disable-next-line @typescript-eslint/no-implied-eval
+const runJob = new Function('ex', 'q', 'ctl', 'seq', 'abandon', JOB_SRC) as JobFn;
 
 // The worker is plain JS (no TS loader needed under tsx or vitest), evaluated from a string.
 const WORKER_SRC = `
@@ -67,9 +89,12 @@ try { relaxed = WebAssembly.validate(relaxedBytes); } catch (e) { relaxed = fals
 const mod = new WebAssembly.Module(relaxed ? relaxedBytes : plainBytes);
 const ex = new WebAssembly.Instance(mod, { ${MEM_MODULE}: { ${MEM_FIELD}: memory } }).exports;
 const ctl = new Int32Array(memory.buffer, 0, ${CTL_BYTES / 4});
+function runJob(ex, q, ctl, seq, abandon) { ${JOB_SRC} }
 parentPort.postMessage({ ready: true, relaxed });
 let seq = Atomics.load(ctl, ${SEQ});
 let spinLimit = ${SPIN_SHORT};
+// a newer job or a stop request while waiting for the caller's A tiles: give this one up
+const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SEQ}) !== seq;
 for (;;) {
   // spin a little before sleeping: back-to-back matmuls avoid the futex wake-up latency. A wake-up
   // without a new job is the caller's "pre-wake" (sent before it copies the operands in): spin
@@ -86,10 +111,7 @@ for (;;) {
   seq = s;
   let status = 0;
   try {
-    const q = ctl.slice(${PRM}, ${PRM + NPRM});
-    const [transA, transB, aPtr, aStride, bRaw, ldbOrN, bp, cPtr, ldc, k, i0, i1, p0, p1, q0, q1] = q;
-    if (q1 > q0) (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, q0, q1);
-    if (p1 > p0 && i1 > i0) (transA ? ex.gemmT : ex.gemmN)(aPtr, aStride, bp, cPtr, ldc, i0, i1, k, p0, p1);
+    runJob(ex, ctl.slice(${PRM}, ${PRM + NPRM}), ctl, seq, abandon);
   } catch (e) { status = 1; }
   Atomics.store(ctl, ${STATUS}, status);
   Atomics.store(ctl, ${DONE}, seq);
@@ -99,6 +121,7 @@ for (;;) {
 `;
 
 let relaxedSupportedHere: boolean | undefined;
+const neverAbandon = (): boolean => false;
 
 class GemmImpl implements Gemm {
   readonly threads: number;
@@ -148,19 +171,20 @@ class GemmImpl implements Gemm {
     if (k <= 0) { c.fill(0, cOff, cOff + m * n); return; }
     const { mr, nr } = this;
     const panels = Math.ceil(n / nr);
-    const mPad = Math.ceil(m / mr) * mr;
+    const tiles = Math.ceil(m / mr);
+    const mPad = tiles * mr;
     const ldc = panels * nr;
     const al = (x: number) => (x + 15) & ~15; // 64-byte alignment in floats
     // float offsets
     const aBase = CTL_BYTES / 4;
     const aLen = m * k + (mr - 1) * k + mr; // slack: padded rows (N) / trailing lanes (T)
-    const bBase = al(aBase + aLen);
+    const apBase = al(aBase + aLen);
+    const bBase = al(apBase + tiles * k * mr);
     const bLen = k * n + nr; // slack: the last panel reads up to NR-1 past the end (N)
     const bpBase = al(bBase + bLen);
     const cBase = al(bpBase + panels * k * nr);
     const end = cBase + mPad * ldc;
-    const rowTiles = mPad / mr;
-    const parallel = this.worker !== null && m * n * k >= this.parallelThreshold && (panels >= 2 || rowTiles >= 2);
+    const parallel = this.worker !== null && m * n * k >= this.parallelThreshold && (panels >= 2 || tiles >= 2);
     if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while we copy the operands in
     this.ensure(end * 4);
     const f = this.f32;
@@ -171,30 +195,39 @@ class GemmImpl implements Gemm {
 
     const q = this.params;
     q[0] = transA ? 1 : 0; q[1] = transB ? 1 : 0;
-    q[2] = aBase * 4; q[3] = transA ? m * 4 : k * 4;
-    q[4] = bBase * 4; q[5] = transB ? n : n * 4;
-    q[6] = bpBase * 4; q[7] = cBase * 4; q[8] = ldc * 4; q[9] = k;
+    q[2] = aBase * 4; q[3] = transA ? m * 4 : k * 4; q[4] = apBase * 4;
+    q[5] = bBase * 4; q[6] = transB ? n : n * 4;
+    q[7] = bpBase * 4; q[8] = cBase * 4; q[9] = ldc * 4; q[10] = k;
+    q[19] = 0; q[20] = 0;
+    const set = (t0: number, t1: number, p0: number, p1: number, q0: number, q1: number, a0: number, a1: number) => {
+      q[11] = t0; q[12] = t1; q[13] = p0; q[14] = p1; q[15] = q0; q[16] = q1; q[17] = a0; q[18] = a1;
+    };
 
     if (!parallel) {
-      q[10] = 0; q[11] = mPad; q[12] = 0; q[13] = panels; q[14] = 0; q[15] = panels;
-      runJob(this.ex, q);
-    } else if (panels >= 4 || panels >= rowTiles) {
-      // split by column panels; each thread packs its own panels
+      set(0, tiles, 0, panels, 0, panels, 0, tiles);
+      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
+    } else if (panels >= 4 || panels >= tiles) {
+      // split by column panels; each thread packs its own B panels. The calling thread packs A
+      // (small next to B) and publishes it; the worker packs its B panels meanwhile and waits for
+      // A only if it gets there first. (Splitting the A packing too made the calling thread wait
+      // on the worker mid-job, which collapsed when the two cores were oversubscribed.)
       const split = Math.max(1, Math.min(panels - 1, Math.round(panels * this.mainShare)));
-      q[10] = 0; q[11] = mPad; q[12] = split; q[13] = panels; q[14] = split; q[15] = panels;
+      set(0, tiles, split, panels, split, panels, 0, 0);
+      q[19] = 0; q[20] = AFLAG_MAIN;
       this.dispatch(q);
-      q[12] = 0; q[13] = split; q[14] = 0; q[15] = split;
-      runJob(this.ex, q);
+      set(0, tiles, 0, split, 0, split, 0, tiles);
+      q[19] = AFLAG_MAIN; q[20] = 0;
+      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
       this.join();
     } else {
-      // few panels, many rows: pack everything here, then split by row tiles
-      q[10] = 0; q[11] = 0; q[12] = 0; q[13] = 0; q[14] = 0; q[15] = panels;
-      runJob(this.ex, q);
-      const split = Math.max(1, Math.min(rowTiles - 1, Math.round(rowTiles * this.mainShare))) * mr;
-      q[10] = split; q[11] = mPad; q[12] = 0; q[13] = panels; q[14] = 0; q[15] = 0;
+      // few panels, many row tiles: pack everything here, then split by row tiles
+      set(0, 0, 0, 0, 0, panels, 0, tiles);
+      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
+      const split = Math.max(1, Math.min(tiles - 1, Math.round(tiles * this.mainShare)));
+      set(split, tiles, 0, panels, 0, 0, 0, 0);
       this.dispatch(q);
-      q[10] = 0; q[11] = split;
-      runJob(this.ex, q);
+      set(0, split, 0, panels, 0, 0, 0, 0);
+      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
       this.join();
     }
 

@@ -1,14 +1,22 @@
-// Generates the wasm module holding the float32 GEMM micro-kernels and B-packing routines.
+// Generates the wasm module holding the float32 GEMM micro-kernel and the A/B packing routines.
 //
 // Layout conventions (all pointers are byte addresses into the shared memory):
 //  - B is packed into column panels of NR = 4*NV floats: panel p holds, for kk = 0..k-1, the NR
 //    values B[kk][p*NR .. p*NR+NR) contiguously, so one panel is k*NR floats.
-//  - A is read in place (no packing): either row-major (m, k) ("N" kernels, one pointer per tile
-//    row, stepping 4 bytes per kk) or stored (k, m) for transA ("T" kernels, the MR rows of a tile
-//    are adjacent, stepping lda bytes per kk). This absorbs transA without a copy.
+//  - A is packed into row tiles of MR rows: tile t holds, for kk = 0..k-1, the MR values
+//    A[t*MR .. t*MR+MR)[kk] contiguously, so one tile is k*MR floats. Both A layouts (row-major
+//    (m, k), or (k, m) for transA) are absorbed by the two A-packing routines, so there is one
+//    micro-kernel, and its k loop advances exactly two pointers by constants.
 //  - C is written as full MR x NR tiles into a row-major buffer with row stride ldc bytes
 //    (ldc >= number of panels * NR * 4); the caller copies the valid m x n part out.
 // The whole K dimension is accumulated in registers (MR*NV v128 accumulators), k innermost.
+//
+// Tile shape, measured on V8 11.3 / Zen 4 (kernel only, no packing): 4x8 with packed A ~40-41
+// GFLOPS on every VAE shape; 2x16 with A read in place ~40 for row-major A but 30-35 for the
+// transA shapes (A read column-wise, k = 100); 2x16 with packed A ~36 (fewer instructions, yet
+// slower); 3x8 ~37; 5x8 ~32; 4x8 'b-first' ~37.5. V8 keeps at most ~15 v128 values in registers
+// (xmm15 is its scratch register), so larger tiles or k-unrolling spill. TurboFan itself unrolls
+// the k loop 2x (stack check in one copy only).
 import { Code, ModuleBuilder, I32, V128 } from './emit.ts';
 
 export interface KernelConfig {
@@ -18,120 +26,174 @@ export interface KernelConfig {
   /** 'b-first': load all NV b vectors, then one broadcast a at a time; 'a-first': load all MR
    *  broadcast a values, then one b vector at a time. Changes the number of live v128 values. */
   order: 'a-first' | 'b-first';
-  /** k-loop unroll factor (1 or 2); an odd leftover step is peeled before the loop. */
-  ku: number;
 }
 
-// 2x16 tile, whole K in registers, no unrolling (k-unroll by 2 spills in V8 11.3: ~25 GFLOPS vs ~38).
-// Measured best order: 'a-first' for mul+add (~38 vs ~35 GFLOPS), 'b-first' for relaxed madd (~49 vs ~47).
-export const DEFAULT_CONFIG: Omit<KernelConfig, 'relaxed' | 'order'> = { mr: 2, nv: 4, ku: 1 };
+export const DEFAULT_CONFIG: Omit<KernelConfig, 'relaxed' | 'order'> = { mr: 4, nv: 2 };
 export const defaultOrder = (relaxed: boolean): KernelConfig['order'] => (relaxed ? 'b-first' : 'a-first');
 
 export const MEM_MODULE = 'env';
 export const MEM_FIELD = 'mem';
 export const MAX_PAGES = 32768; // 2 GiB
 
-/** gemm(aPtr, aStride, bp, cPtr, ldc, i0, i1, k, p0, p1): for panels p in [p0,p1) and rows
- *  i in [i0,i1) step MR, C tile = A rows @ packed panel. aStride is the byte stride between rows
- *  (N) or between consecutive kk (T). */
-function emitGemm(c: Code, cfg: KernelConfig, transA: boolean): void {
+/** gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1): for panels p in [p0,p1) and row tiles t in
+ *  [t0,t1), C tile = packed A tile @ packed B panel. */
+function emitGemm(c: Code, cfg: KernelConfig): void {
   const { mr, nv, relaxed, order } = cfg;
-  const nrBytes = nv * 16;
-  const [aPtr, aStride, bp, cPtr, ldc, i0, i1, k, p0, p1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  const p = c.local(I32), i = c.local(I32), pb = c.local(I32), pbEnd = c.local(I32);
-  const panelBytes = c.local(I32), pbBase = c.local(I32), crow = c.local(I32);
-  const pa: number[] = [];
-  for (let r = 0; r < (transA ? 1 : mr); r++) pa.push(c.local(I32));
+  const nrBytes = nv * 16, aStep = mr * 4;
+  const [aPack, bp, cPtr, ldc, t0, t1, k, p0, p1] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const p = c.local(I32), t = c.local(I32), pa = c.local(I32), pb = c.local(I32), pbEnd = c.local(I32);
+  const pbBase = c.local(I32), crow = c.local(I32), aTile = c.local(I32), kB = c.local(I32);
   const acc: number[][] = [];
   for (let r = 0; r < mr; r++) { acc.push([]); for (let v = 0; v < nv; v++) acc[r].push(c.local(V128)); }
   const bv: number[] = [];
   for (let v = 0; v < (order === 'b-first' ? nv : 1); v++) bv.push(c.local(V128));
   const av: number[] = [];
   for (let r = 0; r < (order === 'a-first' ? mr : 1); r++) av.push(c.local(V128));
-
   const fma = (a: number, b: number, dst: number) => {
     if (relaxed) c.get(a).get(b).get(dst).f32x4RelaxedMadd().set(dst);
     else c.get(dst).get(a).get(b).f32x4Mul().f32x4Add().set(dst);
   };
-  // one k step: A values at pa (+ aOff bytes for the N kernels), B at pb + bOff
-  const loadA = (r: number, into: number, aOff: number) => {
-    if (transA) c.get(pa[0]).v128Load32Splat(r * 4).set(into);
-    else c.get(pa[r]).v128Load32Splat(aOff).set(into);
-  };
-  const step = (aOff: number, bOff: number) => {
-    if (order === 'b-first') {
-      for (let v = 0; v < nv; v++) c.get(pb).v128Load(bOff + v * 16).set(bv[v]);
-      for (let r = 0; r < mr; r++) {
-        loadA(r, av[0], aOff);
-        for (let v = 0; v < nv; v++) fma(av[0], bv[v], acc[r][v]);
-      }
-    } else {
-      for (let r = 0; r < mr; r++) loadA(r, av[r], aOff);
-      for (let v = 0; v < nv; v++) {
-        c.get(pb).v128Load(bOff + v * 16).set(bv[0]);
-        for (let r = 0; r < mr; r++) fma(av[r], bv[0], acc[r][v]);
-      }
-    }
-  };
-  const advance = (steps: number) => {
-    if (transA) c.get(pa[0]).get(aStride).i32Add().set(pa[0]);
-    else for (let r = 0; r < mr; r++) c.get(pa[r]).i32(4 * steps).i32Add().set(pa[r]);
-  };
-  const ku = cfg.ku === 2 ? 2 : 1;
 
-  c.get(k).i32(nrBytes).i32Mul().set(panelBytes);
+  c.get(k).i32(aStep).i32Mul().set(aTile);
+  c.get(k).i32(nrBytes).i32Mul().set(kB);
   c.get(p0).set(p);
   c.block().loop();
   c.get(p).get(p1).i32GeS().brIf(1);
-  c.get(bp).get(p).get(panelBytes).i32Mul().i32Add().set(pbBase);
-  c.get(i0).set(i);
+  c.get(bp).get(p).get(kB).i32Mul().i32Add().set(pbBase);
+  c.get(t0).set(t);
   c.block().loop();
-  c.get(i).get(i1).i32GeS().brIf(1);
-  // row pointers
-  if (transA) {
-    c.get(aPtr).get(i).i32(4).i32Mul().i32Add().set(pa[0]);
-  } else {
-    c.get(aPtr).get(i).get(aStride).i32Mul().i32Add().set(pa[0]);
-    for (let r = 1; r < mr; r++) c.get(pa[r - 1]).get(aStride).i32Add().set(pa[r]);
-  }
-  c.get(pbBase).tee(pb).get(panelBytes).i32Add().set(pbEnd);
+  c.get(t).get(t1).i32GeS().brIf(1);
+  c.get(aPack).get(t).get(aTile).i32Mul().i32Add().set(pa);
+  c.get(pbBase).tee(pb).get(kB).i32Add().set(pbEnd);
   for (let r = 0; r < mr; r++) for (let v = 0; v < nv; v++) c.v128Const0().set(acc[r][v]);
   // k loop (k >= 1 guaranteed by the caller)
-  if (ku === 1) {
-    c.loop();
-    step(0, 0);
-    advance(1);
-    c.get(pb).i32(nrBytes).i32Add().tee(pb).get(pbEnd).i32Ne().brIf(0);
-    c.end();
+  c.loop();
+  if (order === 'b-first') {
+    for (let v = 0; v < nv; v++) c.get(pb).v128Load(v * 16).set(bv[v]);
+    for (let r = 0; r < mr; r++) {
+      c.get(pa).v128Load32Splat(r * 4).set(av[0]);
+      for (let v = 0; v < nv; v++) fma(av[0], bv[v], acc[r][v]);
+    }
   } else {
-    // odd k: peel one step
-    c.get(k).i32(1).i32And();
-    c.if_();
-    step(0, 0);
-    advance(1);
-    c.get(pb).i32(nrBytes).i32Add().set(pb);
-    c.end();
-    c.get(pb).get(pbEnd).i32Ne();
-    c.if_();
-    c.loop();
-    step(0, 0);
-    if (transA) advance(1);
-    step(transA ? 0 : 4, nrBytes);
-    advance(transA ? 1 : 2);
-    c.get(pb).i32(2 * nrBytes).i32Add().tee(pb).get(pbEnd).i32Ne().brIf(0);
-    c.end();
-    c.end();
+    for (let r = 0; r < mr; r++) c.get(pa).v128Load32Splat(r * 4).set(av[r]);
+    for (let v = 0; v < nv; v++) {
+      c.get(pb).v128Load(v * 16).set(bv[0]);
+      for (let r = 0; r < mr; r++) fma(av[r], bv[0], acc[r][v]);
+    }
   }
+  c.get(pa).i32(aStep).i32Add().set(pa);
+  c.get(pb).i32(nrBytes).i32Add().tee(pb).get(pbEnd).i32Ne().brIf(0);
+  c.end();
   // store the tile
-  c.get(cPtr).get(i).get(ldc).i32Mul().i32Add().get(p).i32(nrBytes).i32Mul().i32Add().set(crow);
+  c.get(cPtr).get(t).i32(mr).i32Mul().get(ldc).i32Mul().i32Add().get(p).i32(nrBytes).i32Mul().i32Add().set(crow);
   for (let r = 0; r < mr; r++) {
     for (let v = 0; v < nv; v++) c.get(crow).get(acc[r][v]).v128Store(v * 16);
     if (r + 1 < mr) c.get(crow).get(ldc).i32Add().set(crow);
   }
-  c.get(i).i32(mr).i32Add().set(i);
+  c.get(t).i32(1).i32Add().set(t);
   c.br(0);
   c.end().end();
   c.get(p).i32(1).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+}
+
+// float lane shuffle -> byte lanes
+const sh = (lanes: number[]) => lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+const LO = sh([0, 4, 1, 5]), HI = sh([2, 6, 3, 7]), LO2 = sh([0, 1, 4, 5]), HI2 = sh([2, 3, 6, 7]);
+
+/** 4x4 transpose of r[0..3] (rows) into columns, stored at d + i*stride for column i. */
+function transpose4Store(c: Code, r: number[], t: number[], d: number, stride: number): void {
+  c.get(r[0]).get(r[1]).i8x16Shuffle(LO).set(t[0]);
+  c.get(r[0]).get(r[1]).i8x16Shuffle(HI).set(t[1]);
+  c.get(r[2]).get(r[3]).i8x16Shuffle(LO).set(t[2]);
+  c.get(r[2]).get(r[3]).i8x16Shuffle(HI).set(t[3]);
+  c.get(d).get(t[0]).get(t[2]).i8x16Shuffle(LO2).v128Store(0);
+  c.get(d).get(t[0]).get(t[2]).i8x16Shuffle(HI2).v128Store(stride);
+  c.get(d).get(t[1]).get(t[3]).i8x16Shuffle(LO2).v128Store(2 * stride);
+  c.get(d).get(t[1]).get(t[3]).i8x16Shuffle(HI2).v128Store(3 * stride);
+}
+
+/** packAN(src, dst, k, lda, t0, t1): A stored (m, k) row-major with row stride lda bytes; tiles
+ *  t in [t0,t1) are packed (rows past m are read from the caller's zeroed slack). */
+function emitPackAN(c: Code, cfg: KernelConfig): void {
+  const mr = cfg.mr, aStep = mr * 4;
+  const [src, dst, k, lda, t0, t1] = [0, 1, 2, 3, 4, 5];
+  const t = c.local(I32), d = c.local(I32), dEnd = c.local(I32), s = c.local(I32), r = c.local(I32), dk = c.local(I32);
+  c.get(t0).set(t);
+  c.block().loop();
+  c.get(t).get(t1).i32GeS().brIf(1);
+  c.get(dst).get(t).get(k).i32Mul().i32(aStep).i32Mul().i32Add().set(d);
+  c.get(src).get(t).i32(mr).i32Mul().get(lda).i32Mul().i32Add().set(s);
+  if (mr === 4) {
+    const sp = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
+    const rv = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+    const tv = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+    c.get(s).set(sp[0]);
+    for (let i = 1; i < 4; i++) c.get(sp[i - 1]).get(lda).i32Add().set(sp[i]);
+    c.get(d).get(k).i32(-4).i32And().i32(16).i32Mul().i32Add().set(dEnd);
+    c.get(d).get(dEnd).i32Ne();
+    c.if_();
+    c.loop();
+    for (let i = 0; i < 4; i++) c.get(sp[i]).v128Load(0).set(rv[i]);
+    transpose4Store(c, rv, tv, d, 16);
+    for (let i = 0; i < 4; i++) c.get(sp[i]).i32(16).i32Add().set(sp[i]);
+    c.get(d).i32(64).i32Add().tee(d).get(dEnd).i32Ne().brIf(0);
+    c.end();
+    c.end();
+    // k tail (k % 4)
+    c.get(dst).get(t).get(k).i32Mul().i32(aStep).i32Mul().i32Add().get(k).i32(aStep).i32Mul().i32Add().set(dEnd);
+    c.get(d).get(dEnd).i32Ne();
+    c.if_();
+    c.loop();
+    for (let i = 0; i < 4; i++) {
+      c.get(d).get(sp[i]).f32Load(0).f32Store(4 * i);
+      c.get(sp[i]).i32(4).i32Add().set(sp[i]);
+    }
+    c.get(d).i32(16).i32Add().tee(d).get(dEnd).i32Ne().brIf(0);
+    c.end();
+    c.end();
+  } else {
+    // generic: row by row, element by element
+    c.i32(0).set(r);
+    c.block().loop();
+    c.get(r).i32(mr).i32GeS().brIf(1);
+    c.get(d).get(r).i32(4).i32Mul().i32Add().tee(dk).get(k).i32(aStep).i32Mul().i32Add().set(dEnd);
+    c.loop();
+    c.get(dk).get(s).f32Load(0).f32Store(0);
+    c.get(s).i32(4).i32Add().set(s);
+    c.get(dk).i32(aStep).i32Add().tee(dk).get(dEnd).i32Ne().brIf(0);
+    c.end();
+    c.get(s).get(k).i32(4).i32Mul().i32Sub().get(lda).i32Add().set(s);
+    c.get(r).i32(1).i32Add().set(r);
+    c.br(0);
+    c.end().end();
+  }
+  c.get(t).i32(1).i32Add().set(t);
+  c.br(0);
+  c.end().end();
+}
+
+/** packAT(src, dst, k, lda, t0, t1): A stored (k, m) (transA) with row stride lda bytes; tile t
+ *  copies MR adjacent floats per kk (the last tile may read up to MR-1 floats past m: the next
+ *  row, or the caller's slack; those C rows are discarded). */
+function emitPackAT(c: Code, cfg: KernelConfig): void {
+  const mr = cfg.mr, aStep = mr * 4;
+  const [src, dst, k, lda, t0, t1] = [0, 1, 2, 3, 4, 5];
+  const t = c.local(I32), d = c.local(I32), dEnd = c.local(I32), s = c.local(I32);
+  c.get(t0).set(t);
+  c.block().loop();
+  c.get(t).get(t1).i32GeS().brIf(1);
+  c.get(dst).get(t).get(k).i32Mul().i32(aStep).i32Mul().i32Add().tee(d).get(k).i32(aStep).i32Mul().i32Add().set(dEnd);
+  c.get(src).get(t).i32(aStep).i32Mul().i32Add().set(s);
+  c.loop();
+  let off = 0;
+  for (; off + 16 <= aStep; off += 16) c.get(d).get(s).v128Load(off).v128Store(off);
+  for (; off < aStep; off += 4) c.get(d).get(s).f32Load(off).f32Store(off);
+  c.get(s).get(lda).i32Add().set(s);
+  c.get(d).i32(aStep).i32Add().tee(d).get(dEnd).i32Ne().brIf(0);
+  c.end();
+  c.get(t).i32(1).i32Add().set(t);
   c.br(0);
   c.end().end();
 }
@@ -169,9 +231,6 @@ function emitPackT(c: Code, cfg: KernelConfig): void {
   const sp = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
   const r = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
   const t = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
-  // float lane shuffle -> byte lanes
-  const sh = (lanes: number[]) => lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
-  const LO = sh([0, 4, 1, 5]), HI = sh([2, 6, 3, 7]), LO2 = sh([0, 1, 4, 5]), HI2 = sh([2, 3, 6, 7]);
   c.get(k).i32(4).i32Mul().set(kBytes);
   c.get(k).i32(-4).i32And().i32(nrBytes).i32Mul().set(k4Bytes); // (k & ~3) rows of packed output, in bytes
   c.get(p0).set(p);
@@ -194,14 +253,7 @@ function emitPackT(c: Code, cfg: KernelConfig): void {
     c.if_();
     c.loop();
     for (let i = 0; i < 4; i++) c.get(sp[i]).v128Load(0).set(r[i]);
-    c.get(r[0]).get(r[1]).i8x16Shuffle(LO).set(t[0]);
-    c.get(r[0]).get(r[1]).i8x16Shuffle(HI).set(t[1]);
-    c.get(r[2]).get(r[3]).i8x16Shuffle(LO).set(t[2]);
-    c.get(r[2]).get(r[3]).i8x16Shuffle(HI).set(t[3]);
-    c.get(d).get(t[0]).get(t[2]).i8x16Shuffle(LO2).v128Store(0);
-    c.get(d).get(t[0]).get(t[2]).i8x16Shuffle(HI2).v128Store(nrBytes);
-    c.get(d).get(t[1]).get(t[3]).i8x16Shuffle(LO2).v128Store(2 * nrBytes);
-    c.get(d).get(t[1]).get(t[3]).i8x16Shuffle(HI2).v128Store(3 * nrBytes);
+    transpose4Store(c, r, t, d, nrBytes);
     for (let i = 0; i < 4; i++) c.get(sp[i]).i32(16).i32Add().set(sp[i]);
     c.get(d).i32(4 * nrBytes).i32Add().tee(d).get(dEnd).i32Ne().brIf(0);
     c.end();
@@ -254,13 +306,14 @@ function emitPackT(c: Code, cfg: KernelConfig): void {
 }
 
 const P6 = [I32, I32, I32, I32, I32, I32] as const;
-const P10 = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
+const P9 = [I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
 
 /** Build the module bytes (memory imported as env.mem, shared). */
 export function buildKernelModule(cfg: KernelConfig): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder({ module: MEM_MODULE, field: MEM_FIELD, initialPages: 1, maxPages: MAX_PAGES, shared: true });
-  m.func('gemmN', [...P10], [], (c) => emitGemm(c, cfg, false));
-  m.func('gemmT', [...P10], [], (c) => emitGemm(c, cfg, true));
+  m.func('gemm', [...P9], [], (c) => emitGemm(c, cfg));
+  m.func('packAN', [...P6], [], (c) => emitPackAN(c, cfg));
+  m.func('packAT', [...P6], [], (c) => emitPackAT(c, cfg));
   m.func('packN', [...P6], [], (c) => emitPackN(c, cfg));
   m.func('packT', [...P6], [], (c) => emitPackT(c, cfg));
   return m.encode();

@@ -1,0 +1,97 @@
+// Adam / L2-weight-decay parameter update in WebAssembly SIMD (f32x4), for float32 parameters.
+//
+// The parameter, gradient and moment arrays are ordinary JS Float32Arrays, so they are streamed
+// through a small private wasm memory in chunks (CHUNK floats per array, 128 KiB in all, so the
+// copies stay in L2): copy p, g, m, v in, update, copy p, m, v back. The copies cost about as much
+// memory traffic as the fused JS loop itself reads and writes; the gain is the arithmetic (the JS
+// loop runs scalar float64 math with a sqrt and a division per element).
+//
+// Arithmetic is float32 (the JS fallback computes in float64 and rounds on store), so results
+// agree with the JS path to within float32 rounding, not bit for bit.
+import { Code, ModuleBuilder, I32, F32, V128, type ValType } from './emit.ts';
+import type { AdamHyper } from '../../../engine/backend.ts';
+
+const CHUNK = 8192; // floats per array per chunk
+
+/** adam(p, g, m, v, n4, b1, omb1, b2, omb2, wd, stepSize, invSq2, eps): n4 vectors of 4 floats.
+ *  withWd adds wd * p to the gradient (the JS path skips that term when wd is 0, so 0 * inf
+ *  never turns into NaN there; the variant without it keeps that behaviour). */
+function emitAdam(c: Code, withWd: boolean): void {
+  const [p, g, m, v, n4, b1, omb1, b2, omb2, wd, stepSize, invSq2, eps] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const off = c.local(I32), end = c.local(I32);
+  const B1 = c.local(V128), OMB1 = c.local(V128), B2 = c.local(V128), OMB2 = c.local(V128), WD = c.local(V128);
+  const SS = c.local(V128), IS = c.local(V128), EPS = c.local(V128);
+  const gv = c.local(V128), pv = c.local(V128), mv = c.local(V128), vv = c.local(V128);
+  const splat = (src: number, dst: number) => c.get(src).f32x4Splat().set(dst);
+  splat(b1, B1); splat(omb1, OMB1); splat(b2, B2); splat(omb2, OMB2); splat(wd, WD);
+  splat(stepSize, SS); splat(invSq2, IS); splat(eps, EPS);
+  c.get(n4).i32Eqz().if_().return_().end();
+  c.i32(0).set(off);
+  c.get(n4).i32(16).i32Mul().set(end);
+  c.loop();
+  c.get(p).get(off).i32Add().v128Load(0).set(pv);
+  c.get(g).get(off).i32Add().v128Load(0).set(gv);
+  if (withWd) c.get(gv).get(WD).get(pv).f32x4Mul().f32x4Add().set(gv);
+  // m = b1 * m + (1 - b1) * g
+  c.get(B1).get(m).get(off).i32Add().v128Load(0).f32x4Mul().get(OMB1).get(gv).f32x4Mul().f32x4Add().set(mv);
+  // v = b2 * v + (1 - b2) * g * g
+  c.get(B2).get(v).get(off).i32Add().v128Load(0).f32x4Mul().get(OMB2).get(gv).f32x4Mul().get(gv).f32x4Mul().f32x4Add().set(vv);
+  c.get(m).get(off).i32Add().get(mv).v128Store(0);
+  c.get(v).get(off).i32Add().get(vv).v128Store(0);
+  // p -= stepSize * m / (sqrt(v) / sqrt(bc2) + eps)
+  c.get(p).get(off).i32Add();
+  c.get(pv);
+  c.get(SS).get(mv).f32x4Mul();
+  c.get(vv).f32x4Sqrt().get(IS).f32x4Mul().get(EPS).f32x4Add();
+  c.f32x4Div().f32x4Sub().v128Store(0);
+  c.get(off).i32(16).i32Add().tee(off).get(end).i32Ne().brIf(0);
+  c.end();
+}
+
+export interface AdamKernel {
+  /** In-place update of P, M, V (same semantics as CpuBackend's JS loop). */
+  update(P: Float32Array, G: Float32Array, M: Float32Array, V: Float32Array, hp: AdamHyper): void;
+}
+
+type AdamFn = (p: number, g: number, m: number, v: number, n4: number, b1: number, omb1: number, b2: number,
+  omb2: number, wd: number, stepSize: number, invSq2: number, eps: number) => void;
+
+/** Builds the wasm Adam kernel, or returns null where WebAssembly SIMD is unavailable. */
+export function createAdamWasm(): AdamKernel | null {
+  const pages = Math.ceil((4 * CHUNK * 4) / 65536);
+  const mb = new ModuleBuilder({ module: 'env', field: 'mem', initialPages: pages, maxPages: pages, shared: false });
+  const params: ValType[] = [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32];
+  mb.func('adam', params, [], (c) => emitAdam(c, false));
+  mb.func('adamWd', params, [], (c) => emitAdam(c, true));
+  const bytes = mb.encode();
+  let ex: { adam: AdamFn; adamWd: AdamFn };
+  let mem: WebAssembly.Memory;
+  try {
+    if (!WebAssembly.validate(bytes)) return null;
+    mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } }).exports as unknown as typeof ex;
+  } catch {
+    return null;
+  }
+  const f = new Float32Array(mem.buffer);
+  const pO = 0, gO = CHUNK, mO = 2 * CHUNK, vO = 3 * CHUNK;
+  return {
+    update(P, G, M, V, hp) {
+      const n = P.length;
+      if (G.length < n || M.length < n || V.length < n) throw new RangeError('adamUpdate: arrays shorter than the parameter');
+      const { lr, beta1, beta2, eps, weightDecay, step } = hp;
+      const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+      const fn = weightDecay !== 0 ? ex.adamWd : ex.adam;
+      const args = [beta1, 1 - beta1, beta2, 1 - beta2, weightDecay, lr / bc1, 1 / Math.sqrt(bc2), eps] as const;
+      for (let o = 0; o < n; o += CHUNK) {
+        const len = Math.min(CHUNK, n - o), e = o + len;
+        f.set(P.subarray(o, e), pO); f.set(G.subarray(o, e), gO);
+        f.set(M.subarray(o, e), mO); f.set(V.subarray(o, e), vO);
+        fn(pO * 4, gO * 4, mO * 4, vO * 4, (len + 3) >> 2, ...args); // lanes past len: stale, never copied back
+        P.set(f.subarray(pO, pO + len), o);
+        M.set(f.subarray(mO, mO + len), o);
+        V.set(f.subarray(vO, vO + len), o);
+      }
+    },
+  };
+}
