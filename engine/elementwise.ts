@@ -39,6 +39,10 @@ export const BINARY = {
   ge: 'select(0.0, 1.0, a >= b)',
   eq: 'select(0.0, 1.0, a == b)',
   ne: 'select(0.0, 1.0, a != b)',
+  // binary cross-entropy of logits a against targets b, softplus(a) - a b, and its derivative in a,
+  // sigmoid(a) - b: one pass each instead of a dozen (the MNIST-VAE's 78,400-pixel loss)
+  bceLogits: 'max(a, 0.0) - a * b + log(1.0 + exp(-abs(a)))',
+  bceLogitsGrad: 'select(exp(a) / (1.0 + exp(a)), 1.0 / (1.0 + exp(-a)), a >= 0.0) - b',
 } as const;
 
 export type UnaryOp = keyof typeof UNARY | 'bitsToUniform';

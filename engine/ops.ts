@@ -630,11 +630,17 @@ export function binaryCrossEntropy(p: T, target: T, reduction: Reduction = 'mean
 
 /** Binary cross-entropy on logits, stable: max(z,0) - z t + log(1 + exp(-|z|)). */
 export function binaryCrossEntropyWithLogits(z: T, target: T, reduction: Reduction = 'mean'): T {
+  checkTensor(z, 'binaryCrossEntropyWithLogits', 'logits');
+  checkTensor(target, 'binaryCrossEntropyWithLogits', 'target');
+  requireFloat(z, 'binaryCrossEntropyWithLogits');
   if (z.shape.join() !== target.shape.join()) fail('binaryCrossEntropyWithLogits', `logits have shape [${z.shape}] but target has shape [${target.shape}]`);
-  // softplus(z) with its own VJP sigmoid(z): relu/abs subgradients at z = 0 would give 0 instead of 1/2
-  const sp = noGrad(() => add(relu(z), log(add(exp(neg(abs(z))), 1))));
-  record('softplus', [z], [sp], ([g]) => [mul(g!, sigmoid(z))]);
-  const l = sub(sp, mul(z, target));
+  // softplus(z) - z t in one elementwise pass; the derivative sigmoid(z) - t is smooth at z = 0
+  // (relu/abs subgradients would give 0 there instead of 1/2)
+  const l = binaryRaw('bceLogits', z, target, 'binaryCrossEntropyWithLogits');
+  record('binaryCrossEntropyWithLogits', [z, target], [l], ([g]) => [
+    mul(g!, binaryRaw('bceLogitsGrad', z, target, 'binaryCrossEntropyWithLogits')),
+    target.requiresGrad ? mul(g!, neg(z)) : null,
+  ]);
   return reduce(l, reduction, 'binaryCrossEntropyWithLogits');
 }
 
