@@ -58,7 +58,7 @@ const shapes = [
 ];
 const wasm = createGemmSync();
 console.log('\nmatmul GFLOPS (best)');
-console.log(`${'shape'.padEnd(24)} ${'webgpu tex'.padStart(11)} ${'webgpu reg'.padStart(11)} ${'webgpu tiled'.padStart(13)} ${'cpu JS'.padStart(8)} ${'cpu wasm1'.padStart(10)}`);
+console.log(`${'shape'.padEnd(24)} ${'webgpu ubo'.padStart(11)} ${'webgpu tex'.padStart(11)} ${'webgpu reg'.padStart(13)} ${'cpu JS'.padStart(8)} ${'cpu wasm1'.padStart(10)}`);
 for (const s of shapes) {
   const { m, n, k } = s;
   const A = rand(m * k), B = rand(k * n);
@@ -68,7 +68,7 @@ for (const s of shapes) {
   const ga = gpu.fromArray(A), gb = gpu.fromArray(B);
   const row: string[] = [];
   const saved = gpu.matmulPlan;
-  for (const plan of [{ kind: 'tex', tm: 16, tn: 8 }, { kind: 'reg', tm: 8, tn: 16 }, { kind: 'tiled', tm: 4, tn: 4 }] as const) {
+  for (const plan of [{ kind: 'ubo', tm: 8, tn: 8 }, { kind: 'tex', tm: 16, tn: 8 }, { kind: 'reg', tm: 8, tn: 16 }] as const) {
     gpu.matmulPlan = plan;
     row.push(gf(await timeGpu(() => gpu.release(gpu.matmul(args(ga, gb))), 20)));
   }

@@ -16,7 +16,7 @@ import type { UnaryOp, BinaryOp } from '../../engine/elementwise.ts';
 import {
   PARAM_WORDS, WG, type WType, elementwiseSource, fillSource, reduceSource, argmaxSource, gatherSource,
   scatterAddSource, philoxSource, adamSource, matmulRegSource, matmulTiledSource, packSource, matmulTexSource, unaryExpr, binaryExpr,
-  type MatmulVariant,
+  packRowsSource, matmulUboSource, adamTexSource, LIN_W, type MatmulVariant, type MatmulAct,
 } from './wgsl.ts';
 
 const MAX_BATCH = 512; // dispatches per submit
@@ -42,8 +42,14 @@ interface Tex {
   readonly view: GPUTextureView;
   readonly w: number;
   readonly h: number;
+  readonly copyDst?: boolean;
 }
-type Res = Slab | Tex;
+/** A slab bound as a uniform block of `size` bytes at a dynamic offset (matmul operand A). */
+interface Ubo {
+  readonly ubo: Slab;
+  readonly size: number;
+}
+type Res = Slab | Tex | Ubo;
 
 export class GpuBuf implements Buf {
   constructor(readonly size: number, readonly dtype: DType, public slab: Slab | null) {}
@@ -56,7 +62,7 @@ interface Kernel {
 }
 
 export interface MatmulPlan {
-  kind: 'reg' | 'tiled' | 'tex';
+  kind: 'reg' | 'tiled' | 'tex' | 'ubo';
   tm: number; // reg: outputs per invocation (rows, multiple of 4)
   tn: number; // reg: outputs per invocation (cols, multiple of 4)
   wg?: number; // reg: workgroup side (wg x wg invocations), default 8
@@ -102,6 +108,8 @@ export class WebGpuBackend implements Backend {
   readonly adapterName: string;
   readonly isSoftware: boolean;
   matmulPlan: MatmulPlan;
+  /** software adapters: elementwise kernels read float32 inputs through texture copies */
+  texInputs = process.env.GAPGRAD_WEBGPU_TEXIN !== '0';
   /** validation / out-of-memory errors Dawn reported; read() throws the first one */
   readonly errors: string[] = [];
 
@@ -131,6 +139,7 @@ export class WebGpuBackend implements Backend {
   stats = { dispatches: 0, submits: 0, reads: 0 };
 
   private readonly maxTexture: number;
+  private readonly maxUniformFloats: number;
   private readonly texPool = new Map<string, Tex[]>();
 
   constructor(device: GPUDevice, info: { name: string; software: boolean; maxTexture?: number }) {
@@ -143,9 +152,11 @@ export class WebGpuBackend implements Backend {
     // software rasterisers (llvmpipe): storage-buffer loads at per-invocation addresses are scalar
     // loops there while texel fetches are vectorised, and barriers are slow: pack the operands into
     // textures and use register-blocked kernels without workgroup memory. Real GPUs: shared-memory tiles.
+    // 'ubo' (default there): A through uniform blocks, B through a texture, see matmulUboSource.
     this.matmulPlan = forced === 'tiled' || (!forced && !info.software)
       ? { kind: 'tiled', tm: 4, tn: 4 }
-      : forced === 'reg' ? { kind: 'reg', tm: 8, tn: 16 } : { kind: 'tex', tm: 16, tn: 8 };
+      : forced === 'reg' ? { kind: 'reg', tm: 8, tn: 16 } : forced === 'tex' ? { kind: 'tex', tm: 16, tn: 8 } : { kind: 'ubo', tm: 8, tn: 8, wg: 8 };
+    this.maxUniformFloats = Math.min(16384, Math.floor(Number(device.limits.maxUniformBufferBindingSize) / 4));
     this.ring = new ArrayBuffer(MAX_BATCH * SLOT);
     this.ringU32 = new Uint32Array(this.ring);
     this.uniform = device.createBuffer({ size: MAX_BATCH * SLOT, usage: U_UNIFORM | U_COPY_DST });
@@ -158,7 +169,7 @@ export class WebGpuBackend implements Backend {
 
   // ------------------------------------------------------------ memory
   private newSlab(bytes: number, mapped = false): Slab {
-    const buffer = this.device.createBuffer({ size: bytes, usage: U_STORAGE | U_COPY_SRC | U_COPY_DST, mappedAtCreation: mapped });
+    const buffer = this.device.createBuffer({ size: bytes, usage: U_STORAGE | U_UNIFORM | U_COPY_SRC | U_COPY_DST, mappedAtCreation: mapped });
     this.allocated += bytes;
     return { id: this.nextSlabId++, buffer, bytes, lastUse: 0 };
   }
@@ -304,7 +315,8 @@ export class WebGpuBackend implements Backend {
       ];
       for (let i = 0; i < sig.length; i++) {
         const c = sig[i];
-        if (c === 't') entries.push({ binding: i + 1, visibility: 4, texture: { sampleType: 'unfilterable-float', viewDimension: '2d' } });
+        if (c === 'u') entries.push({ binding: i + 1, visibility: 4, buffer: { type: 'uniform', hasDynamicOffset: true } });
+        else if (c === 't') entries.push({ binding: i + 1, visibility: 4, texture: { sampleType: 'unfilterable-float', viewDimension: '2d' } });
         else if (c === 's') entries.push({ binding: i + 1, visibility: 4, storageTexture: { access: 'write-only', format: 'rgba32float', viewDimension: '2d' } });
         else entries.push({ binding: i + 1, visibility: 4, buffer: { type: c === 'w' ? 'storage' : 'read-only-storage' } });
       }
@@ -338,7 +350,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Record one dispatch: params (u32 words), storage slabs in binding order, workgroup counts. */
-  private dispatch(k: Kernel, slabs: Res[], params: ArrayLike<number>, x: number, y = 1, z = 1): void {
+  private dispatch(k: Kernel, slabs: Res[], params: ArrayLike<number>, x: number, y = 1, z = 1, uboOffset = -1): void {
     if (x === 0 || y === 0 || z === 0) return;
     if (this.nDispatch >= MAX_BATCH) this.submit();
     const slot = this.nDispatch++;
@@ -346,23 +358,26 @@ export class WebGpuBackend implements Backend {
     const ring = this.ringU32;
     for (let i = 0; i < params.length; i++) ring[base + i] = params[i];
     let key = k.sig;
-    for (const s of slabs) key += ':' + s.id;
+    for (const s of slabs) key += 'ubo' in s ? `:u${s.ubo.id}/${s.size}` : ':' + s.id;
     let bg = this.bindGroups.get(key);
     if (!bg) {
       if (this.bindGroups.size > 8192) this.bindGroups = new Map();
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniform, offset: 0, size: SLOT } }];
-      slabs.forEach((s, i) => entries.push({ binding: i + 1, resource: 'view' in s ? s.view : { buffer: s.buffer, offset: 0, size: s.bytes } }));
+      slabs.forEach((s, i) => entries.push({
+        binding: i + 1,
+        resource: 'view' in s ? s.view : 'ubo' in s ? { buffer: s.ubo.buffer, offset: 0, size: s.size } : { buffer: s.buffer, offset: 0, size: s.bytes },
+      }));
       bg = this.device.createBindGroup({ layout: k.layout, entries });
       this.bindGroups.set(key, bg);
     }
-    for (const s of slabs) if ('lastUse' in s) s.lastUse = this.epoch;
+    for (const s of slabs) if ('lastUse' in s) s.lastUse = this.epoch; else if ('ubo' in s) s.ubo.lastUse = this.epoch;
     const enc = this.getEncoder();
     const pass = (this.pass ??= enc.beginComputePass());
     if (this.lastPipeline !== k.pipeline) {
       pass.setPipeline(k.pipeline);
       this.lastPipeline = k.pipeline;
     }
-    pass.setBindGroup(0, bg, [slot * SLOT]);
+    pass.setBindGroup(0, bg, uboOffset >= 0 ? [slot * SLOT, uboOffset] : [slot * SLOT]);
     pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
   }
@@ -403,17 +418,22 @@ export class WebGpuBackend implements Backend {
     const R = c.shape.length;
     if (R > MAX_RANK) throw new Error(`webgpu: elementwise views of rank ${R} after merging axes are not supported (max ${MAX_RANK})`);
     const into = !!dst;
-    const key = `ew|${expr}|${ins.join(',')}|${outT}|${R}|${into ? 1 : 0}`;
+    // software adapters: float32 inputs through texture copies (storage loads are scalar loops there)
+    const tex = views.map((v) => this.texInputs && this.matmulPlan.kind === 'ubo' && v.buf.dtype === 'float32' && n >= 1024 &&
+      v.buf.size > 0 && Math.ceil(v.buf.size / 4 / LIN_W) <= this.maxTexture && (!dst || v.buf !== dst.buf));
+    const key = `ew|${expr}|${ins.join(',')}|${outT}|${R}|${into ? 1 : 0}|${tex.map((t) => (t ? 't' : 'r')).join('')}`;
     const k = this.kernel(key, () => ({
-      src: elementwiseSource(expr, names, ins, outT, R, into),
-      sig: 'r'.repeat(views.length) + 'w',
+      src: elementwiseSource(expr, names, ins, outT, R, into, tex),
+      sig: tex.map((t) => (t ? 't' : 'r')).join('') + 'w',
     }));
+    const texs = views.map((v, j) => (tex[j] ? this.linearTexture(this.slab(v.buf), Math.ceil(v.buf.size / 4)) : null));
     const out = dst ? dst.buf : this.alloc(n, outDtype);
     const [gx, gy, rs] = this.grid(n);
     const p: number[] = [n, rs, ...c.shape];
     const offs = dst ? [...views.map((v) => v.offset), dst.offset] : views.map((v) => v.offset);
     offs.forEach((o, v) => { p.push(o, ...c.strides[v]); });
-    this.dispatch(k, [...views.map((v) => this.slab(v.buf)), this.slab(out)], p, gx, gy);
+    this.dispatch(k, [...views.map((v, j) => texs[j] ?? this.slab(v.buf)), this.slab(out)], p, gx, gy);
+    for (const t of texs) if (t) this.releaseTex(t);
     return dst ? null : out;
   }
 
@@ -479,8 +499,129 @@ export class WebGpuBackend implements Backend {
   }
 
   matmul(a: MatmulArgs): Buf {
+    return this.matmulEx(a, null, 'none');
+  }
+
+  /**
+   * act(A @ B + bias) in one pass where the matmul kernel supports it (bias: length n, added to every
+   * row of every batch; act 'relu' or 'none'); otherwise the matmul followed by elementwise dispatches.
+   */
+  matmulBiasAct(a: MatmulArgs, bias: Buf | null, act: MatmulAct): Buf {
+    return this.matmulEx(a, bias, act);
+  }
+
+  private matmulEx(a: MatmulArgs, bias: Buf | null, act: MatmulAct): Buf {
     const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = a;
     if (a.a.dtype !== 'float32' || a.b.dtype !== 'float32') throw new Error(`webgpu.matmul: float32 operands expected, got ${a.a.dtype} and ${a.b.dtype}`);
+    if (bias && (bias.dtype !== 'float32' || bias.size !== n)) throw new Error(`webgpu.matmulBiasAct: bias must be float32 of length ${n}`);
+    if (batch * m * n === 0) return this.alloc(batch * m * n, 'float32');
+    if (this.matmulPlan.kind === 'ubo' && k > 0) {
+      const r = this.matmulUbo(a, bias, act);
+      if (r) return r;
+    }
+    const out = this.matmulPlain(a);
+    if (!bias && act === 'none') return out;
+    // epilogue through the elementwise kernels
+    let cur = out;
+    if (bias) {
+      const shape = [batch * m, n];
+      const nxt = this.binary('add', { buf: cur, strides: [n, 1], offset: 0 }, { buf: bias, strides: [0, 1], offset: 0 }, shape, 'float32');
+      this.release(cur);
+      cur = nxt;
+    }
+    if (act === 'relu') {
+      const nxt = this.unary('relu', { buf: cur, strides: [1], offset: 0 }, [batch * m * n], 'float32');
+      this.release(cur);
+      cur = nxt;
+    }
+    return cur;
+  }
+
+  /** The uniform-block matmul (see matmulUboSource); null where the shape does not fit it. */
+  private matmulUbo(a: MatmulArgs, bias: Buf | null, act: MatmulAct): Buf | null {
+    const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = a;
+    const TM = 8, TQ = 2, WGX = 8;
+    const kp = 4 * Math.ceil(k / 4);
+    const maxRows = Math.floor(this.maxUniformFloats / kp);
+    let R: number, chunks: number;
+    if (Math.ceil(m / TM) * TM <= maxRows) { R = Math.ceil(m / TM) * TM; chunks = 1; }
+    else { R = Math.floor(maxRows / 16) * 16; chunks = Math.ceil(m / Math.max(R, 1)); }
+    const aB = aBatchStride ? batch : 1, bB = bBatchStride ? batch : 1;
+    const wn = Math.ceil(n / 4);
+    // B as a linear texture: rows of ldb texels (n along a row, or k when transposed)
+    const inner = transB ? k : n, rowsB = transB ? n : k;
+    const ldb = Math.ceil(inner / 4);
+    const directB = inner % 4 === 0 && bBatchStride % 4 === 0;
+    const bStrideT = directB ? bBatchStride / 4 : rowsB * ldb; // texels between batches
+    const texels = (bB - 1) * bStrideT + rowsB * ldb;
+    if (R < TM || batch * chunks > 64 || Math.ceil(texels / LIN_W) > this.maxTexture) return null;
+    // ---- A: rows of kp floats, 256-byte aligned chunks
+    const aStride = Math.ceil((chunks * R * kp) / 64) * 64;
+    const scratch = this.alloc(aB * aStride, 'float32');
+    const ss = this.slab(scratch);
+    if (!transA && k % 4 === 0) {
+      const enc = this.getEncoder();
+      this.endPass();
+      const src = this.slab(a.a);
+      for (let b = 0; b < aB; b++) enc.copyBufferToBuffer(src.buffer, b * aBatchStride * 4, ss.buffer, b * aStride * 4, m * k * 4);
+      src.lastUse = this.epoch;
+      ss.lastUse = this.epoch;
+    } else {
+      this.packRows(a.a, ss, aB, m, k, kp, transA, aBatchStride, aStride);
+    }
+    // ---- B: linear texture
+    let bSrc = this.slab(a.b);
+    let bTmp: Buf | null = null;
+    if (!directB) {
+      bTmp = this.alloc(texels * 4, 'float32');
+      bSrc = this.slab(bTmp);
+      this.packRows(a.b, bSrc, bB, rowsB, inner, 4 * ldb, false, bBatchStride, rowsB * ldb * 4);
+    }
+    const tb = this.linearTexture(bSrc, texels);
+    // ---- the product
+    const out = this.alloc(batch * m * n, 'float32');
+    const kern = this.kernel(`mmu|${k}|${R}|${TM}|${TQ}|${WGX}|${transB}|${!!bias}|${act}`, () => ({
+      src: matmulUboSource(k, R, TM, TQ, WGX, transB, !!bias, act), sig: bias ? 'utwr' : 'utw',
+    }));
+    const res: Res[] = [{ ubo: ss, size: R * kp * 4 }, tb, this.slab(out)];
+    if (bias) res.push(this.slab(bias));
+    const gx = Math.ceil(wn / (TQ * WGX));
+    for (let bt = 0; bt < batch; bt++) {
+      for (let c = 0; c < chunks; c++) {
+        const rows = Math.min(R, m - c * R);
+        const aOff = ((aBatchStride ? bt : 0) * aStride + c * R * kp) * 4;
+        this.dispatch(kern, res, [rows, n, bt * m + c * R, bBatchStride ? bt * bStrideT : 0, ldb], gx, Math.ceil(rows / TM), 1, aOff);
+      }
+    }
+    this.release(scratch);
+    if (bTmp) this.release(bTmp);
+    this.releaseTex(tb);
+    return out;
+  }
+
+  /** Write `batches` (R, Cc) operands (column-major when trans) as rows of Cp floats, zero-padded, into dst. */
+  private packRows(x: Buf, dst: Slab, batches: number, R: number, Cc: number, Cp: number, trans: boolean, inStride: number, outStride: number): void {
+    const kern = this.kernel(`packrows|${trans}`, () => ({ src: packRowsSource(trans), sig: 'rw' }));
+    const total = batches * R * Cp;
+    const [gx, gy, rs] = this.grid(total);
+    this.dispatch(kern, [this.slab(x), dst], [total, rs, R, Cc, Cp, inStride, outStride], gx, gy);
+  }
+
+  /** A pooled LIN_W-wide rgba32float texture holding the first `texels` * 4 floats of a slab (copy, no shader). */
+  private linearTexture(src: Slab, texels: number): Tex {
+    const h = Math.ceil(texels / LIN_W);
+    const t = this.takeTex(LIN_W, h, true);
+    const enc = this.getEncoder();
+    this.endPass();
+    const full = Math.floor(texels / LIN_W), rest = texels % LIN_W;
+    if (full > 0) enc.copyBufferToTexture({ buffer: src.buffer, offset: 0, bytesPerRow: LIN_W * 16, rowsPerImage: full }, { texture: t.texture }, [LIN_W, full, 1]);
+    if (rest > 0) enc.copyBufferToTexture({ buffer: src.buffer, offset: full * LIN_W * 16, bytesPerRow: LIN_W * 16 }, { texture: t.texture, origin: [0, full, 0] }, [rest, 1, 1]);
+    src.lastUse = this.epoch;
+    return t;
+  }
+
+  private matmulPlain(a: MatmulArgs): Buf {
+    const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = a;
     const out = this.alloc(batch * m * n, 'float32');
     if (batch * m * n === 0) return out;
     if (k === 0) { this.release(out); return this.fill(batch * m * n, 0, 'float32'); }
@@ -489,14 +630,14 @@ export class WebGpuBackend implements Backend {
     if (batch > 65535) throw new Error(`webgpu.matmul: more than 65535 matrices in one call are not supported (got ${batch})`);
     {
       const nb = batch;
-      const tex = plan.kind === 'tex' && 2 * batch * m * n * k >= 1 << 17 &&
+      const tex = (plan.kind === 'tex' || plan.kind === 'ubo') && 2 * batch * m * n * k >= 1 << 17 &&
         Math.max(Math.ceil(k / 4), Math.ceil(n / 4)) <= this.maxTexture &&
         (aBatchStride ? batch : 1) * m <= this.maxTexture && (bBatchStride ? batch : 1) * 4 * Math.ceil(k / 4) <= this.maxTexture;
       if (tex) {
         const ta = this.pack(a.a, m, k, transA, aBatchStride ? batch : 1, aBatchStride, m);
         const kp = 4 * Math.ceil(k / 4);
         const tb = this.pack(a.b, k, n, transB, bBatchStride ? batch : 1, bBatchStride, kp);
-        const { tm, tn } = plan, wg = plan.wg ?? 8;
+        const { tm, tn } = plan.kind === 'tex' ? plan : { tm: 16, tn: 8 }, wg = plan.kind === 'tex' ? plan.wg ?? 8 : 8;
         const kern = this.kernel(`mmx|${tm}|${tn}|${wg}`, () => ({ src: matmulTexSource(tm, tn, wg), sig: 'ttw' }));
         this.dispatch(kern, [ta, tb, this.slab(out)], [m, n, k, aBatchStride ? m : 0, bBatchStride ? kp : 0],
           Math.ceil(n / (tn * wg)), Math.ceil(m / (tm * wg)), nb);
@@ -533,19 +674,19 @@ export class WebGpuBackend implements Backend {
     return t;
   }
 
-  private takeTex(w: number, h: number): Tex {
+  private takeTex(w: number, h: number, copyDst = false): Tex {
     // round the height up so that nearby shapes share textures
     const hh = h <= 64 ? h : Math.min(this.maxTexture, Math.ceil(h / 32) * 32);
-    const key = `${w}x${hh}`;
+    const key = `${w}x${hh}${copyDst ? 'c' : ''}`;
     const t = this.texPool.get(key)?.pop();
     if (t) return t;
-    const texture = this.device.createTexture({ size: [w, hh], format: 'rgba32float', usage: 0x04 /* TEXTURE_BINDING */ | 0x08 /* STORAGE_BINDING */ });
+    const texture = this.device.createTexture({ size: [w, hh], format: 'rgba32float', usage: 0x04 /* TEXTURE_BINDING */ | (copyDst ? 0x02 /* COPY_DST */ : 0x08 /* STORAGE_BINDING */) });
     this.allocated += w * hh * 16;
-    return { id: this.nextSlabId++, texture, view: texture.createView(), w, h: hh };
+    return { id: this.nextSlabId++, texture, view: texture.createView(), w, h: hh, copyDst };
   }
 
   private releaseTex(t: Tex): void {
-    const key = `${t.w}x${t.h}`;
+    const key = `${t.w}x${t.h}${t.copyDst ? 'c' : ''}`;
     let list = this.texPool.get(key);
     if (!list) this.texPool.set(key, (list = []));
     list.push(t);
@@ -586,6 +727,18 @@ export class WebGpuBackend implements Backend {
     const { lr, beta1, beta2, eps, weightDecay, step } = hp;
     const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
     const n = p.size;
+    const texels = Math.ceil(n / 4);
+    if (this.matmulPlan.kind === 'ubo' && n > 0 && Math.ceil(texels / LIN_W) <= this.maxTexture) {
+      // software adapters: operands through texture copies (see adamTexSource)
+      const kt = this.kernel('adamtex', () => ({ src: adamTexSource(), sig: 'wwwtttt' }));
+      const texs = [p, g, m, v].map((b) => this.linearTexture(this.slab(b), texels));
+      const [gx, gy, rs] = this.grid(texels);
+      this.dispatch(kt, [this.slab(p), this.slab(m), this.slab(v), ...texs],
+        [texels, rs, fbits(beta1), fbits(1 - beta1), fbits(beta2), fbits(1 - beta2), fbits(eps), fbits(weightDecay), fbits(lr / bc1), fbits(Math.sqrt(bc2)), n],
+        gx, gy);
+      for (const t of texs) this.releaseTex(t);
+      return;
+    }
     const [gx, gy, rs] = this.grid(n);
     this.dispatch(k, [this.slab(p), this.slab(g), this.slab(m), this.slab(v)],
       [n, rs, fbits(beta1), fbits(1 - beta1), fbits(beta2), fbits(1 - beta2), fbits(eps), fbits(weightDecay), fbits(lr / bc1), fbits(Math.sqrt(bc2))],

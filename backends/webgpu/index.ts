@@ -84,6 +84,7 @@ async function createBackend(choice: string): Promise<WebGpuBackend> {
           maxTextureDimension2D: Number(L.maxTextureDimension2D),
           maxBufferSize: Number(L.maxBufferSize),
           maxStorageBufferBindingSize: Number(L.maxStorageBufferBindingSize),
+          maxUniformBufferBindingSize: Number(L.maxUniformBufferBindingSize),
         },
       });
       instances.push(adapter, device);

@@ -99,7 +99,7 @@ function conv(v: string, from: WType, to: WType): string {
  * then (mode 'into') the destination's offset and R strides.
  * expr: 'where' | 'bitsToUniform' | an expression of the shared language over a, b (binary) or x.
  */
-export function elementwiseSource(expr: string, names: string[], ins: WType[], out: WType, rank: number, into: boolean): string {
+export function elementwiseSource(expr: string, names: string[], ins: WType[], out: WType, rank: number, into: boolean, tex: boolean[] = []): string {
   const R = rank;
   let s = HEADER + TO_I32;
   let mode: 'int' | 'float' = 'float';
@@ -128,7 +128,11 @@ export function elementwiseSource(expr: string, names: string[], ins: WType[], o
     body = wgslExpr(expr);
     if (body.includes('jsPow(')) s += JS_POW;
   }
-  ins.forEach((t, j) => { s += binding(j + 1, `IN${j}`, t, false); });
+  // tex[j]: input j is read from a linear rgba32float texture (float32 only; see matmulUboSource)
+  ins.forEach((t, j) => {
+    s += tex[j] ? `@group(0) @binding(${j + 1}) var IN${j}: texture_2d<f32>;\n` : binding(j + 1, `IN${j}`, t, false);
+  });
+  if (tex.some((t) => t)) s += `fn ldT(T: texture_2d<f32>, q: u32) -> f32 { let t = q / 4u; return textureLoad(T, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0)[q % 4u]; }\n`;
   s += binding(ins.length + 1, 'OUT', out, true);
   s += `@compute @workgroup_size(${WG}) fn main(${GID}) {
   let i = g.x + g.y * P(1u);
@@ -144,7 +148,7 @@ export function elementwiseSource(expr: string, names: string[], ins: WType[], o
     s += `  }\n`;
   }
   names.forEach((nm, j) => {
-    const raw = `IN${j}[q${j}]`;
+    const raw = tex[j] ? `ldT(IN${j}, q${j})` : `IN${j}[q${j}]`;
     s += `  let ${nm} = ${mode === 'int' ? raw : conv(raw, ins[j], 'f32')};\n`;
   });
   const dst = into ? `q${ins.length}` : 'i';
@@ -514,4 +518,134 @@ export function matmulTexSource(tm: number, tn: number, wg: number): string {
     s += `  }\n`;
   }
   return s + `}\n`;
+}
+
+/**
+ * Row-pack one matmul operand for matmulUboSource: the operand viewed per batch as (R, Cc) — row-major,
+ * or column-major when `trans` — is written row-major with Cp (multiple of 4) floats per row, zero in
+ * columns Cc..Cp-1; batch b starts at b * outStride.
+ * Params: [0] total = batches*R*Cp, [1] row stride, [2] R, [3] Cc, [4] Cp, [5] in batch stride, [6] out batch stride.
+ */
+export function packRowsSource(trans: boolean): string {
+  const at = trans ? '(c * R + r)' : '(r * Cc + c)';
+  return HEADER + binding(1, 'X', 'f32', false) + binding(2, 'OUT', 'f32', true) + `@compute @workgroup_size(${WG}) fn main(${GID}) {
+  let e = g.x + g.y * P(1u);
+  if (e >= P(0u)) { return; }
+  let R = P(2u); let Cc = P(3u); let Cp = P(4u);
+  let c = e % Cp; let br = e / Cp; let r = br % R; let b = br / R;
+  var v = 0.0;
+  if (c < Cc) { v = X[b * P(5u) + ${at}]; }
+  OUT[b * P(6u) + r * Cp + c] = v;
+}
+`;
+}
+
+/** Epilogue applied to each matmul output: optional bias (length n, added to every row) then activation. */
+export type MatmulAct = 'none' | 'relu';
+
+/** Texels per row of the "linear" textures matmulUboSource reads B from (texel t at (t % LIN_W, t / LIN_W)). */
+export const LIN_W = 256;
+
+/**
+ * Matmul for software adapters (llvmpipe), where storage-buffer loads at per-invocation addresses
+ * are scalar loops and barriers are slow, but uniform-buffer loads at workgroup-uniform addresses
+ * are single broadcasts and texel fetches are vectorised:
+ *  - A (rows of kp = 4*ceil(k/4) floats, zero-padded; see packRowsSource) is bound as a uniform block of
+ *    R rows (at most 64 KiB; one dispatch per chunk of rows, dynamic offset). Row indices derive from
+ *    workgroup_id only, so every load of A is uniform across the SIMD lanes (one broadcast);
+ *  - B is read from an rgba32float texture holding the operand's floats linearly (texel t = floats
+ *    4t..4t+3 at (t % LIN_W, t / LIN_W)), so it is filled by copyBufferToTexture without a shader;
+ *    not transposed: (k, n) rows of ldb texels; transposed: (n, k) rows of ldb texels (k zero-padded);
+ *  - each invocation computes TM rows x 4*TQ columns of C in registers (no workgroup memory).
+ * Constants: k, R (rows per uniform block), TM, TQ, WGX.
+ * Params: [0] rows of this chunk, [1] n, [2] first row of C for this chunk, [3] B's first texel for
+ * this batch, [4] ldb (texels per row of B).
+ * Dispatch: x = ceil(ceil(n/4) / (TQ*WGX)), y = ceil(rows / TM).
+ */
+export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WGX: number, transB: boolean, bias: boolean, act: MatmulAct): string {
+  const K4 = Math.ceil(k / 4), kFull = Math.floor(k / 4), kTail = k % 4;
+  let s = HEADER + `@group(0) @binding(1) var<uniform> A: array<vec4<f32>, ${R * K4}>;
+@group(0) @binding(2) var B: texture_2d<f32>;
+` + binding(3, 'C', 'f32', true) + (bias ? binding(4, 'BIAS', 'f32', false) : '') + `fn ldB(t: u32) -> vec4<f32> { return textureLoad(B, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0); }
+@compute @workgroup_size(${WGX}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let m = P(0u); let n = P(1u); let bBase = P(3u); let ldb = P(4u);
+  let wn = (n + 3u) / 4u;
+  let row0 = wid.y * ${TM}u;
+  let cqb = (wid.x * ${WGX}u + lid.x) * ${TQ}u;
+  if (row0 >= m) { return; }
+`;
+  for (let r = 0; r < TM; r++) s += `  let ar${r} = min(row0 + ${r}u, ${R - 1}u) * ${K4}u;\n`;
+  if (!transB) {
+    for (let q = 0; q < TQ; q++) s += `  let cb${q} = bBase + min(cqb + ${q}u, wn - 1u);\n`;
+  } else {
+    for (let c = 0; c < 4 * TQ; c++) s += `  let cb${c} = bBase + min(cqb * 4u + ${c}u, n - 1u) * ldb;\n`;
+  }
+  for (let r = 0; r < TM; r++) for (let q = 0; q < TQ; q++) s += `  var acc${r}_${q} = vec4<f32>(0.0);\n`;
+  // body for one k quad p; kk < nk rows of it
+  const body = (nk: number, ind: string) => {
+    let b = '';
+    for (let r = 0; r < TM; r++) b += `${ind}let a${r} = A[ar${r} + p];\n`;
+    if (!transB) {
+      b += `${ind}let kr = p * 4u * ldb;\n`;
+      for (let kk = 0; kk < nk; kk++) for (let q = 0; q < TQ; q++) b += `${ind}let b${kk}_${q} = ldB(cb${q} + kr + ${kk}u * ldb);\n`;
+    } else {
+      for (let c = 0; c < 4 * TQ; c++) b += `${ind}let t${c} = ldB(cb${c} + p);\n`;
+      for (let kk = 0; kk < nk; kk++) for (let q = 0; q < TQ; q++) {
+        b += `${ind}let b${kk}_${q} = vec4<f32>(${[0, 1, 2, 3].map((c) => `t${4 * q + c}[${kk}]`).join(', ')});\n`;
+      }
+    }
+    for (let kk = 0; kk < nk; kk++) for (let r = 0; r < TM; r++) for (let q = 0; q < TQ; q++) {
+      b += `${ind}acc${r}_${q} = fma(vec4<f32>(a${r}[${kk}]), b${kk}_${q}, acc${r}_${q});\n`;
+    }
+    return b;
+  };
+  if (kFull > 0) s += `  for (var p = 0u; p < ${kFull}u; p++) {\n${body(4, '    ')}  }\n`;
+  if (kTail > 0) s += `  {\n    let p = ${kFull}u;\n${body(transB ? 4 : kTail, '    ')}  }\n`;
+  s += `  if (cqb >= wn) { return; }\n  let c0 = cqb * 4u;\n  let rowC = P(2u) + row0;\n`;
+  for (let q = 0; q < TQ; q++) {
+    if (bias) s += `  var bs${q} = vec4<f32>(0.0);\n  for (var j = 0u; j < 4u; j++) { bs${q}[j] = BIAS[min(c0 + ${4 * q}u + j, n - 1u)]; }\n`;
+  }
+  const fin = (v: string) => (act === 'relu' ? `max(${v}, vec4<f32>(0.0))` : v);
+  for (let r = 0; r < TM; r++) {
+    s += `  if (row0 + ${r}u < m) {\n    let o = (rowC + ${r}u) * n + c0;\n`;
+    for (let q = 0; q < TQ; q++) {
+      s += `    { let v = ${fin(bias ? `acc${r}_${q} + bs${q}` : `acc${r}_${q}`)};\n`;
+      s += `      if (c0 + ${4 * q + 3}u < n) { C[o + ${4 * q}u] = v.x; C[o + ${4 * q + 1}u] = v.y; C[o + ${4 * q + 2}u] = v.z; C[o + ${4 * q + 3}u] = v.w; }\n`;
+      s += `      else { for (var j = 0u; j < 4u; j++) { if (c0 + ${4 * q}u + j < n) { C[o + ${4 * q}u + j] = v[j]; } } } }\n`;
+    }
+    s += `  }\n`;
+  }
+  return s + `}\n`;
+}
+
+/**
+ * Adam for software adapters: the four operands are read through linear textures (copies of the
+ * buffers, see matmulUboSource: storage-buffer loads are scalar loops on llvmpipe, texel fetches are
+ * vectorised); each invocation updates 4 consecutive elements. Params as adamSource, with [0] the
+ * number of texels and [10] the number of elements.
+ */
+export function adamTexSource(): string {
+  let s = HEADER + binding(1, 'PV', 'f32', true) + binding(2, 'MV', 'f32', true) + binding(3, 'VV', 'f32', true);
+  ['PT', 'GT', 'MT', 'VT'].forEach((nm, j) => { s += `@group(0) @binding(${4 + j}) var ${nm}: texture_2d<f32>;\n`; });
+  return s + `fn ld(T: texture_2d<f32>, t: u32) -> vec4<f32> { return textureLoad(T, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0); }
+@compute @workgroup_size(${WG}) fn main(${GID}) {
+  let i = g.x + g.y * P(1u);
+  if (i >= P(0u)) { return; }
+  let p = ld(PT, i);
+  var gi = ld(GT, i);
+  let wd = PF(7u);
+  if (wd != 0.0) { gi = gi + wd * p; }
+  let mi = PF(2u) * ld(MT, i) + PF(3u) * gi;
+  let vi = PF(4u) * ld(VT, i) + PF(5u) * gi * gi;
+  let np = p - PF(8u) * mi / (sqrt(vi) / PF(9u) + vec4<f32>(PF(6u)));
+  let e = i * 4u;
+  if (e + 3u < P(10u)) {
+    MV[e] = mi.x; MV[e + 1u] = mi.y; MV[e + 2u] = mi.z; MV[e + 3u] = mi.w;
+    VV[e] = vi.x; VV[e + 1u] = vi.y; VV[e + 2u] = vi.z; VV[e + 3u] = vi.w;
+    PV[e] = np.x; PV[e + 1u] = np.y; PV[e + 2u] = np.z; PV[e + 3u] = np.w;
+    return;
+  }
+  for (var j = 0u; j < 4u; j++) { if (e + j < P(10u)) { MV[e + j] = mi[j]; VV[e + j] = vi[j]; PV[e + j] = np[j]; } }
+}
+`;
 }
