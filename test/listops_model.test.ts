@@ -234,3 +234,150 @@ describe('training loop', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------- the CPU fast paths (tree.ts, leaf.ts)
+describe('node/pair tree path and fused leaf LSTM', () => {
+  /** max |a - b| within tol * (max |ref| over the tensor) + 1e-7 */
+  const expectClose = (got: number[], ref: number[], tol: number, what: string) => {
+    expect(got.length, what).toBe(ref.length);
+    let scale = 0;
+    for (const v of ref) scale = Math.max(scale, Math.abs(v));
+    for (let i = 0; i < ref.length; i++) {
+      if (!(Math.abs(got[i] - ref[i]) <= tol * scale + 1e-7)) throw new Error(`${what}[${i}]: ${got[i]} vs ${ref[i]} (scale ${scale})`);
+    }
+  };
+
+  /** a parameter's gradient, zeros where it got none (e.g. the composition when nothing is merged) */
+  const gradOrZeros = (p: Tensor) => (p.grad ? arr(p.grad) : new Array<number>(p.size).fill(0));
+
+  /** sequences of the given lengths over tokens 1..vocab-1 (random), as a padded batch */
+  const seqs = (lengths: number[], vocab: number, seed: number) => {
+    const r = random.permutation(random.key(seed), 1000);
+    let c = 0;
+    return lengths.map((L) => Int32Array.from({ length: L }, () => 1 + (r[c++ % 1000] % (vocab - 1))));
+  };
+
+  const run = (model: GumbelTreeLstm, fused: boolean, batch: ReturnType<typeof makeBatch>, method: string, key: number, w: Tensor, labels: Int32Array) => {
+    model.fused = fused;
+    return tidy(() => {
+      const { logits, root, choices } = model.forward(batch, { select: 'sample', method, tau: 0.7, k: 5, key: random.key(key), recordChoices: true });
+      const loss = ops.add(ops.crossEntropy(logits, tensor(labels, [labels.length], { dtype: 'int32' })), ops.sum(ops.mul(root, w)));
+      loss.backward();
+      const grads = model.parameters().map(gradOrZeros);
+      for (const p of model.parameters()) { p.grad?.dispose(); p.grad = null; }
+      return { logits: arr(logits), root: arr(root), choices: choices!.map((c) => Array.from(c)), grads };
+    });
+  };
+
+  const CASES: { H: number; lengths: number[] }[] = [
+    { H: 3, lengths: [7, 1, 4, 7, 2, 5, 3] }, // odd sizes, finished rows at different steps, a one-token row
+    { H: 5, lengths: [9, 9, 9] }, // no padding
+    { H: 4, lengths: [1] }, // one token: no merge at all
+    { H: 6, lengths: [2, 1] }, // one merge step (m = 1, no choice)
+    { H: 8, lengths: [13, 6, 11, 12, 2] },
+  ];
+  for (const method of ['gst-1.0', 'st', 'rao_gumbel', 'gst-p', 'reinmax', 'gumbel']) {
+    CASES.forEach(({ H, lengths }, ci) => {
+      it(`training forward/backward equals the slot formulation (${method}, H=${H}, lengths ${lengths})`, () => {
+        const model = new GumbelTreeLstm({ vocabSize: 11, embDim: H + 1, hidden: H, clfHidden: 5, classes: 10, dropout: 0 }, { key: random.key(40 + ci) });
+        const batch = makeBatch(seqs(lengths, 11, ci));
+        const w = random.normal(random.key(50 + ci), [lengths.length, H]);
+        const labels = Int32Array.from(lengths, (L) => L % 10);
+        const ref = run(model, false, batch, method, 60 + ci, w, labels);
+        const got = run(model, true, batch, method, 60 + ci, w, labels);
+        expect(got.choices).toEqual(ref.choices);
+        expectClose(got.logits, ref.logits, 1e-5, 'logits');
+        expectClose(got.root, ref.root, 1e-5, 'root');
+        const names = model.parameters().map((_, i) => `grad ${i}`);
+        ref.grads.forEach((g, i) => expectClose(got.grads[i], g, 2e-4, names[i]));
+        // the parser really gets a gradient (query), and finite everywhere
+        for (const g of got.grads) expect(g.every(Number.isFinite)).toBe(true);
+        if (Math.max(...lengths) > 2) expect(got.grads[7].some((v) => v !== 0)).toBe(true);
+      });
+    });
+  }
+
+  it('the per-step slot kernels (tree = false) agree as well', () => {
+    const H = 5, lengths = [8, 3, 1, 8, 6];
+    const model = new GumbelTreeLstm({ vocabSize: 11, embDim: 4, hidden: H, clfHidden: 5, classes: 10, dropout: 0 }, { key: random.key(12) });
+    const batch = makeBatch(seqs(lengths, 11, 12));
+    const w = random.normal(random.key(13), [lengths.length, H]);
+    const labels = Int32Array.from(lengths, (L) => L % 10);
+    const ref = run(model, false, batch, 'gst-1.0', 14, w, labels);
+    const tree = run(model, true, batch, 'gst-1.0', 14, w, labels);
+    model.tree = false;
+    const slots = run(model, true, batch, 'gst-1.0', 14, w, labels);
+    model.tree = true;
+    for (const got of [tree, slots]) {
+      expect(got.choices).toEqual(ref.choices);
+      expectClose(got.logits, ref.logits, 1e-5, 'logits');
+      ref.grads.forEach((g, i) => expectClose(got.grads[i], g, 2e-4, `grad ${i}`));
+    }
+  });
+
+  it('evaluation (argmax) picks the same pairs and gives the same logits as the slot formulation', () => {
+    const model = new GumbelTreeLstm({ vocabSize: 13, embDim: 7, hidden: 7, clfHidden: 5, classes: 10, dropout: 0.3 }, { key: random.key(3) });
+    model.eval();
+    const lengths = [25, 3, 18, 1, 25, 9, 14, 2, 21];
+    const batch = makeBatch(seqs(lengths, 13, 7));
+    const out = [false, true].map((fused) => {
+      model.fused = fused;
+      return noGrad(() => {
+        const r = model.forward(batch, { select: 'argmax', recordChoices: true });
+        return { logits: arr(r.logits), choices: r.choices!.map((c) => Array.from(c)) };
+      });
+    });
+    expect(out[1].choices).toEqual(out[0].choices);
+    expectClose(out[1].logits, out[0].logits, 1e-5, 'logits');
+  });
+
+  it('gradients through an argmax forward (no gradient to the parser) match too', () => {
+    const H = 5;
+    const model = new GumbelTreeLstm({ vocabSize: 9, embDim: 4, hidden: H, clfHidden: 3, classes: 10, dropout: 0 }, { key: random.key(8) });
+    const lengths = [6, 2, 5, 1, 6];
+    const batch = makeBatch(seqs(lengths, 9, 3));
+    const w = random.normal(random.key(9), [lengths.length, H]);
+    const out = [false, true].map((fused) => {
+      model.fused = fused;
+      return tidy(() => {
+        const { root } = model.forward(batch, { select: 'argmax' });
+        ops.sum(ops.mul(root, w)).backward();
+        const g = model.parameters().map(gradOrZeros);
+        for (const p of model.parameters()) { p.grad?.dispose(); p.grad = null; }
+        return g;
+      });
+    });
+    out[0].forEach((g, i) => expectClose(out[1][i], g, 2e-4, `grad ${i}`));
+  });
+
+  it('the fused leaf LSTM equals the op composition (values and gradients)', () => {
+    for (const [H, E, lengths] of [[5, 3, [4, 1, 3]], [4, 6, [1, 1]], [9, 2, [11, 7, 2, 11, 5]]] as [number, number, number[]][]) {
+      const model = new GumbelTreeLstm({ vocabSize: 8, embDim: E, hidden: H, clfHidden: 3, classes: 10, dropout: 0 }, { key: random.key(H) });
+      const batch = makeBatch(seqs(lengths, 8, H));
+      const w = random.normal(random.key(100 + H), [batch.B, batch.T, 2 * H]);
+      const params = [model.embedding.weight, model.leaf.weightIh, model.leaf.weightHh, model.leaf.biasIh, model.leaf.biasHh];
+      const out = [false, true].map((fused) => {
+        model.fused = fused;
+        return tidy(() => {
+          const S = model.leaves(batch);
+          ops.sum(ops.mul(S, w)).backward();
+          const g = params.map(gradOrZeros);
+          for (const p of model.parameters()) { p.grad?.dispose(); p.grad = null; }
+          return { S: arr(S), g };
+        });
+      });
+      expectClose(out[1].S, out[0].S, 1e-5, 'S');
+      out[0].g.forEach((g, i) => expectClose(out[1].g[i], g, 1e-4, `leaf grad ${i}`));
+    }
+  });
+
+  it('the tree path is deterministic (same key, same values and gradients)', () => {
+    const model = new GumbelTreeLstm({ vocabSize: 11, embDim: 6, hidden: 6, clfHidden: 5, classes: 10, dropout: 0.2 }, { key: random.key(5) });
+    const lengths = [8, 3, 8, 5];
+    const batch = makeBatch(seqs(lengths, 11, 2));
+    const w = random.normal(random.key(6), [lengths.length, 6]);
+    const labels = Int32Array.from([1, 2, 3, 4]);
+    const a = run(model, true, batch, 'gst-1.0', 9, w, labels), b = run(model, true, batch, 'gst-1.0', 9, w, labels);
+    expect(b).toEqual(a);
+  });
+});

@@ -13,6 +13,12 @@ import * as ops from '../../engine/ops.ts';
 import * as nn from '../../engine/nn.ts';
 import * as random from '../../engine/random.ts';
 import { sample } from '../../estimators/index.ts';
+import * as fastmath from './fastmath.ts';
+import { treeLoop } from './tree.ts';
+import { leafLstmFused } from './leaf.ts';
+
+// local bindings: the hot loops call these directly (no module-binding indirection)
+const sig = fastmath.sig, ftanh = fastmath.ftanh;
 
 export interface TreeLstmConfig {
   vocabSize: number;
@@ -93,28 +99,6 @@ export function mergeSlotTensor(S: Tensor, cand: Tensor, y: Tensor, done?: Tenso
 // The same math as composePairsOps / mergeSlots, in one loop each (with hand-written VJPs), for
 // backends that read synchronously. The op-composed versions remain the reference (and the path for
 // other devices); test/listops_model.test.ts checks values and gradients agree.
-
-// exp by range reduction (x = k ln2 + r, |r| <= ln2/2) and a degree-7 Taylor polynomial (relative error
-// below 1e-8, far under float32's rounding): several times faster than Math.exp in these loops.
-const POW2 = Float64Array.from({ length: 301 }, (_, i) => Math.pow(2, i - 150));
-function fexp(x: number): number {
-  if (x < -100) return 0;
-  if (x > 88) return Math.exp(x);
-  const k = Math.round(x * 1.4426950408889634);
-  const r = x - k * 0.6931471803691238 - k * 1.9082149292705877e-10;
-  const p = 1 + r * (1 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * 0.0001984126984126984))))));
-  return p * POW2[k + 150];
-}
-function sig(x: number): number {
-  if (x >= 0) return 1 / (1 + fexp(-x));
-  const e = fexp(x);
-  return e / (1 + e);
-}
-function ftanh(x: number): number {
-  const e = fexp(-2 * Math.abs(x));
-  const t = (1 - e) / (1 + e);
-  return x < 0 ? -t : t;
-}
 
 function f32(t: Tensor): Float32Array {
   const d = t.backend.readSync!(t.buf);
@@ -340,6 +324,7 @@ export class GumbelTreeLstm extends nn.Module {
     const emb = this.embedding.forward(ids); // (T, B, E)
     // input projections of all steps at once, both biases folded in
     const xp = ops.add(ops.linear(emb, this.leaf.weightIh), ops.add(this.leaf.biasIh, this.leaf.biasHh)); // (T, B, 4H)
+    if (this.useFused(xp)) return leafLstmFused(xp, this.leaf.weightHh);
     const hs: Tensor[] = [];
     const cs: Tensor[] = [];
     let h: Tensor | null = null, c: Tensor | null = null;
@@ -358,8 +343,13 @@ export class GumbelTreeLstm extends nn.Module {
     return ops.concat([ops.stack(hs, 1), ops.stack(cs, 1)], -1);
   }
 
-  /** Use the fused CPU kernels (default: where the device reads synchronously). */
+  /**
+   * Use the fused CPU kernels (default: where the device reads synchronously): the one-op leaf LSTM
+   * (leaf.ts) and the node/pair merge loop (tree.ts), or with tree = false the per-step slot kernels
+   * (pairInputsFused, treeCellFused, mergeSlotsFused). All paths give the same values and gradients.
+   */
   fused: boolean | null = null;
+  tree = true;
 
   private useFused(t: Tensor): boolean {
     return this.fused ?? Boolean(t.backend.readSync);
@@ -393,12 +383,48 @@ export class GumbelTreeLstm extends nn.Module {
     const H = this.cfg.hidden;
     if (opts.select === 'sample' && (!opts.method || !opts.key)) throw new Error("GumbelTreeLstm.forward: select 'sample' needs method and key");
     const bias = ops.add(this.comp.bias!, this.forgetShift);
-    // score = q . h / sqrt(H), read off [h | c] with a zero-padded query row
-    const qs = ops.concat([ops.reshape(ops.mul(this.query, 1 / Math.sqrt(H)), [1, H]), tensor(new Float32Array(H), [1, H], { device: this.query.device })], -1);
     const dev = { device: this.query.device };
     const fused = this.useFused(this.query);
     let S = this.leaves(batch);
-    const choices: Int32Array[] | undefined = opts.recordChoices ? [] : undefined;
+    let choices: Int32Array[] | undefined = opts.recordChoices ? [] : undefined;
+    if (fused && this.tree) {
+      // the node/pair formulation (tree.ts): each adjacent pair composed once, same values and gradients
+      const masks = (step: number, m: number) => {
+        const maskA = new Float32Array(B * m);
+        for (let b = 0; b < B; b++) {
+          const cur = Math.max(lengths[b] - step, 1);
+          if (cur <= 1) maskA[b * m] = 1;
+          else maskA.fill(1, b * m, b * m + cur - 1);
+        }
+        return maskA;
+      };
+      const out = treeLoop({
+        S0: S, W: this.comp.weight, bias, qs: ops.mul(this.query, 1 / Math.sqrt(H)), lengths,
+        select: (step, m, scores, hostScores) => {
+          if (m === 1) return new Int32Array(B); // one candidate: nothing to choose
+          const maskA = masks(step, m);
+          if (opts.select === 'sample') {
+            const mask = tensor(maskA, [B, m], dev);
+            return sample(scores(), { method: opts.method!, tau: opts.tau ?? 1, key: random.foldIn(opts.key!, step), mask, k: opts.k, check: false });
+          }
+          const sc = hostScores();
+          const idx = new Int32Array(B);
+          for (let b = 0; b < B; b++) {
+            let best = 0, mv = maskA[b * m] !== 0 ? sc[b * m] : -Infinity;
+            for (let k = 1; k < m; k++) {
+              const v = maskA[b * m + k] !== 0 ? sc[b * m + k] : -Infinity;
+              if (v > mv) { mv = v; best = k; }
+            }
+            idx[b] = best;
+          }
+          return idx;
+        },
+      });
+      if (choices) choices = out.choices;
+      return this.classify(out.root, opts, choices);
+    }
+    // score = q . h / sqrt(H), read off [h | c] with a zero-padded query row
+    const qs = ops.concat([ops.reshape(ops.mul(this.query, 1 / Math.sqrt(H)), [1, H]), tensor(new Float32Array(H), [1, H], { device: this.query.device })], -1);
     for (let step = 0; step < T - 1; step++) {
       const n = T - step; // slots now; n - 1 candidate pairs
       const m = n - 1;
@@ -437,6 +463,10 @@ export class GumbelTreeLstm extends nn.Module {
       S = fused ? mergeSlotsFused(S, cand, y, anyDone ? doneA : null) : mergeSlotTensor(S, cand, y, anyDone ? tensor(doneA, [B], dev) : null);
     }
     const root = ops.reshape(ops.narrow(S, -1, 0, H), [B, H]);
+    return this.classify(root, opts, choices);
+  }
+
+  private classify(root: Tensor, opts: ForwardOptions, choices: Int32Array[] | undefined): ForwardResult {
     const dk = opts.key ? random.split(random.foldIn(opts.key, 0x7fffffff), 2) : [undefined, undefined];
     let x = this.drop.forward(root, dk[0]);
     x = ops.relu(this.clf1.forward(x));

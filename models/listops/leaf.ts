@@ -1,0 +1,111 @@
+// The leaf LSTM's recurrence in one op (CPU fast path): the same math as GumbelTreeLstm.leaves' op
+// composition (gates [i, f, g, o], c_0 = h_0 = 0), with a hand-written backward through time.
+import { Tensor, tensor } from '../../engine/tensor.ts';
+import * as ops from '../../engine/ops.ts';
+import type { Backend } from '../../engine/backend.ts';
+import { matmulJs } from '../../backends/cpu/matmul_js.ts';
+import * as fastmath from './fastmath.ts';
+// local bindings: the hot loops call these directly (no module-binding indirection)
+const sig = fastmath.sig, ftanh = fastmath.ftanh;
+
+interface FastGemmLike {
+  matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
+    m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+}
+
+/** C (m x n) = op(A) @ op(B), overwritten; the backend's fast float32 kernel where it has one. */
+export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Array, bOff: number, C: Float32Array, cOff: number,
+  m: number, n: number, k: number, transA: boolean, transB: boolean): void {
+  if (m === 0 || n === 0) return;
+  const g = (be as unknown as { gemm?: FastGemmLike | null }).gemm;
+  if (g && m * n * k >= 4096) g.matmul(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
+  else matmulJs(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
+}
+
+/** The transpose of a row-major (r, c) matrix. */
+export function transpose(A: Float32Array, r: number, c: number): Float32Array {
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = A[i * c + j];
+  return out;
+}
+
+export function f32(t: Tensor): Float32Array {
+  const d = t.backend.readSync!(t.buf);
+  if (!(d instanceof Float32Array)) throw new Error(`listops fused kernel: expected float32, got ${t.dtype}`);
+  return d;
+}
+
+/**
+ * Leaf LSTM states from the input projections xp (T, B, 4H) (both biases included) and the recurrent
+ * weight Whh (4H, H): S (B, T, 2H) holding [h | c] of every position.
+ */
+export function leafLstmFused(xp: Tensor, whh: Tensor): Tensor {
+  const [T, B, H4] = xp.shape;
+  const H = H4 / 4, H2 = 2 * H;
+  interface Res { gates: Float32Array; tcs: Float32Array; S: Float32Array }
+  const op = ops.customVjp<Res>({
+    name: 'leafLstm',
+    forward: ([xT, wT]) => {
+      const XP = f32(xT), Wt = transpose(f32(wT), H4, H); // (H, 4H)
+      const S = new Float32Array(B * T * H2);
+      const gates = new Float32Array(T * B * H4); // i, f, g, o (activated)
+      const tcs = new Float32Array(T * B * H); // tanh(c)
+      const hPrev = new Float32Array(B * H), rec = new Float32Array(B * H4);
+      for (let t = 0; t < T; t++) {
+        if (t > 0) gemmF32(xT.backend, hPrev, 0, Wt, 0, rec, 0, B, H4, H, false, false);
+        for (let b = 0; b < B; b++) {
+          const zo = (t * B + b) * H4, ro = b * H4, so = (b * T + t) * H2, po = (b * T + t - 1) * H2, to = (t * B + b) * H;
+          for (let j = 0; j < H; j++) {
+            const zi = t > 0 ? Math.fround(XP[zo + j] + rec[ro + j]) : XP[zo + j];
+            const zf = t > 0 ? Math.fround(XP[zo + H + j] + rec[ro + H + j]) : XP[zo + H + j];
+            const zg = t > 0 ? Math.fround(XP[zo + 2 * H + j] + rec[ro + 2 * H + j]) : XP[zo + 2 * H + j];
+            const zo_ = t > 0 ? Math.fround(XP[zo + 3 * H + j] + rec[ro + 3 * H + j]) : XP[zo + 3 * H + j];
+            const i = sig(zi), f = sig(zf), g = ftanh(zg), o = sig(zo_);
+            const c = t > 0 ? f * S[po + H + j] + i * g : i * g;
+            const tc = ftanh(c);
+            const h = o * tc;
+            S[so + j] = h;
+            S[so + H + j] = c;
+            hPrev[b * H + j] = h;
+            gates[zo + j] = i; gates[zo + H + j] = f; gates[zo + 2 * H + j] = g; gates[zo + 3 * H + j] = o;
+            tcs[to + j] = tc;
+          }
+        }
+      }
+      return { outputs: [tensor(S, [B, T, H2], { device: xT.device })], residuals: { gates, tcs, S } };
+    },
+    backward: ({ gates, tcs, S }, [gS], [xT, wT]) => {
+      if (!gS) return [null, null];
+      const G = f32(gS), W = f32(wT);
+      const dxp = new Float32Array(T * B * H4);
+      const dh = new Float32Array(B * H), dcN = new Float64Array(B * H); // from step t + 1
+      const hp = new Float32Array(Math.max(T - 1, 0) * B * H); // h_{t-1} of steps 1..T-1, (T-1, B, H)
+      for (let t = 1; t < T; t++) for (let b = 0; b < B; b++) hp.set(S.subarray((b * T + t - 1) * H2, (b * T + t - 1) * H2 + H), ((t - 1) * B + b) * H);
+      for (let t = T - 1; t >= 0; t--) {
+        for (let b = 0; b < B; b++) {
+          const zo = (t * B + b) * H4, so = (b * T + t) * H2, po = (b * T + t - 1) * H2, to = (t * B + b) * H;
+          for (let j = 0; j < H; j++) {
+            const i = gates[zo + j], f = gates[zo + H + j], g = gates[zo + 2 * H + j], o = gates[zo + 3 * H + j];
+            const tc = tcs[to + j];
+            const gh = G[so + j] + dh[b * H + j];
+            const dc = G[so + H + j] + dcN[b * H + j] + gh * o * (1 - tc * tc);
+            const cPrev = t > 0 ? S[po + H + j] : 0;
+            dxp[zo + j] = dc * g * i * (1 - i);
+            dxp[zo + H + j] = dc * cPrev * f * (1 - f);
+            dxp[zo + 2 * H + j] = dc * i * (1 - g * g);
+            dxp[zo + 3 * H + j] = gh * tc * o * (1 - o);
+            dcN[b * H + j] = dc * f;
+          }
+        }
+        // dh_{t-1} = dz_t Whh
+        if (t > 0) gemmF32(xT.backend, dxp, t * B * H4, W, 0, dh, 0, B, H, H4, false, false);
+      }
+      // dWhh = sum_t dz_t^T h_{t-1}
+      const dW = new Float32Array(H4 * H);
+      if (T > 1) gemmF32(xT.backend, dxp, B * H4, hp, 0, dW, 0, H4, H, (T - 1) * B, true, false);
+      const dev = gS.device;
+      return [tensor(dxp, [T, B, H4], { device: dev }), tensor(dW, [H4, H], { device: dev })];
+    },
+  });
+  return op(xp, whh)[0];
+}
