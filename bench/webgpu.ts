@@ -1,8 +1,11 @@
-// WebGPU backend vs CPU: matmul throughput on the VAE's shapes, softmax, dispatch overhead, read
+// WebGPU backend vs CPU: matmul throughput on the VAE's shapes, the fused linear, softmax, dispatch overhead, read
 // latency, and one MLP training step.   Run: npx tsx bench/webgpu.ts [--ms=400]
 //
 // WebGPU timing: N calls are recorded, then the batch is submitted and awaited (queue.onSubmittedWorkDone);
 // the per-call time is total / N, so it includes the JS recording cost and the per-dispatch overhead.
+// --vae: one MNIST-VAE training step (batch 100, gst-1.0), cpu and webgpu alternated, median ms.
+// --vae-profile: every backend call of one webgpu VAE step, replayed alone on copies of its inputs
+// (GPU work is flushed only on read, so per-call cost is measured this way), grouped and ranked.
 import os from 'node:os';
 import * as gg from '../index.ts';
 import { cpuBackend, tensor, tidy, nn, optim } from '../index.ts';
@@ -84,6 +87,26 @@ for (const s of shapes) {
   gpu.release(ga); gpu.release(gb);
 }
 
+// ---------------------------------------------------------------- fused linear
+// relu(x @ W^T + b) as ops.linear(x, w, b, 'relu') records it: one matmulBiasAct call, against the
+// composed matmul + broadcast add + relu dispatches the engine used before.
+console.log('\nlinear + bias + relu (x @ W^T, W stored (out, in)), ms per call (best)');
+for (const [rows, inn, out] of [[100, 784, 512], [100, 512, 256], [100, 256, 300], [100, 512, 784]]) {
+  const args = (a: Buf, b: Buf): MatmulArgs => ({ a, b, batch: 1, m: rows, n: out, k: inn, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0 });
+  const x = gpu.fromArray(rand(rows * inn)), w = gpu.fromArray(rand(out * inn)), bias = gpu.fromArray(rand(out));
+  const fused = await timeGpu(() => gpu.release(gpu.matmulBiasAct(args(x, w), bias, 'relu')), 10);
+  const composed = await timeGpu(() => {
+    const y = gpu.matmul(args(x, w));
+    const yb = gpu.binary('add', { buf: y, strides: [out, 1], offset: 0 }, { buf: bias, strides: [0, 1], offset: 0 }, [rows, out], 'float32');
+    gpu.release(y);
+    gpu.release(gpu.unary('relu', { buf: yb, strides: [1], offset: 0 }, [rows * out], 'float32'));
+    gpu.release(yb);
+  }, 10);
+  const gflops = (ms: number) => ((2 * rows * inn * out) / (ms * 1e-3) / 1e9).toFixed(1);
+  console.log(`  (${rows}x${inn}) W(${out}x${inn})`.padEnd(28) + ` fused ${fused.toFixed(2)} ms (${gflops(fused)} GFLOPS)   composed ${composed.toFixed(2)} ms`);
+  gpu.release(x); gpu.release(w); gpu.release(bias);
+}
+
 // ---------------------------------------------------------------- softmax
 console.log('\nsoftmax along the last axis, ms per call (best)');
 for (const shape of [[100, 10], [100, 512], [100, 30, 10], [2000, 1000]]) {
@@ -150,3 +173,68 @@ for (const device of ['cpu', 'webgpu'] as const) {
   console.log(`  ${device.padEnd(7)} ${best.toFixed(2)} ms${d}`);
 }
 console.log(`\nwebgpu: ${gpu.pipelineCount} pipelines; memory ${JSON.stringify(gpu.memory())}`);
+
+// ---------------------------------------------------------------- VAE step
+if (process.argv.includes('--vae') || process.argv.includes('--vae-profile')) {
+  const { VaeRun, DEFAULT_TRAIN } = await import('../models/vae/train.ts');
+  const { loadMnist } = await import('../models/vae/mnist.ts');
+  const data = loadMnist();
+  const method = 'gst-1.0';
+  const x = data.train.images.subarray(0, 100 * 784);
+  const runs = { cpu: new VaeRun({ ...DEFAULT_TRAIN, method, device: 'cpu' }, data), webgpu: new VaeRun({ ...DEFAULT_TRAIN, method, device: 'webgpu' }, data) };
+  let it = 0;
+  const step = async (d: 'cpu' | 'webgpu') => {
+    const run = runs[d];
+    const t0 = performance.now();
+    const v = tidy(() => {
+      const { loss } = run.model.forward(tensor(x, [100, 784], { device: d }), { method, tau: 1, key: [1, it++], k: 100 });
+      loss.backward(); run.opt.step(); run.opt.zeroGrad(); return loss;
+    });
+    await v.data();
+    v.dispose();
+    return performance.now() - t0;
+  };
+  for (const d of ['cpu', 'webgpu'] as const) for (let i = 0; i < 3; i++) await step(d);
+  if (process.argv.includes('--vae')) {
+    const times = { cpu: [] as number[], webgpu: [] as number[] };
+    for (let r = 0; r < 5; r++) for (const d of ['cpu', 'webgpu'] as const) for (let i = 0; i < 4; i++) times[d].push(await step(d));
+    const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
+    console.log(`\nVAE step (batch 100, ${method}; cpu wasm gemm, alternated): cpu ${med(times.cpu).toFixed(1)} ms (min ${Math.min(...times.cpu).toFixed(1)}), ` +
+      `webgpu ${med(times.webgpu).toFixed(1)} ms (min ${Math.min(...times.webgpu).toFixed(1)}), ratio ${(med(times.webgpu) / med(times.cpu)).toFixed(2)}`);
+  }
+  if (process.argv.includes('--vae-profile')) {
+    type AnyFn = (...a: unknown[]) => unknown;
+    const g = gpu as unknown as Record<string, AnyFn>;
+    const names = ['fill', 'unary', 'binary', 'where', 'copy', 'copyInto', 'reduceLast', 'argmaxLast', 'matmul', 'matmulBiasAct', 'gather', 'scatterAdd', 'randomBits', 'adamUpdate'];
+    const orig: Record<string, AnyFn> = {};
+    const calls: { name: string; desc: string; args: unknown[] }[] = [];
+    const isBuf = (a: unknown): a is Buf => !!a && typeof a === 'object' && 'slab' in a;
+    const clone = (a: unknown): unknown => {
+      if (isBuf(a)) return orig.copy.call(gpu, { buf: a, strides: [1], offset: 0 }, [a.size], a.dtype);
+      if (a && typeof a === 'object' && !Array.isArray(a)) return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, clone(v)]));
+      return a;
+    };
+    const desc = (a: unknown): string => {
+      if (isBuf(a)) return `${a.dtype}[${a.size}]`;
+      if (Array.isArray(a)) return `[${a.join(',')}]`;
+      if (a && typeof a === 'object') return '{' + Object.entries(a).filter(([k]) => !/BatchStride|offset|batch/.test(k)).map(([k, v]) => `${k}:${desc(v)}`).join(' ') + '}';
+      return String(a);
+    };
+    for (const n of names) {
+      orig[n] = g[n];
+      g[n] = (...args: unknown[]) => { calls.push({ name: n, desc: args.map(desc).join(' '), args: args.map(clone) }); return orig[n].apply(gpu, args); };
+    }
+    await step('webgpu');
+    for (const n of names) g[n] = orig[n];
+    const res: { name: string; desc: string; ms: number }[] = [];
+    for (const c of calls) {
+      const call = () => { const r = orig[c.name].apply(gpu, c.args); if (isBuf(r)) gpu.release(r); };
+      res.push({ name: c.name, desc: c.desc, ms: await timeGpu(call, 5) });
+    }
+    const by = new Map<string, number>();
+    for (const r of res) by.set(r.name, (by.get(r.name) ?? 0) + r.ms);
+    console.log(`\nwebgpu VAE step, per backend call replayed alone: ${calls.length} calls, ${res.reduce((a, r) => a + r.ms, 0).toFixed(1)} ms in all`);
+    console.log('  ' + [...by].sort((a, b) => b[1] - a[1]).map(([n, t]) => `${n} ${t.toFixed(1)}`).join(', '));
+    for (const r of res.sort((a, b) => b.ms - a.ms).slice(0, 15)) console.log(`  ${r.ms.toFixed(2).padStart(6)} ms  ${r.name} ${r.desc.slice(0, 120)}`);
+  }
+}

@@ -71,6 +71,8 @@ export interface Backend {
 
   // Optional fused kernels; the engine uses them when present and falls back to composed primitives.
   adamUpdate?(p: Buf, g: Buf, m: Buf, v: Buf, hp: AdamHyper): void;
+  // act(A @ B + bias) in one call (bias: length n, added to every row; null for none); ops.linear uses it
+  matmulBiasAct?(args: MatmulArgs, bias: Buf | null, act: 'relu' | 'none'): Buf;
   flush?(): void; // submit recorded work (devices that batch dispatches)
 }
 

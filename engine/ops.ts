@@ -516,8 +516,15 @@ export function matmul(a: T, b: T): T {
   return y;
 }
 
-/** y = x @ w^T + b with w stored (out, in) as in PyTorch; no transpose is materialised. */
-export function linear(x: T, w: T, b?: T | null): T {
+/** Activation fused into linear: applied to x @ w^T + b in the same node. */
+export type LinearAct = 'none' | 'relu';
+
+/**
+ * y = act(x @ w^T + b) with w stored (out, in) as in PyTorch; no transpose is materialised.
+ * Backends with matmulBiasAct compute the product, bias and activation in one call; others compose
+ * matmul, add and relu. The ReLU's VJP masks the cotangent with the output: g * (y > 0).
+ */
+export function linear(x: T, w: T, b?: T | null, act: LinearAct = 'none'): T {
   checkTensor(x, 'linear', 'x');
   checkTensor(w, 'linear', 'weight');
   if (w.rank !== 2) fail('linear', `weight must have shape (out, in), got [${w.shape}]`);
@@ -525,27 +532,50 @@ export function linear(x: T, w: T, b?: T | null): T {
   if (x.rank < 1 || x.shape[x.rank - 1] !== inn) fail('linear', `input has shape [${x.shape}], expected last axis ${inn} to match weight [${w.shape}]`);
   if (x.dtype !== w.dtype) fail('linear', `dtypes differ: ${x.dtype} (x) and ${w.dtype} (weight)`);
   if (b && (b.rank !== 1 || b.shape[0] !== out)) fail('linear', `bias must have shape [${out}], got [${b.shape}]`);
+  if (act !== 'none' && act !== 'relu') fail('linear', `activation must be 'none' or 'relu', got '${act}'`);
   const rows = x.size / inn;
   const x2 = x.withShape([rows, inn]);
-  const y3 = mmRaw(x2, w, false, true, 1, false, false);
   const outShape = [...x.shape.slice(0, -1), out];
-  let y = y3.withShape(outShape);
-  y3.dispose();
-  if (b) {
-    // the bias joins the same node: its gradient is a column sum, done as ones(1, rows) @ g
-    const yb = binaryRaw('add', y, b, 'linear');
-    y.dispose();
-    y = yb;
+  const be = x.backend;
+  let y: T;
+  if (be.matmulBiasAct && (b || act !== 'none') && isFloat(x.dtype)) {
+    const buf = be.matmulBiasAct({
+      a: x2.buf, b: w.buf, batch: 1, m: rows, n: out, k: inn, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0,
+    }, b ? b.buf : null, act);
+    y = Tensor.fromBuf(buf, outShape, x.device);
+  } else {
+    const y3 = mmRaw(x2, w, false, true, 1, false, false);
+    y = y3.withShape(outShape);
+    y3.dispose();
+    if (b) {
+      // the bias joins the same node: its gradient is a column sum, done as ones(1, rows) @ g
+      const yb = binaryRaw('add', y, b, 'linear');
+      y.dispose();
+      y = yb;
+    }
+    if (act === 'relu') {
+      const yr = unaryRaw('relu', y);
+      y.dispose();
+      y = yr;
+    }
   }
   const inputs = b ? [x, w, b] : [x, w];
-  record('linear', inputs, [y], ([g]) => {
-    const g2 = g!.withShape([rows, out]);
+  record(act === 'relu' ? 'linearRelu' : 'linear', inputs, [y], ([g]) => {
+    // relu: the cotangent where the output is positive (y > 0 exactly where the pre-activation is;
+    // step(NaN) = 0, as relu's own VJP gives)
+    const gm = act === 'relu' ? mul(g!, unaryRaw('step', y)) : g!;
+    const g2 = gm.withShape([rows, out]);
     const gx = x.requiresGrad ? mmRaw(g2, w, false, false, 1, false, false).withShape(x.shape.slice()) : null;
     const gw = w.requiresGrad ? mmRaw(g2, x2, true, false, 1, false, false).withShape([out, inn]) : null;
     const gb = b?.requiresGrad ? columnSum(g2).withShape([out]) : null;
     return b ? [gx, gw, gb] : [gx, gw];
   });
   return y;
+}
+
+/** relu(x @ w^T + b) as one op (see linear). */
+export function linearRelu(x: T, w: T, b?: T | null): T {
+  return linear(x, w, b, 'relu');
 }
 
 /** Sum over the rows of a (rows, cols) tensor as a product with a row of ones: (1, cols). */

@@ -199,6 +199,43 @@ describe('gradcheck: matmul and linear', () => {
     if (withBias) gradcheck((a, ww, bb) => g.linear(a, ww, bb), [x, w, b], { seed });
     else gradcheck((a, ww) => g.linear(a, ww), [x, w], { seed });
   }));
+
+  check('linearRelu / linear(..., act) (fused relu; pre-activations kept away from the kink)', fc.property(shapeArb(0, 2), seedArb, fc.boolean(), (lead, seed, withBias) => {
+    const r = new Rng(seed);
+    const inn = r.int(1, 5), out = r.int(1, 5);
+    const rows = numel(lead);
+    for (let attempt = 0; ; attempt++) {
+      const x = inp(r, [...lead, inn], U(-1, 1)), w = inp(r, [out, inn], U(-1, 1)), b = inp(r, [out], U(-1, 1));
+      let near = false;
+      for (let i = 0; i < rows; i++) for (let o = 0; o < out; o++) {
+        let z = withBias ? b.values[o] : 0;
+        for (let j = 0; j < inn; j++) z += x.values[i * inn + j] * w.values[o * inn + j];
+        if (Math.abs(z) < 0.02) near = true;
+      }
+      if (near && attempt < 50) continue;
+      if (withBias) gradcheck((a, ww, bb) => g.linearRelu(a, ww, bb), [x, w, b], { seed, label: `linearRelu [${lead},${inn}] out ${out}` });
+      else gradcheck((a, ww) => g.linear(a, ww, null, 'relu'), [x, w], { seed, label: `linear relu [${lead},${inn}] out ${out}` });
+      return;
+    }
+  }), 30);
+
+  it('linearRelu equals relu(linear) in value and gradient (float64 CPU)', () => {
+    const r = new Rng(7);
+    const x = g.tensor(Float64Array.from({ length: 12 }, () => r.uniform(-1, 1)), [4, 3], { dtype: 'float64', requiresGrad: true });
+    const w = g.tensor(Float64Array.from({ length: 15 }, () => r.uniform(-1, 1)), [5, 3], { dtype: 'float64', requiresGrad: true });
+    const b = g.tensor(Float64Array.from({ length: 5 }, () => r.uniform(-1, 1)), [5], { dtype: 'float64', requiresGrad: true });
+    const up = g.tensor(Float64Array.from({ length: 20 }, () => r.uniform(-1, 1)), [4, 5], { dtype: 'float64' });
+    const run = (f: () => Tensor) => {
+      const y = f();
+      g.sum(g.mul(y, up)).backward();
+      const res = [y, x.grad!, w.grad!, b.grad!].map((t) => Array.from(t.dataSync()));
+      x.grad = null; w.grad = null; b.grad = null;
+      return res;
+    };
+    const fused = run(() => g.linearRelu(x, w, b));
+    const composed = run(() => g.relu(g.linear(x, w, b)));
+    for (let i = 0; i < fused.length; i++) expect(fused[i]).toEqual(composed[i]);
+  });
 });
 
 describe('gradcheck: shape ops', () => {

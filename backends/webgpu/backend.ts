@@ -16,7 +16,7 @@ import type { UnaryOp, BinaryOp } from '../../engine/elementwise.ts';
 import {
   PARAM_WORDS, WG, type WType, elementwiseSource, fillSource, reduceSource, argmaxSource, gatherSource,
   scatterAddSource, philoxSource, adamSource, matmulRegSource, matmulTiledSource, packSource, matmulTexSource, unaryExpr, binaryExpr,
-  packRowsSource, matmulUboSource, adamTexSource, LIN_W, type MatmulVariant, type MatmulAct,
+  packRowsSource, packRowsTexSource, matmulUboSource, adamTexSource, LIN_W, type MatmulVariant, type MatmulAct,
 } from './wgsl.ts';
 
 const MAX_BATCH = 512; // dispatches per submit
@@ -108,6 +108,8 @@ export class WebGpuBackend implements Backend {
   readonly adapterName: string;
   readonly isSoftware: boolean;
   matmulPlan: MatmulPlan;
+  /** 'ubo' matmul tile: TM rows x 4*TQ columns per invocation, WGX invocations per workgroup */
+  uboTile = { tm: 8, tq: 2, wgx: 8 };
   /** software adapters: elementwise kernels read float32 inputs through texture copies */
   texInputs = process.env.GAPGRAD_WEBGPU_TEXIN !== '0';
   /** validation / out-of-memory errors Dawn reported; read() throws the first one */
@@ -421,14 +423,23 @@ export class WebGpuBackend implements Backend {
     // software adapters: float32 inputs through texture copies (storage loads are scalar loops there)
     const tex = views.map((v) => this.texInputs && this.matmulPlan.kind === 'ubo' && v.buf.dtype === 'float32' && n >= 1024 &&
       v.buf.size > 0 && Math.ceil(v.buf.size / 4 / LIN_W) <= this.maxTexture && (!dst || v.buf !== dst.buf));
-    const key = `ew|${expr}|${ins.join(',')}|${outT}|${R}|${into ? 1 : 0}|${tex.map((t) => (t ? 't' : 'r')).join('')}`;
+    // vec4 stores (4 elements per invocation) for new outputs of software adapters
+    const vec = !into && this.matmulPlan.kind === 'ubo' && n >= 64;
+    // vec4 kernels: inputs that are 4-aligned contiguous texture runs read one texel per invocation,
+    // broadcast elements are read once, the rest per element
+    const own = contiguous(c.shape);
+    const flat: ('t' | 's' | 'g')[] | null = vec
+      ? views.map((v, j) => c.strides[j].every((st) => st === 0) ? 's'
+        : tex[j] && v.offset % 4 === 0 && c.strides[j].every((st, d) => st === own[d] || c.shape[d] === 1) ? 't' : 'g')
+      : null;
+    const key = `ew|${expr}|${ins.join(',')}|${outT}|${R}|${into ? 1 : 0}|${tex.map((t) => (t ? 't' : 'r')).join('')}|${vec}|${flat ? flat.join('') : ''}`;
     const k = this.kernel(key, () => ({
-      src: elementwiseSource(expr, names, ins, outT, R, into, tex),
+      src: elementwiseSource(expr, names, ins, outT, R, into, tex, vec, flat),
       sig: tex.map((t) => (t ? 't' : 'r')).join('') + 'w',
     }));
     const texs = views.map((v, j) => (tex[j] ? this.linearTexture(this.slab(v.buf), Math.ceil(v.buf.size / 4)) : null));
     const out = dst ? dst.buf : this.alloc(n, outDtype);
-    const [gx, gy, rs] = this.grid(n);
+    const [gx, gy, rs] = this.grid(vec ? Math.ceil(n / 4) : n);
     const p: number[] = [n, rs, ...c.shape];
     const offs = dst ? [...views.map((v) => v.offset), dst.offset] : views.map((v) => v.offset);
     offs.forEach((o, v) => { p.push(o, ...c.strides[v]); });
@@ -450,7 +461,29 @@ export class WebGpuBackend implements Backend {
   }
 
   copy(x: View, shape: number[], outDtype: DType): Buf {
+    const n = numel(shape);
+    if (outDtype === x.buf.dtype && n > 0 && this.contiguousRun(x, shape)) {
+      // a contiguous run of the source: a buffer-to-buffer copy, no shader (leaf gradients, clones)
+      wtype(outDtype);
+      const out = this.alloc(n, outDtype);
+      this.copyRun(this.slab(x.buf), x.offset, this.slab(out), 0, n);
+      return out;
+    }
     return this.elementwise('x', ['x'], [x], shape, outDtype)!;
+  }
+
+  /** Whether a view reads numel(shape) consecutive elements in order. */
+  private contiguousRun(v: View, shape: number[]): boolean {
+    const c = collapse(shape, [v.strides]);
+    return c.shape.length === 1 && (c.strides[0][0] === 1 || c.shape[0] === 1);
+  }
+
+  private copyRun(src: Slab, srcOff: number, dst: Slab, dstOff: number, n: number): void {
+    const enc = this.getEncoder();
+    this.endPass();
+    enc.copyBufferToBuffer(src.buffer, srcOff * 4, dst.buffer, dstOff * 4, n * 4);
+    src.lastUse = this.epoch;
+    dst.lastUse = this.epoch;
   }
 
   copyInto(dst: View, src: View, shape: number[]): void {
@@ -462,6 +495,10 @@ export class WebGpuBackend implements Backend {
       this.release(tmp);
       return;
     }
+    if (src.buf.dtype === dst.buf.dtype && numel(shape) > 0 && this.contiguousRun(src, shape) && this.contiguousRun(dst, shape)) {
+      this.copyRun(this.slab(src.buf), src.offset, this.slab(dst.buf), dst.offset, numel(shape));
+      return;
+    }
     this.elementwise('x', ['x'], [src], shape, dst.buf.dtype, dst);
   }
 
@@ -471,6 +508,27 @@ export class WebGpuBackend implements Backend {
     if (cols === 0 && !(op === 'max' && t === 'f32')) return this.fill(rows, 0, x.dtype);
     const out = this.alloc(rows, x.dtype);
     if (rows === 0) return out;
+    const texels = Math.ceil((rows * cols) / 4);
+    if (this.texInputs && this.matmulPlan.kind === 'ubo' && t === 'f32' && rows * cols >= 1024 && Math.ceil(texels / LIN_W) <= this.maxTexture) {
+      // software adapters: the first pass reads x through a texture copy (storage loads are scalar loops there)
+      const kt = this.kernel(`reduce|${op}|${t}|tex`, () => ({ src: reduceSource(op, t, true), sig: 'tw' }));
+      const tx = this.linearTexture(this.slab(x), texels);
+      if (cols >= 2048) {
+        const len = Math.ceil(Math.sqrt(cols));
+        const chunks = Math.ceil(cols / len);
+        const part = this.alloc(rows * chunks, x.dtype);
+        let [gx, gy, rs] = this.grid(rows * chunks);
+        this.dispatch(kt, [tx, this.slab(part)], [rows * chunks, rs, cols, chunks, len], gx, gy);
+        [gx, gy, rs] = this.grid(rows);
+        this.dispatch(k, [this.slab(part), this.slab(out)], [rows, rs, chunks, 1, chunks], gx, gy);
+        this.release(part);
+      } else {
+        const [gx, gy, rs] = this.grid(rows);
+        this.dispatch(kt, [tx, this.slab(out)], [rows, rs, cols, 1, Math.max(cols, 1)], gx, gy);
+      }
+      this.releaseTex(tx);
+      return out;
+    }
     if (cols >= 2048) {
       // two passes over chunks of ~sqrt(cols): parallel, and shorter float32 accumulation chains
       const len = Math.ceil(Math.sqrt(cols));
@@ -540,7 +598,7 @@ export class WebGpuBackend implements Backend {
   /** The uniform-block matmul (see matmulUboSource); null where the shape does not fit it. */
   private matmulUbo(a: MatmulArgs, bias: Buf | null, act: MatmulAct): Buf | null {
     const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = a;
-    const TM = 8, TQ = 2, WGX = 8;
+    const { tm: TM, tq: TQ, wgx: WGX } = this.uboTile;
     const kp = 4 * Math.ceil(k / 4);
     const maxRows = Math.floor(this.maxUniformFloats / kp);
     let R: number, chunks: number;
@@ -580,8 +638,9 @@ export class WebGpuBackend implements Backend {
     const tb = this.linearTexture(bSrc, texels);
     // ---- the product
     const out = this.alloc(batch * m * n, 'float32');
-    const kern = this.kernel(`mmu|${k}|${R}|${TM}|${TQ}|${WGX}|${transB}|${!!bias}|${act}`, () => ({
-      src: matmulUboSource(k, R, TM, TQ, WGX, transB, !!bias, act), sig: bias ? 'utwr' : 'utw',
+    const vecOut = n % 4 === 0;
+    const kern = this.kernel(`mmu|${k}|${R}|${TM}|${TQ}|${WGX}|${transB}|${!!bias}|${act}|${vecOut}`, () => ({
+      src: matmulUboSource(k, R, TM, TQ, WGX, transB, !!bias, act, vecOut), sig: bias ? 'utwr' : 'utw',
     }));
     const res: Res[] = [{ ubo: ss, size: R * kp * 4 }, tb, this.slab(out)];
     if (bias) res.push(this.slab(bias));
@@ -601,6 +660,17 @@ export class WebGpuBackend implements Backend {
 
   /** Write `batches` (R, Cc) operands (column-major when trans) as rows of Cp floats, zero-padded, into dst. */
   private packRows(x: Buf, dst: Slab, batches: number, R: number, Cc: number, Cp: number, trans: boolean, inStride: number, outStride: number): void {
+    const texels = Math.ceil(x.size / 4);
+    if (this.texInputs && x.size > 0 && Math.ceil(texels / LIN_W) <= this.maxTexture) {
+      // read x through a texture copy and store whole vec4s (both several times faster on llvmpipe)
+      const kt = this.kernel(`packrowstex|${trans}`, () => ({ src: packRowsTexSource(trans), sig: 'tw' }));
+      const tx = this.linearTexture(this.slab(x), texels);
+      const total4 = batches * R * (Cp / 4);
+      const [gx, gy, rs] = this.grid(total4);
+      this.dispatch(kt, [tx, dst], [total4, rs, R, Cc, Cp, inStride, outStride], gx, gy);
+      this.releaseTex(tx);
+      return;
+    }
     const kern = this.kernel(`packrows|${trans}`, () => ({ src: packRowsSource(trans), sig: 'rw' }));
     const total = batches * R * Cp;
     const [gx, gy, rs] = this.grid(total);

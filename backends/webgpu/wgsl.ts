@@ -99,7 +99,8 @@ function conv(v: string, from: WType, to: WType): string {
  * then (mode 'into') the destination's offset and R strides.
  * expr: 'where' | 'bitsToUniform' | an expression of the shared language over a, b (binary) or x.
  */
-export function elementwiseSource(expr: string, names: string[], ins: WType[], out: WType, rank: number, into: boolean, tex: boolean[] = []): string {
+export function elementwiseSource(expr: string, names: string[], ins: WType[], out: WType, rank: number, into: boolean, tex: boolean[] = [], vec = false,
+  flat: ('t' | 's' | 'g')[] | null = null): string {
   const R = rank;
   let s = HEADER + TO_I32;
   let mode: 'int' | 'float' = 'float';
@@ -133,26 +134,77 @@ export function elementwiseSource(expr: string, names: string[], ins: WType[], o
     s += tex[j] ? `@group(0) @binding(${j + 1}) var IN${j}: texture_2d<f32>;\n` : binding(j + 1, `IN${j}`, t, false);
   });
   if (tex.some((t) => t)) s += `fn ldT(T: texture_2d<f32>, q: u32) -> f32 { let t = q / 4u; return textureLoad(T, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0)[q % 4u]; }\n`;
-  s += binding(ins.length + 1, 'OUT', out, true);
+  // vec4 (not 'into'): each invocation computes 4 consecutive elements and stores them as one vec4
+  // (whole-vec4 stores are several times faster than scalar ones on llvmpipe); elements past n are
+  // computed from element n-1 and land in the buffer's padding (slabs are multiples of 16 bytes).
+  const vec4 = vec && !into;
+  s += binding(ins.length + 1, 'OUT', vec4 ? `vec4<${out}>` : out, true);
+  const nv = ins.length + (into ? 1 : 0);
+  const base = (v: number) => 2 + R + v * (1 + R);
+  const element = (iv: string, res: string, ind: string) => {
+    let e = `${ind}var rem = ${iv};\n`;
+    for (let v = 0; v < nv; v++) e += `${ind}var q${v} = P(${base(v)}u);\n`;
+    for (let d = R - 1; d >= 0; d--) {
+      e += d > 0 ? `${ind}{ let sz = P(${2 + d}u); let c = rem % sz; rem = rem / sz;\n` : `${ind}{ let c = rem;\n`;
+      for (let v = 0; v < nv; v++) e += `${ind}  q${v} += c * P(${base(v) + 1 + d}u);\n`;
+      e += `${ind}}\n`;
+    }
+    names.forEach((nm, j) => {
+      const raw = tex[j] ? `ldT(IN${j}, q${j})` : `IN${j}[q${j}]`;
+      e += `${ind}let ${nm} = ${mode === 'int' ? raw : conv(raw, ins[j], 'f32')};\n`;
+    });
+    e += `${ind}${res} = ${conv(`(${body})`, resultType, out)};\n`;
+    return e;
+  };
+  if (vec4) {
+    // per input: 't' a contiguous texture run starting at a multiple of 4 (one texel per invocation),
+    // 's' one broadcast element (loaded once), 'g' anything else (indexed per element)
+    const fl = flat ?? ins.map(() => 'g' as const);
+    s += `@compute @workgroup_size(${WG}) fn main(${GID}) {
+  let t = g.x + g.y * P(1u);
+  let n = P(0u);
+  if (t * 4u >= n) { return; }
+  var r: vec4<${out}>;
+`;
+    names.forEach((nm, j) => {
+      const off = `P(${base(j)}u)`;
+      if (fl[j] === 't') s += `  let V${j} = textureLoad(IN${j}, vec2<u32>((${off} / 4u + t) % ${LIN_W}u, (${off} / 4u + t) / ${LIN_W}u), 0);\n`;
+      else if (fl[j] === 's') {
+        const raw = tex[j] ? `ldT(IN${j}, ${off})` : `IN${j}[${off}]`;
+        s += `  let S${j} = ${mode === 'int' ? raw : conv(raw, ins[j], 'f32')};\n`;
+      }
+    });
+    const gen = names.map((_, j) => j).filter((j) => fl[j] === 'g');
+    for (let jj = 0; jj < 4; jj++) {
+      s += `  {\n`;
+      if (gen.length) {
+        s += `    var rem = min(t * 4u + ${jj}u, n - 1u);\n`;
+        for (const v of gen) s += `    var q${v} = P(${base(v)}u);\n`;
+        for (let d = R - 1; d >= 0; d--) {
+          s += d > 0 ? `    { let sz = P(${2 + d}u); let c = rem % sz; rem = rem / sz;\n` : `    { let c = rem;\n`;
+          for (const v of gen) s += `      q${v} += c * P(${base(v) + 1 + d}u);\n`;
+          s += `    }\n`;
+        }
+      }
+      names.forEach((nm, j) => {
+        let v: string;
+        if (fl[j] === 't') v = `V${j}[${jj}]`;
+        else if (fl[j] === 's') v = `S${j}`;
+        else { const raw = tex[j] ? `ldT(IN${j}, q${j})` : `IN${j}[q${j}]`; v = mode === 'int' ? raw : conv(raw, ins[j], 'f32'); }
+        s += `    let ${nm} = ${v};\n`;
+      });
+      s += `    r[${jj}] = ${conv(`(${body})`, resultType, out)};\n  }\n`;
+    }
+    s += `  OUT[t] = r;\n}\n`;
+    return s;
+  }
   s += `@compute @workgroup_size(${WG}) fn main(${GID}) {
   let i = g.x + g.y * P(1u);
   if (i >= P(0u)) { return; }
-  var rem = i;
 `;
-  const nv = ins.length + (into ? 1 : 0);
-  const base = (v: number) => 2 + R + v * (1 + R);
-  for (let v = 0; v < nv; v++) s += `  var q${v} = P(${base(v)}u);\n`;
-  for (let d = R - 1; d >= 0; d--) {
-    s += d > 0 ? `  { let sz = P(${2 + d}u); let c = rem % sz; rem = rem / sz;\n` : `  { let c = rem;\n`;
-    for (let v = 0; v < nv; v++) s += `    q${v} += c * P(${base(v) + 1 + d}u);\n`;
-    s += `  }\n`;
-  }
-  names.forEach((nm, j) => {
-    const raw = tex[j] ? `ldT(IN${j}, q${j})` : `IN${j}[q${j}]`;
-    s += `  let ${nm} = ${mode === 'int' ? raw : conv(raw, ins[j], 'f32')};\n`;
-  });
   const dst = into ? `q${ins.length}` : 'i';
-  s += `  OUT[${dst}] = ${conv(`(${body})`, resultType, out)};\n}\n`;
+  s += element('i', `OUT[${dst}]`, '  ');
+  s += `}\n`;
   return s;
 }
 
@@ -170,12 +222,16 @@ export function fillSource(): string {
  * reduceLast over chunks: thread t handles row t / chunks, columns [c*len, min(cols, (c+1)*len)).
  * Params: [0] rows*chunks, [1] row stride, [2] cols, [3] chunks, [4] len.
  */
-export function reduceSource(op: 'sum' | 'max', t: WType): string {
+export function reduceSource(op: 'sum' | 'max', t: WType, tex = false): string {
   const init = op === 'sum' ? (t === 'f32' ? '0.0' : '0') : t === 'f32' ? 'bitcast<f32>(BITS_NINF)' : 'i32(-2147483647 - 1)';
   const step = op === 'sum'
     ? 'acc = acc + v;'
     : t === 'f32' ? 'if (v > acc || v != v) { acc = v; if (acc != acc) { break; } }' : 'acc = max(acc, v);';
-  return HEADER + binding(1, 'X', t, false) + binding(2, 'OUT', t, true) + `@compute @workgroup_size(${WG}) fn main(${GID}) {
+  // tex (float32, software adapters): X read from a linear texture (see matmulUboSource)
+  const x = tex
+    ? `@group(0) @binding(1) var X: texture_2d<f32>;\nfn ldX(q: u32) -> f32 { let t = q / 4u; return textureLoad(X, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0)[q % 4u]; }\n`
+    : binding(1, 'XB', t, false) + `fn ldX(q: u32) -> ${t} { return XB[q]; }\n`;
+  return HEADER + x + binding(2, 'OUT', t, true) + `@compute @workgroup_size(${WG}) fn main(${GID}) {
   let i = g.x + g.y * P(1u);
   if (i >= P(0u)) { return; }
   let cols = P(2u); let chunks = P(3u); let len = P(4u);
@@ -183,7 +239,7 @@ export function reduceSource(op: 'sum' | 'max', t: WType): string {
   let start = r * cols + c * len;
   let stop = r * cols + min(cols, (c + 1u) * len);
   var acc: ${t} = ${init};
-  for (var j = start; j < stop; j = j + 1u) { let v = X[j]; ${step} }
+  for (var j = start; j < stop; j = j + 1u) { let v = ldX(j); ${step} }
   OUT[i] = acc;
 }
 `;
@@ -540,6 +596,32 @@ export function packRowsSource(trans: boolean): string {
 `;
 }
 
+/**
+ * packRowsSource for software adapters: X read through a linear texture (see matmulUboSource), and
+ * each invocation writes one vec4 of the output (4 consecutive columns of a row; Cp, the output
+ * batch stride and hence every row start are multiples of 4).
+ * Params: [0] total = batches*R*Cp/4, [1] row stride, [2] R, [3] Cc, [4] Cp, [5] in batch stride, [6] out batch stride.
+ */
+export function packRowsTexSource(trans: boolean): string {
+  const at = trans ? '(c * R + r)' : '(r * Cc + c)';
+  return HEADER + `@group(0) @binding(1) var X: texture_2d<f32>;
+fn ldX(q: u32) -> f32 { let t = q / 4u; return textureLoad(X, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0)[q % 4u]; }
+` + binding(2, 'OUT', 'vec4<f32>', true) + `@compute @workgroup_size(${WG}) fn main(${GID}) {
+  let e = g.x + g.y * P(1u);
+  if (e >= P(0u)) { return; }
+  let R = P(2u); let Cc = P(3u); let W = P(4u) / 4u;
+  let cq = e % W; let br = e / W; let r = br % R; let b = br / R;
+  let base = b * P(5u);
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    let c = cq * 4u + j;
+    if (c < Cc) { v[j] = ldX(base + ${at}); }
+  }
+  OUT[(b * P(6u) + r * P(4u)) / 4u + cq] = v;
+}
+`;
+}
+
 /** Epilogue applied to each matmul output: optional bias (length n, added to every row) then activation. */
 export type MatmulAct = 'none' | 'relu';
 
@@ -557,16 +639,16 @@ export const LIN_W = 256;
  *    4t..4t+3 at (t % LIN_W, t / LIN_W)), so it is filled by copyBufferToTexture without a shader;
  *    not transposed: (k, n) rows of ldb texels; transposed: (n, k) rows of ldb texels (k zero-padded);
  *  - each invocation computes TM rows x 4*TQ columns of C in registers (no workgroup memory).
- * Constants: k, R (rows per uniform block), TM, TQ, WGX.
+ * Constants: k, R (rows per uniform block), TM, TQ, WGX; vecOut (n % 4 == 0): C bound as vec4s.
  * Params: [0] rows of this chunk, [1] n, [2] first row of C for this chunk, [3] B's first texel for
  * this batch, [4] ldb (texels per row of B).
  * Dispatch: x = ceil(ceil(n/4) / (TQ*WGX)), y = ceil(rows / TM).
  */
-export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WGX: number, transB: boolean, bias: boolean, act: MatmulAct): string {
+export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WGX: number, transB: boolean, bias: boolean, act: MatmulAct, vecOut = false): string {
   const K4 = Math.ceil(k / 4), kFull = Math.floor(k / 4), kTail = k % 4;
   let s = HEADER + `@group(0) @binding(1) var<uniform> A: array<vec4<f32>, ${R * K4}>;
 @group(0) @binding(2) var B: texture_2d<f32>;
-` + binding(3, 'C', 'f32', true) + (bias ? binding(4, 'BIAS', 'f32', false) : '') + `fn ldB(t: u32) -> vec4<f32> { return textureLoad(B, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0); }
+` + binding(3, 'C', vecOut ? 'vec4<f32>' : 'f32', true) + (bias ? binding(4, 'BIAS', 'f32', false) : '') + `fn ldB(t: u32) -> vec4<f32> { return textureLoad(B, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0); }
 @compute @workgroup_size(${WGX}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let m = P(0u); let n = P(1u); let bBase = P(3u); let ldb = P(4u);
   let wn = (n + 3u) / 4u;
@@ -609,6 +691,11 @@ export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WG
   for (let r = 0; r < TM; r++) {
     s += `  if (row0 + ${r}u < m) {\n    let o = (rowC + ${r}u) * n + c0;\n`;
     for (let q = 0; q < TQ; q++) {
+      if (vecOut) {
+        // n % 4 == 0: whole vec4 stores (several times faster than scalar stores on llvmpipe)
+        s += `    if (cqb + ${q}u < wn) { C[o / 4u + ${q}u] = ${fin(bias ? `acc${r}_${q} + bs${q}` : `acc${r}_${q}`)}; }\n`;
+        continue;
+      }
       s += `    { let v = ${fin(bias ? `acc${r}_${q} + bs${q}` : `acc${r}_${q}`)};\n`;
       s += `      if (c0 + ${4 * q + 3}u < n) { C[o + ${4 * q}u] = v.x; C[o + ${4 * q + 1}u] = v.y; C[o + ${4 * q + 2}u] = v.z; C[o + ${4 * q + 3}u] = v.w; }\n`;
       s += `      else { for (var j = 0u; j < 4u; j++) { if (c0 + ${4 * q}u + j < n) { C[o + ${4 * q}u + j] = v[j]; } } } }\n`;
@@ -625,7 +712,8 @@ export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WG
  * number of texels and [10] the number of elements.
  */
 export function adamTexSource(): string {
-  let s = HEADER + binding(1, 'PV', 'f32', true) + binding(2, 'MV', 'f32', true) + binding(3, 'VV', 'f32', true);
+  // the outputs as vec4s: whole-vec4 stores (the last one may write into the slab's padding)
+  let s = HEADER + binding(1, 'PV', 'vec4<f32>', true) + binding(2, 'MV', 'vec4<f32>', true) + binding(3, 'VV', 'vec4<f32>', true);
   ['PT', 'GT', 'MT', 'VT'].forEach((nm, j) => { s += `@group(0) @binding(${4 + j}) var ${nm}: texture_2d<f32>;\n`; });
   return s + `fn ld(T: texture_2d<f32>, t: u32) -> vec4<f32> { return textureLoad(T, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0); }
 @compute @workgroup_size(${WG}) fn main(${GID}) {
@@ -638,14 +726,7 @@ export function adamTexSource(): string {
   let mi = PF(2u) * ld(MT, i) + PF(3u) * gi;
   let vi = PF(4u) * ld(VT, i) + PF(5u) * gi * gi;
   let np = p - PF(8u) * mi / (sqrt(vi) / PF(9u) + vec4<f32>(PF(6u)));
-  let e = i * 4u;
-  if (e + 3u < P(10u)) {
-    MV[e] = mi.x; MV[e + 1u] = mi.y; MV[e + 2u] = mi.z; MV[e + 3u] = mi.w;
-    VV[e] = vi.x; VV[e + 1u] = vi.y; VV[e + 2u] = vi.z; VV[e + 3u] = vi.w;
-    PV[e] = np.x; PV[e + 1u] = np.y; PV[e + 2u] = np.z; PV[e + 3u] = np.w;
-    return;
-  }
-  for (var j = 0u; j < 4u; j++) { if (e + j < P(10u)) { MV[e + j] = mi[j]; VV[e + j] = vi[j]; PV[e + j] = np[j]; } }
+  MV[i] = mi; VV[i] = vi; PV[i] = np;
 }
 `;
 }

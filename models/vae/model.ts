@@ -49,18 +49,19 @@ export class CategoricalVae extends nn.Module {
 
   /** (B, 784) -> logits (B, L, C) */
   encode(x: Tensor): Tensor {
-    let h = ops.relu(this.enc1.forward(x));
-    h = ops.relu(this.enc2.forward(h));
-    let logits = this.enc3.forward(h);
-    if (this.cfg.logitRelu) logits = ops.relu(logits);
+    // linear + relu as one op (one fused kernel where the backend has one)
+    const lr = (l: nn.Linear, v: Tensor) => ops.linearRelu(v, l.weight, l.bias);
+    let h = lr(this.enc1, x);
+    h = lr(this.enc2, h);
+    const logits = this.cfg.logitRelu ? lr(this.enc3, h) : this.enc3.forward(h);
     return ops.reshape(logits, [x.shape[0], this.cfg.latent, this.cfg.categories]);
   }
 
   /** (B, L, C) codes -> pixel logits (B, 784) */
   decodeLogits(z: Tensor): Tensor {
     const b = z.shape[0];
-    let h = ops.relu(this.dec1.forward(ops.reshape(z, [b, this.cfg.latent * this.cfg.categories])));
-    h = ops.relu(this.dec2.forward(h));
+    let h = ops.linearRelu(ops.reshape(z, [b, this.cfg.latent * this.cfg.categories]), this.dec1.weight, this.dec1.bias);
+    h = ops.linearRelu(h, this.dec2.weight, this.dec2.bias);
     return this.dec3.forward(h);
   }
 
