@@ -8,7 +8,7 @@ import { Tensor, tensor, tidy, noGrad } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
-import { save, load } from '../../engine/serialize.ts';
+import { save, load, trainingState, restoreTrainingState } from '../../engine/serialize.ts';
 import { writeFileAtomic } from '../../engine/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
 import {
@@ -232,19 +232,15 @@ export class ListopsRun {
   }
 
   async saveCheckpoint(path: string): Promise<void> {
-    const sd = this.opt.stateDict();
-    const tensors: Record<string, Tensor> = {};
-    for (const [n, p] of Object.entries(this.model.stateDict())) tensors[`model.${n}`] = p;
-    for (const [n, t] of Object.entries(sd.tensors)) tensors[`adam.${n}`] = t;
+    const { tensors, meta } = trainingState(this.model, this.opt);
     await save(path, tensors, {
+      ...meta,
       ...this.meta(),
       kind: 'checkpoint',
       step: String(this.step),
       examples: String(this.examplesSeen),
       epoch: String(this.epoch),
       batch_in_epoch: String(this.batchInEpoch),
-      adam_step: String(sd.step),
-      lr: String(sd.lr),
       scheduler: JSON.stringify(this.sched.state()),
       best: JSON.stringify({ acc: this.bestValid, examples: this.bestExamples }),
       metrics: JSON.stringify(this.metrics),
@@ -254,9 +250,7 @@ export class ListopsRun {
   loadCheckpoint(path: string): void {
     const { tensors, meta } = readListopsFile(path);
     if (meta.kind !== 'checkpoint') throw new Error(`${path}: not a training checkpoint (kind '${meta.kind}')`);
-    const pick = (prefix: string) => Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
-    this.model.loadStateDict(pick('model.'));
-    this.opt.loadStateDict({ tensors: pick('adam.'), step: Number(meta.adam_step), lr: Number(meta.lr) });
+    restoreTrainingState(tensors, meta, this.model, this.opt);
     this.sched.loadState(JSON.parse(meta.scheduler));
     this.step = Number(meta.step);
     this.examplesSeen = Number(meta.examples);

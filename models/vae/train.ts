@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Tensor, tensor, tidy, noGrad, keep } from '../../engine/tensor.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
-import { save, load } from '../../engine/serialize.ts';
+import { save, load, trainingState, restoreTrainingState } from '../../engine/serialize.ts';
 import { writeFileAtomic } from '../../engine/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
 import { CategoricalVae, DEFAULT_VAE, type VaeConfig } from './model.ts';
@@ -199,17 +199,13 @@ export class VaeRun {
 
   // ---- checkpoints
   async saveCheckpoint(path: string): Promise<void> {
-    const sd = this.opt.stateDict();
-    const tensors: Record<string, Tensor> = {};
-    for (const [n, p] of Object.entries(this.model.stateDict())) tensors[`model.${n}`] = p;
-    for (const [n, t] of Object.entries(sd.tensors)) tensors[`adam.${n}`] = t;
+    const { tensors, meta } = trainingState(this.model, this.opt);
     await save(path, tensors, {
+      ...meta,
       format: 'gapgrad-vae-1',
       config: JSON.stringify(this.cfg),
       epoch: String(this.epoch),
       step: String(this.step),
-      adam_step: String(sd.step),
-      lr: String(sd.lr),
       metrics: JSON.stringify(this.metrics),
     });
   }
@@ -224,9 +220,7 @@ export class VaeRun {
 
   loadCheckpoint(path: string): void {
     const { tensors, meta } = VaeRun.readCheckpoint(path);
-    const pick = (prefix: string) => Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
-    this.model.loadStateDict(pick('model.'));
-    this.opt.loadStateDict({ tensors: pick('adam.'), step: Number(meta.adam_step), lr: Number(meta.lr) });
+    restoreTrainingState(tensors, meta, this.model, this.opt);
     this.epoch = Number(meta.epoch);
     this.step = Number(meta.step);
     this.metrics = JSON.parse(meta.metrics ?? '[]');
