@@ -538,7 +538,7 @@ export function linear(x: T, w: T, b?: T | null, act: LinearAct = 'none'): T {
   const outShape = [...x.shape.slice(0, -1), out];
   const be = x.backend;
   let y: T;
-  if (be.matmulBiasAct && (b || act !== 'none') && isFloat(x.dtype)) {
+  if (be.matmulBiasAct && (b || act !== 'none') && isFloat(x.dtype) && (!b || b.dtype === x.dtype)) {
     const buf = be.matmulBiasAct({
       a: x2.buf, b: w.buf, batch: 1, m: rows, n: out, k: inn, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0,
     }, b ? b.buf : null, act);

@@ -236,6 +236,27 @@ describe('gradcheck: matmul and linear', () => {
     const composed = run(() => g.relu(g.linear(x, w, b)));
     for (let i = 0; i < fused.length; i++) expect(fused[i]).toEqual(composed[i]);
   });
+
+  it("the CPU's matmulBiasAct equals matmul, add and relu bit for bit (float32, odd sizes)", () => {
+    const be = g.getBackend('cpu');
+    const r = new Rng(11);
+    for (const [m, n, k] of [[1, 1, 1], [3, 5, 7], [17, 33, 9], [100, 30, 64]]) {
+      const a = g.tensor(Float32Array.from({ length: m * k }, () => r.uniform(-2, 2)), [m, k]);
+      const w = g.tensor(Float32Array.from({ length: n * k }, () => r.uniform(-2, 2)), [n, k]);
+      const b = g.tensor(Float32Array.from({ length: n }, () => r.uniform(-2, 2)), [n]);
+      const args = { a: a.buf, b: w.buf, batch: 1, m, n, k, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0 };
+      for (const act of ['relu', 'none'] as const) {
+        for (const bias of [b, null]) {
+          const got = be.readSync!(be.matmulBiasAct!(args, bias ? bias.buf : null, act));
+          let want = be.matmul(args);
+          const view = (buf: typeof want, strides: number[]) => ({ buf, strides, offset: 0 });
+          if (bias) want = be.binary('add', view(want, [n, 1]), view(bias.buf, [0, 1]), [m, n], 'float32');
+          if (act === 'relu') want = be.unary('relu', view(want, [n, 1]), [m, n], 'float32');
+          expect(Array.from(got), `${m}x${n}x${k} ${act} bias=${!!bias}`).toEqual(Array.from(be.readSync!(want)));
+        }
+      }
+    }
+  });
 });
 
 describe('gradcheck: shape ops', () => {

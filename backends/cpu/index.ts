@@ -257,6 +257,23 @@ export class CpuBackend implements Backend {
     return this.track(C);
   }
 
+  /** act(A @ B + bias) in one pass over the product: the same float values as matmul, add and relu. */
+  matmulBiasAct(p: MatmulArgs, bias: Buf | null, act: 'relu' | 'none'): Buf {
+    const out = this.matmul(p) as CpuBuf;
+    const C = out.data, n = p.n, len = C.length;
+    const Bv = bias ? (bias as CpuBuf).data : null;
+    const relu = act === 'relu';
+    if (Bv) {
+      for (let o = 0; o < len; o += n) {
+        if (relu) for (let j = 0; j < n; j++) C[o + j] = Math.max(C[o + j] + Bv[j], 0);
+        else for (let j = 0; j < n; j++) C[o + j] += Bv[j];
+      }
+    } else if (relu) {
+      for (let i = 0; i < len; i++) C[i] = Math.max(C[i], 0);
+    }
+    return out;
+  }
+
   gather(x: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf {
     const X = (x as CpuBuf).data, I = (idx as CpuBuf).data;
     const out = arrayFor(x.dtype, outer * m * inner);
