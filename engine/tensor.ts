@@ -373,8 +373,9 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
     leaf.grad = keep(ops.add(old, g));
     old.dispose();
   } else {
-    // a gradient must not share its buffer with a tensor the user may dispose
-    leaf.grad = keep(g.shape.join() === leaf.shape.join() ? ops.copyOf(g) : ops.reshape(g, leaf.shape));
+    // share the cotangent's storage (reference counted, and no op writes into an existing buffer):
+    // disposing the cotangent elsewhere leaves the gradient intact, and no copy is made
+    leaf.grad = keep(g.withShape(leaf.shape.slice()));
   }
 }
 
