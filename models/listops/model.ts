@@ -14,7 +14,7 @@ import * as nn from '../../engine/nn.ts';
 import * as random from '../../engine/random.ts';
 import { sample } from '../../estimators/index.ts';
 import * as fastmath from './fastmath.ts';
-import { treeLoop } from './tree.ts';
+import { treeLoop, cellBackward } from './tree.ts';
 import { leafLstmFused } from './leaf.ts';
 
 // local bindings: the hot loops call these directly (no module-binding indirection)
@@ -179,22 +179,15 @@ export function treeCellFused(z: Tensor, S: Tensor): Tensor {
       if (!g) return [null, null];
       const G = f32(g), X = f32(sT);
       const dz = new Float32Array(N * 5 * H), dS = new Float32Array(B * n * H2);
+      const dcRow = new Float64Array(H);
       for (let b = 0; b < B; b++) {
         for (let k = 0; k < m; k++) {
           const r = b * m + k;
           const zo = r * 5 * H, so = r * H2, ro = r * 6 * H, lo = (b * n + k) * H2 + H, rc = lo + H2;
+          cellBackward(H, res, ro, G, so, X, lo, rc, dz, zo, dcRow, 0);
           for (let j = 0; j < H; j++) {
-            const i = res[ro + j], fl = res[ro + H + j], fr = res[ro + 2 * H + j];
-            const u = res[ro + 3 * H + j], o = res[ro + 4 * H + j], tc = res[ro + 5 * H + j];
-            const gh = G[so + j];
-            const dc = gh * o * (1 - tc * tc) + G[so + H + j];
-            dz[zo + j] = dc * u * i * (1 - i);
-            dz[zo + H + j] = dc * X[lo + j] * fl * (1 - fl);
-            dz[zo + 2 * H + j] = dc * X[rc + j] * fr * (1 - fr);
-            dz[zo + 3 * H + j] = dc * i * (1 - u * u);
-            dz[zo + 4 * H + j] = gh * tc * o * (1 - o);
-            dS[lo + j] += dc * fl;
-            dS[rc + j] += dc * fr;
+            dS[lo + j] += dcRow[j] * res[ro + H + j];
+            dS[rc + j] += dcRow[j] * res[ro + 2 * H + j];
           }
         }
       }

@@ -24,6 +24,32 @@ import * as ops from '../../engine/ops.ts';
 import type { Backend } from '../../engine/backend.ts';
 import { gemmF32, f32, transpose } from './leaf.ts';
 import * as fastmath from './fastmath.ts';
+
+type Out = Float32Array | Float64Array;
+
+/**
+ * Backward of the Tree-LSTM cell for one pair. res[ro..ro+6H) holds i, f_l, f_r, u, o, tanh(c);
+ * G[go..go+2H) the cotangent of [h | c]; X[lo..lo+H) and X[rc..rc+H) the children's cells.
+ * Writes the pre-activation cotangent to dz[zo..zo+5H) and the cotangent of c to dc[dco..dco+H)
+ * (the children's cells receive dc * f_l and dc * f_r).
+ */
+export function cellBackward(
+  H: number, res: ArrayLike<number>, ro: number, G: ArrayLike<number>, go: number, X: ArrayLike<number>, lo: number, rc: number,
+  dz: Out, zo: number, dc: Out, dco: number,
+): void {
+  for (let d = 0; d < H; d++) {
+    const i = res[ro + d], fl = res[ro + H + d], fr = res[ro + 2 * H + d];
+    const u = res[ro + 3 * H + d], o = res[ro + 4 * H + d], tc = res[ro + 5 * H + d];
+    const gh = G[go + d];
+    const c = gh * o * (1 - tc * tc) + G[go + H + d];
+    dz[zo + d] = c * u * i * (1 - i);
+    dz[zo + H + d] = c * X[lo + d] * fl * (1 - fl);
+    dz[zo + 2 * H + d] = c * X[rc + d] * fr * (1 - fr);
+    dz[zo + 3 * H + d] = c * i * (1 - u * u);
+    dz[zo + 4 * H + d] = gh * tc * o * (1 - o);
+    dc[dco + d] = c;
+  }
+}
 // local bindings: the hot loops call these directly (no module-binding indirection)
 const sig = fastmath.sig, ftanh = fastmath.ftanh;
 
@@ -323,18 +349,7 @@ export class TreeCtx {
       const P = pairs[b * m + j];
       which[r] = P;
       const go = parents[b] * H2, ro = P * 6 * H, zo = r * H5, lo = this.pL[P] * H2 + H, rc = this.pR[P] * H2 + H;
-      for (let d = 0; d < H; d++) {
-        const i = res[ro + d], fl = res[ro + H + d], fr = res[ro + 2 * H + d];
-        const u = res[ro + 3 * H + d], o = res[ro + 4 * H + d], tc = res[ro + 5 * H + d];
-        const gh = G[go + d];
-        const dc = gh * o * (1 - tc * tc) + G[go + H + d];
-        DZ[zo + d] = dc * u * i * (1 - i);
-        DZ[zo + H + d] = dc * nodes[lo + d] * fl * (1 - fl);
-        DZ[zo + 2 * H + d] = dc * nodes[rc + d] * fr * (1 - fr);
-        DZ[zo + 3 * H + d] = dc * i * (1 - u * u);
-        DZ[zo + 4 * H + d] = gh * tc * o * (1 - o);
-        DCv[r * H + d] = dc;
-      }
+      cellBackward(H, res, ro, G, go, nodes, lo, rc, DZ, zo, DCv, r * H);
       DZP.set(DZ.subarray(zo, zo + H5), P * H5);
       r++;
     }
