@@ -7,20 +7,13 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { createGemm, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
+import { VAE_MATMUL_SHAPES } from './shapes.ts';
 
 const args = process.argv.slice(2);
 const relaxed = args.includes('--relaxed');
 const budgetMs = Number(args.find((a) => a.startsWith('--ms='))?.slice(5) ?? 400);
 
-const shapes: { name: string; m: number; n: number; k: number; tA: boolean; tB: boolean }[] = [
-  { name: '(100x784)@(784x512)', m: 100, n: 512, k: 784, tA: false, tB: false },
-  { name: '(100x512)@(512x256)', m: 100, n: 256, k: 512, tA: false, tB: false },
-  { name: '(100x256)@(256x300)', m: 100, n: 300, k: 256, tA: false, tB: false },
-  { name: 'X^T@G  m784 k100 n512', m: 784, n: 512, k: 100, tA: true, tB: false },
-  { name: 'H^T@G  m512 k100 n256', m: 512, n: 256, k: 100, tA: true, tB: false },
-  { name: 'G@W^T  m100 k512 n784', m: 100, n: 784, k: 512, tA: false, tB: true },
-  { name: 'G@W^T  m100 k256 n512', m: 100, n: 512, k: 256, tA: false, tB: true },
-];
+const shapes = VAE_MATMUL_SHAPES;
 
 /** Plain-JS reference: transposes handled by a copy, then a 4x4 register-blocked kernel. */
 function jsMatmul(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, tA: boolean, tB: boolean): void {

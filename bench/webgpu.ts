@@ -12,6 +12,7 @@ import { cpuBackend, tensor, tidy, nn, optim } from '../index.ts';
 import { initWebGPU } from '../backends/webgpu/index.ts';
 import { createGemmSync } from '../backends/cpu/wasm/gemm.ts';
 import type { Buf, MatmulArgs } from '../engine/backend.ts';
+import { VAE_MATMUL_SHAPES } from './shapes.ts';
 
 const budgetMs = Number(process.argv.find((a) => a.startsWith('--ms='))?.slice(5) ?? 400);
 const gpu = await initWebGPU();
@@ -52,11 +53,7 @@ function timeCpu(call: () => void): number {
 
 // ---------------------------------------------------------------- matmul
 const shapes = [
-  { name: '(100x784)@(784x512)', m: 100, n: 512, k: 784, tA: false, tB: false },
-  { name: '(100x512)@(512x256)', m: 100, n: 256, k: 512, tA: false, tB: false },
-  { name: '(100x256)@(256x300)', m: 100, n: 300, k: 256, tA: false, tB: false },
-  { name: 'X^T@G  m784 k100 n512', m: 784, n: 512, k: 100, tA: true, tB: false },
-  { name: 'G@W^T  m100 k512 n784', m: 100, n: 784, k: 512, tA: false, tB: true },
+  ...VAE_MATMUL_SHAPES.filter((s) => ['(100x784)@(784x512)', '(100x512)@(512x256)', '(100x256)@(256x300)', 'X^T@G  m784 k100 n512', 'G@W^T  m100 k512 n784'].includes(s.name)),
   { name: '(512x512)@(512x512)', m: 512, n: 512, k: 512, tA: false, tB: false },
 ];
 const wasm = createGemmSync();

@@ -27,6 +27,7 @@ import { absGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Abs_grad.js'
 import { log1pGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Log1p_grad.js';
 import '@tensorflow/tfjs-backend-cpu';
 import * as wasm from '@tensorflow/tfjs-backend-wasm';
+import { VAE_MATMUL_SHAPES } from '../shapes.ts';
 
 const arg = (name: string, def: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : def; };
 const backends = arg('backends', 'cpu,wasm').split(',');
@@ -141,15 +142,7 @@ async function timeVae(method: string, x: tf.Tensor2D, steps: number, warmup = 2
   return { ms: median(times), losses };
 }
 
-const SHAPES = [ // as in bench/matmul.ts
-  { name: '(100x784)@(784x512)', m: 100, n: 512, k: 784, tA: false, tB: false },
-  { name: '(100x512)@(512x256)', m: 100, n: 256, k: 512, tA: false, tB: false },
-  { name: '(100x256)@(256x300)', m: 100, n: 300, k: 256, tA: false, tB: false },
-  { name: 'X^T@G  m784 k100 n512', m: 784, n: 512, k: 100, tA: true, tB: false },
-  { name: 'H^T@G  m512 k100 n256', m: 512, n: 256, k: 100, tA: true, tB: false },
-  { name: 'G@W^T  m100 k512 n784', m: 100, n: 784, k: 512, tA: false, tB: true },
-  { name: 'G@W^T  m100 k256 n512', m: 100, n: 512, k: 256, tA: false, tB: true },
-];
+const SHAPES = VAE_MATMUL_SHAPES;
 
 function timeMatmul(): Record<string, { best_gflops: number; median_gflops: number }> {
   const out: Record<string, { best_gflops: number; median_gflops: number }> = {};
