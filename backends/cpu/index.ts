@@ -10,7 +10,8 @@ import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel } from './wasm/adam.ts';
 
 export class CpuBuf implements Buf {
-  constructor(readonly data: TypedArray) {}
+  /** pooled: the backend allocated this array for an op's output and may reuse it after release */
+  constructor(readonly data: TypedArray, readonly pooled = false) {}
   get size(): number { return this.data.length; }
   get dtype(): DType { return dtypeOf(this.data); }
 }
@@ -100,6 +101,8 @@ function isScalarView(v: View): boolean {
   return v.strides.every((s) => s === 0);
 }
 
+const POOL_MIN = 1024; // elements
+
 function numel(shape: number[]): number {
   let n = 1;
   for (const s of shape) n *= s;
@@ -116,34 +119,64 @@ export class CpuBackend implements Backend {
    *  JS loop (set it to null to force the fallback, e.g. in tests). */
   adamKernel: AdamKernel | null | undefined = undefined;
 
-  private track(data: TypedArray): CpuBuf {
-    this.live++;
-    this.liveBytes += data.length * bytesPerElement(dtypeOf(data));
-    return new CpuBuf(data);
+  // Output arrays of POOL_MIN elements or more are recycled: a fresh large typed array costs a
+  // calloc and a page fault per 4 KiB on first touch (30-350 us for the VAE's activations), which
+  // added up to several milliseconds per training step. Released arrays wait in per-(dtype, length)
+  // free lists, at most poolLimitBytes in all; an array is only reused once its last tensor is
+  // disposed (storage is reference counted), and never for arrays the caller handed in (fromArray).
+  private pool = new Map<string, TypedArray[]>();
+  private pooledBytes = 0;
+  /** Cap on the bytes kept for reuse (GAPGRAD_CPU_POOL_MB, default 256; 0 turns pooling off). */
+  poolLimitBytes = Number(process.env.GAPGRAD_CPU_POOL_MB ?? 256) * 2 ** 20;
+
+  private take(dtype: DType, n: number): TypedArray {
+    if (n >= POOL_MIN) {
+      const list = this.pool.get(`${dtype}:${n}`);
+      const a = list?.pop();
+      if (a) { this.pooledBytes -= n * bytesPerElement(dtype); return a; }
+    }
+    return arrayFor(dtype, n);
   }
 
-  alloc(size: number, dtype: DType): Buf { return this.track(arrayFor(dtype, size)); }
-  fromArray(data: TypedArray): Buf { return this.track(data); }
+  private track(data: TypedArray, pooled = data.length >= POOL_MIN): CpuBuf {
+    this.live++;
+    this.liveBytes += data.length * bytesPerElement(dtypeOf(data));
+    return new CpuBuf(data, pooled);
+  }
+
+  alloc(size: number, dtype: DType): Buf { return this.track(this.take(dtype, size)); }
+  fromArray(data: TypedArray): Buf { return this.track(data, false); }
   async read(buf: Buf): Promise<TypedArray> { return (buf as CpuBuf).data; }
   readSync(buf: Buf): TypedArray { return (buf as CpuBuf).data; }
   release(buf: Buf): void {
+    const b = buf as CpuBuf;
+    const bytes = b.data.length * bytesPerElement(b.dtype);
     this.live--;
-    this.liveBytes -= buf.size * bytesPerElement(buf.dtype);
+    this.liveBytes -= bytes;
+    if (b.pooled && this.pooledBytes + bytes <= this.poolLimitBytes) {
+      const key = `${b.dtype}:${b.data.length}`;
+      let list = this.pool.get(key);
+      if (!list) this.pool.set(key, (list = []));
+      list.push(b.data);
+      this.pooledBytes += bytes;
+    }
   }
   memory(): MemoryStats {
-    // typed arrays are returned to the JS heap on release, so allocated equals live
-    return { liveBuffers: this.live, liveBytes: this.liveBytes, allocatedBytes: this.liveBytes };
+    // allocated = live + arrays kept for reuse
+    return { liveBuffers: this.live, liveBytes: this.liveBytes, allocatedBytes: this.liveBytes + this.pooledBytes };
   }
+  /** Drop the arrays kept for reuse (they return to the JS heap). */
+  emptyPool(): void { this.pool.clear(); this.pooledBytes = 0; }
 
   fill(size: number, value: number, dtype: DType): Buf {
-    const a = arrayFor(dtype, size);
-    if (value !== 0) a.fill(value);
+    const a = this.take(dtype, size);
+    a.fill(value);
     return this.track(a);
   }
 
   unary(op: UnaryOp, x: View, shape: number[], outDtype: DType): Buf {
     const n = numel(shape);
-    const out = arrayFor(outDtype, n);
+    const out = this.take(outDtype, n);
     const X = (x.buf as CpuBuf).data;
     if (isContiguous(x, shape)) {
       let k = contigUnary.get(op);
@@ -161,7 +194,7 @@ export class CpuBackend implements Backend {
 
   binary(op: BinaryOp, a: View, b: View, shape: number[], outDtype: DType): Buf {
     const n = numel(shape);
-    const out = arrayFor(outDtype, n);
+    const out = this.take(outDtype, n);
     const A = (a.buf as CpuBuf).data, B = (b.buf as CpuBuf).data;
     if (isContiguous(a, shape) && isContiguous(b, shape)) {
       let k = contigBinary.get(op);
@@ -183,7 +216,7 @@ export class CpuBackend implements Backend {
   }
 
   where(cond: View, a: View, b: View, shape: number[], outDtype: DType): Buf {
-    const out = arrayFor(outDtype, numel(shape));
+    const out = this.take(outDtype, numel(shape));
     if (!whereKernel) whereKernel = compile<Kernel3>('out, C, co, cs, A, ao, as, B, bo, bs, shape', stridedLoop(['c', 'a', 'b'], 'c !== 0 ? a : b'));
     const c = collapse(shape, [cond.strides, a.strides, b.strides]);
     whereKernel(out, (cond.buf as CpuBuf).data, cond.offset, c.strides[0], (a.buf as CpuBuf).data, a.offset, c.strides[1],
@@ -194,8 +227,11 @@ export class CpuBackend implements Backend {
   copy(x: View, shape: number[], outDtype: DType): Buf {
     const n = numel(shape);
     const X = (x.buf as CpuBuf).data;
-    if (isContiguous(x, shape) && outDtype === x.buf.dtype) return this.track(X.slice(0, n));
-    const out = arrayFor(outDtype, n);
+    const out = this.take(outDtype, n);
+    if (isContiguous(x, shape) && outDtype === x.buf.dtype) {
+      out.set(X.length === n ? X : X.subarray(0, n) as never);
+      return this.track(out);
+    }
     if (isContiguous(x, shape)) {
       for (let i = 0; i < n; i++) out[i] = X[i]; // typed-array stores convert (int32 truncates)
     } else {
@@ -213,7 +249,7 @@ export class CpuBackend implements Backend {
 
   reduceLast(op: 'sum' | 'max', x: Buf, rows: number, cols: number): Buf {
     const X = (x as CpuBuf).data;
-    const out = arrayFor(x.dtype, rows);
+    const out = this.take(x.dtype, rows);
     if (op === 'sum') {
       for (let r = 0, o = 0; r < rows; r++, o += cols) {
         let s = 0;
@@ -245,7 +281,7 @@ export class CpuBackend implements Backend {
     const { batch, m, n, k } = p;
     const A = (p.a as CpuBuf).data, B = (p.b as CpuBuf).data;
     const dtype = p.a.dtype;
-    const C = arrayFor(dtype, batch * m * n);
+    const C = this.take(dtype, batch * m * n);
     for (let bt = 0; bt < batch; bt++) {
       const ao = bt * p.aBatchStride, bo = bt * p.bBatchStride, co = bt * m * n;
       if (this.gemm && dtype === 'float32' && m * n * k >= 4096) {
@@ -276,7 +312,7 @@ export class CpuBackend implements Backend {
 
   gather(x: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf {
     const X = (x as CpuBuf).data, I = (idx as CpuBuf).data;
-    const out = arrayFor(x.dtype, outer * m * inner);
+    const out = this.take(x.dtype, outer * m * inner);
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < m; j++) {
         const base = (o * m + j) * inner;
@@ -291,7 +327,8 @@ export class CpuBackend implements Backend {
 
   scatterAdd(g: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf {
     const G = (g as CpuBuf).data, I = (idx as CpuBuf).data;
-    const out = arrayFor(g.dtype, outer * n * inner);
+    const out = this.take(g.dtype, outer * n * inner);
+    out.fill(0);
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < m; j++) {
         const base = (o * m + j) * inner;

@@ -1,0 +1,65 @@
+// The CPU backend's reuse of released output arrays: a recycled array never changes a live tensor,
+// arrays the caller handed in are never recycled, and a training loop's allocated bytes stay flat.
+import { describe, it, expect } from 'vitest';
+import * as g from '../index.ts';
+import { CpuBackend } from '../backends/cpu/index.ts';
+
+const be = new CpuBackend();
+g.registerBackend('cpu-pool-test', be);
+const dev = { device: 'cpu-pool-test' as const };
+
+describe('cpu output-array pool', () => {
+  it('reuses a released array for the next output of the same size without touching live tensors', () => {
+    const n = 5000;
+    const x = g.tensor(Float32Array.from({ length: n }, (_, i) => i), [n], dev);
+    const keep = g.mul(x, 2); // live throughout
+    const tmp = g.add(x, 1);
+    const tmpData = be.readSync(tmp.buf);
+    tmp.dispose();
+    const before = be.memory();
+    expect(before.allocatedBytes - before.liveBytes).toBe(n * 4); // tmp's array waits for reuse
+    const next = g.sub(x, 3); // same dtype and length: gets tmp's array back
+    expect(be.readSync(next.buf)).toBe(tmpData);
+    const k = keep.dataSync(), v = next.dataSync();
+    for (let i = 0; i < n; i += 997) { expect(k[i]).toBe(2 * i); expect(v[i]).toBe(i - 3); }
+    // a recycled array comes back dirty: ops that accumulate must clear it first
+    next.dispose();
+    const idx = g.tensor(new Int32Array(n).fill(0), [n], { ...dev, dtype: 'int32' });
+    const grad = g.tensor(new Float32Array(n).fill(1), [n], dev);
+    const s = be.scatterAdd(grad.buf, idx.buf, 1, n, n, 1); // n ones into slot 0
+    const sd = be.readSync(s);
+    expect(sd[0]).toBe(n);
+    expect(sd[1]).toBe(0);
+    be.release(s);
+    [x, keep, idx, grad].forEach((t) => t.dispose());
+  });
+
+  it('never recycles an array the caller handed in', () => {
+    const n = 4096;
+    const mine = new Float32Array(n).fill(7);
+    const b = be.fromArray(mine);
+    be.release(b);
+    const out = be.alloc(n, 'float32');
+    expect(be.readSync(out)).not.toBe(mine);
+    expect(mine[0]).toBe(7);
+    be.release(out);
+  });
+
+  it('keeps allocated bytes flat over 200 training steps', () => {
+    const w = g.tensor(Float32Array.from({ length: 64 * 32 }, (_, i) => Math.sin(i) * 0.1), [64, 32], { ...dev, requiresGrad: true });
+    const xs = g.tensor(Float32Array.from({ length: 50 * 64 }, (_, i) => Math.cos(i)), [50, 64], dev);
+    const opt = new g.optim.Adam([w], { lr: 1e-3 });
+    const seen: number[] = [];
+    for (let step = 0; step < 200; step++) {
+      g.tidy(() => {
+        const y = g.relu(g.matmul(xs, w));
+        g.mean(g.mul(y, y)).backward();
+        opt.step();
+        opt.zeroGrad();
+      });
+      if (step >= 10) seen.push(be.memory().allocatedBytes);
+    }
+    expect(Math.max(...seen)).toBe(Math.min(...seen));
+    w.dispose(); xs.dispose();
+  });
+});
