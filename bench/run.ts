@@ -14,9 +14,12 @@ import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { nodeFlags } from '../cli/node_flags.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+// gapgrad's own benchmarks run as the CLI does: with the V8 flags of cli/node_flags.ts (relaxed SIMD on Node 20)
+const GG = [...nodeFlags(), '--import', 'tsx'];
 const quick = process.argv.includes('--quick');
 const skipArg = process.argv.find((a, i) => process.argv[i - 1] === '--skip') ?? '';
 const skip = new Set(skipArg.split(',').filter(Boolean));
@@ -78,7 +81,7 @@ emit(`\`uptime\` at start: \`${startUptime}\``);
 
 // ----------------------------------------------------------------------------- gapgrad runs
 type MM = Record<string, { best: number; median: number }>;
-const gg: { matmul: Record<string, MM>; vae: Record<string, Record<string, number>>; est: Record<string, Record<string, Record<string, number>>>; otherCpu?: string; webgpuAdapter?: string } =
+const gg: { matmul: Record<string, MM>; vae: Record<string, Record<string, number>>; est: Record<string, Record<string, Record<string, number>>>; otherCpu?: string; relaxed?: string; webgpuAdapter?: string } =
   { matmul: {}, vae: {}, est: {} };
 const loads: string[] = [];
 const section = (name: string) => { loads.push(`${name}: ${load()}`); say(`${name} (load ${load()})`); };
@@ -99,11 +102,16 @@ if (!skip.has('webgpu')) {
 
 if (!skip.has('matmul')) {
   section('gapgrad matmul');
-  const r = await runChild(TSX, ['bench/matmul.ts', `--ms=${quick ? 100 : 200}`], 300);
+  const r = await runChild(process.execPath, [...GG, 'bench/matmul.ts', `--ms=${quick ? 100 : 200}`], 300);
   const re = /^(.+?)\s+([\d.]+) \/ ([\d.]+)\s+([\d.]+) \/ ([\d.]+)\s+([\d.]+) \/ ([\d.]+)\s*$/;
   for (const line of r.stdout.split('\n')) {
     const m = re.exec(line);
-    if (!m) { if (line.startsWith('CPU used by other')) gg.otherCpu = line.trim(); continue; }
+    if (!m) {
+      if (line.startsWith('CPU used by other')) gg.otherCpu = line.trim();
+      const rx = /wasm relaxed madd: ([^;]+)/.exec(line);
+      if (rx) gg.relaxed = rx[1];
+      continue;
+    }
     const cols = ['plain JS', 'wasm 1 thread', 'wasm 2 threads'];
     cols.forEach((c, i) => { (gg.matmul[c] ??= {})[m[1].trim()] = { best: Number(m[2 + 2 * i]), median: Number(m[3 + 2 * i]) }; });
   }
@@ -115,7 +123,7 @@ if (!skip.has('vae')) {
   section('gapgrad vae');
   const args = ['bench/vae.ts', '--methods', methods.join(','), '--steps', quick ? '8' : '20'];
   if (webgpuOk) args.push('--webgpu');
-  const r = await runChild(TSX, args, 300);
+  const r = await runChild(process.execPath, [...GG, ...args], 300);
   // rows are printed to stderr as they finish (cpu) and as a table to stdout at the end
   for (const line of (r.stdout + '\n' + r.stderr).split('\n')) {
     const m = /^\|\s*(cpu|webgpu)\s*\|\s*([\d-]+)\s*\|\s*([\w.-]+)\s*\|\s*([\d.]+)\s*\|/.exec(line.trim());
@@ -128,7 +136,7 @@ if (!skip.has('vae')) {
 if (!skip.has('estimators')) {
   section('gapgrad estimators');
   const env: Record<string, string> = { BENCH_TARGET_MS: quick ? '60' : '150' };
-  const r = await runChild(TSX, ['bench/estimators.ts'], 360, env);
+  const r = await runChild(process.execPath, [...GG, 'bench/estimators.ts'], 360, env);
   let cur: Record<string, number> | null = null, where = '';
   for (const line of r.stdout.split('\n')) {
     const h = /^### (\w+), logits \[([\d, ]+)\]/.exec(line);
@@ -220,6 +228,7 @@ if (Object.keys(gg.matmul).length) {
     return r;
   });
   emit('', '## Matmul, GFLOPS (best per-call time)', '', table(headers, rows));
+  if (gg.relaxed) emit('', `Relaxed-SIMD fused multiply-add in the wasm matmul (node flags: ${nodeFlags().join(' ') || 'none needed'}): ${gg.relaxed}.`);
   if (gg.otherCpu) emit('', `bench/matmul.ts: ${gg.otherCpu}`);
 }
 

@@ -4,6 +4,7 @@ import { mkdirSync, existsSync, readFileSync, openSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../engine/atomic.ts';
+import { nodeFlags } from './node_flags.ts';
 
 export interface SweepOptions {
   methods: string[];
@@ -26,7 +27,7 @@ function runJob(j: Job, threads: number): Promise<number> {
   mkdirSync(j.dir, { recursive: true });
   const log = openSync(join(j.dir, 'log.txt'), 'a');
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...j.args], { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
+    const p = spawn(process.execPath, [...nodeFlags(), BIN, ...j.args], { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
     p.on('exit', (code) => resolve(code ?? 1));
   });
 }

@@ -90,8 +90,10 @@ const mod = new WebAssembly.Module(relaxed ? relaxedBytes : plainBytes);
 const ex = new WebAssembly.Instance(mod, { ${MEM_MODULE}: { ${MEM_FIELD}: memory } }).exports;
 const ctl = new Int32Array(memory.buffer, 0, ${CTL_BYTES / 4});
 function runJob(ex, q, ctl, seq, abandon) { ${JOB_SRC} }
-parentPort.postMessage({ ready: true, relaxed });
+// read the job counter BEFORE announcing readiness: the caller may dispatch its first job as soon
+// as it hears 'ready', and a counter read after that would already include (and so skip) that job
 let seq = Atomics.load(ctl, ${SEQ});
+parentPort.postMessage({ ready: true, relaxed });
 let spinLimit = ${SPIN_SHORT};
 // a newer job or a stop request while waiting for the caller's A tiles: give this one up
 const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SEQ}) !== seq;
