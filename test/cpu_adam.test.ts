@@ -92,9 +92,11 @@ describe('wasm Adam', () => {
     const ref = mk('float32');
     adamJs(ref[0], ref[1], ref[2], ref[3], hp);
     const f32 = mk('float32');
-    be.adamUpdate(be.fromArray(f32[0]), be.fromArray(f32[1]), be.fromArray(f32[2]), be.fromArray(f32[3]), hp);
+    const pBuf = be.fromArray(f32[0]);
+    be.adamUpdate(pBuf, be.fromArray(f32[1]), be.fromArray(f32[2]), be.fromArray(f32[3]), hp);
     expect(be.adamKernel).toBeTruthy();
-    for (let i = 0; i < 37; i++) expect(Math.abs(f32[0][i] - ref[0][i])).toBeLessThan(1e-6 * (Math.abs(ref[0][i]) + 0.01));
+    const got = be.readSync(pBuf); // the buffer's storage (moved into wasm memory by the first step)
+    for (let i = 0; i < 37; i++) expect(Math.abs(got[i] - ref[0][i])).toBeLessThan(1e-6 * (Math.abs(ref[0][i]) + 0.01));
     const f64 = mk('float64');
     be.adamUpdate(be.fromArray(f64[0]), be.fromArray(f64[1]), be.fromArray(f64[2]), be.fromArray(f64[3]), hp);
     const ref64 = mk('float64');
@@ -105,5 +107,33 @@ describe('wasm Adam', () => {
     const f32b = mk('float32');
     js.adamUpdate(js.fromArray(f32b[0]), js.fromArray(f32b[1]), js.fromArray(f32b[2]), js.fromArray(f32b[3]), hp);
     expect(Array.from(f32b[0])).toEqual(Array.from(ref[0])); // disabled: bit-identical to the JS loop
+  });
+});
+
+describe('resident Adam (parameter and moments in wasm memory)', () => {
+  it('gives bit-identical results to the copying kernel over many steps, and survives new moment buffers', () => {
+    const be = new CpuBackend();
+    const n = 1003, hp = (step: number): AdamHyper => ({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: step > 5 ? 0.01 : 0, step });
+    const p0 = rand(n, 1, 1);
+    const P = be.fromArray(p0.slice()), M = be.fromArray(new Float32Array(n)), V = be.fromArray(new Float32Array(n));
+    const [rp, rm, rv] = [p0.slice(), new Float32Array(n), new Float32Array(n)];
+    for (let step = 1; step <= 12; step++) {
+      const g = rand(n, 100 + step, 0.1);
+      be.adamUpdate(P, be.fromArray(g.slice()), M, V, hp(step));
+      kernel!.update(rp, g, rm, rv, hp(step));
+      expect(be.readSync(P)).toEqual(rp);
+      expect(be.readSync(M)).toEqual(rm);
+      expect(be.readSync(V)).toEqual(rv);
+    }
+    // the buffers now view wasm memory, away from the arrays handed in
+    expect(be.readSync(P).buffer).not.toBe(p0.buffer);
+    // new moment buffers (e.g. a restored checkpoint): adopted again, from their values
+    const M2 = be.fromArray(rm.slice()), V2 = be.fromArray(rv.slice());
+    const g = rand(n, 999, 0.1);
+    be.adamUpdate(P, be.fromArray(g.slice()), M2, V2, hp(13));
+    kernel!.update(rp, g, rm, rv, hp(13));
+    expect(be.readSync(P)).toEqual(rp);
+    expect(be.readSync(M2)).toEqual(rm);
+    expect(be.readSync(V)).not.toEqual(rv); // the old moments are left alone
   });
 });

@@ -6,6 +6,10 @@
 // memory traffic as the fused JS loop itself reads and writes; the gain is the arithmetic (the JS
 // loop runs scalar float64 math with a sqrt and a division per element).
 //
+// Resident slots (slot/updateSlot): a parameter's P, M and V can instead live in a wasm memory of
+// their own, as Float32Array views that the CPU backend makes the tensors' storage; a step then
+// copies only G in. Same arithmetic as update(), so the two paths agree bit for bit.
+//
 // Arithmetic is float32 (the JS fallback computes in float64 and rounds on store), so results
 // agree with the JS path to within float32 rounding, not bit for bit.
 import { Code, ModuleBuilder, I32, F32, V128, type ValType } from './emit.ts';
@@ -51,6 +55,18 @@ function emitAdam(c: Code, withWd: boolean): void {
 export interface AdamKernel {
   /** In-place update of P, M, V (same semantics as CpuBackend's JS loop). */
   update(P: Float32Array, G: Float32Array, M: Float32Array, V: Float32Array, hp: AdamHyper): void;
+  /** A parameter of n floats resident in its own wasm memory: P, M, V (initially 0) are views there. */
+  slot(n: number): AdamSlot;
+  /** update() on a slot's P, M, V, with G copied in. */
+  updateSlot(s: AdamSlot, G: Float32Array, hp: AdamHyper): void;
+}
+
+export interface AdamSlot {
+  readonly P: Float32Array;
+  readonly M: Float32Array;
+  readonly V: Float32Array;
+  /** @internal */ readonly g: Float32Array;
+  /** @internal */ readonly fns: { adam: AdamFn; adamWd: AdamFn };
 }
 
 type AdamFn = (p: number, g: number, m: number, v: number, n4: number, b1: number, omb1: number, b2: number,
@@ -64,25 +80,50 @@ export function createAdamWasm(): AdamKernel | null {
   mb.func('adam', params, [], (c) => emitAdam(c, false));
   mb.func('adamWd', params, [], (c) => emitAdam(c, true));
   const bytes = mb.encode();
+  // the same functions over an imported memory of any size, for resident slots
+  const sb = new ModuleBuilder({ module: 'env', field: 'mem', initialPages: 1, maxPages: 65536, shared: false });
+  sb.func('adam', params, [], (c) => emitAdam(c, false));
+  sb.func('adamWd', params, [], (c) => emitAdam(c, true));
   let ex: { adam: AdamFn; adamWd: AdamFn };
   let mem: WebAssembly.Memory;
+  let slotModule: WebAssembly.Module;
   try {
     if (!WebAssembly.validate(bytes)) return null;
     mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
     ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } }).exports as unknown as typeof ex;
+    slotModule = new WebAssembly.Module(sb.encode());
   } catch {
     return null;
   }
+  const argsOf = (hp: AdamHyper) => {
+    const { lr, beta1, beta2, eps, weightDecay, step } = hp;
+    const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+    return [beta1, 1 - beta1, beta2, 1 - beta2, weightDecay, lr / bc1, 1 / Math.sqrt(bc2), eps] as const;
+  };
   const f = new Float32Array(mem.buffer);
   const pO = 0, gO = CHUNK, mO = 2 * CHUNK, vO = 3 * CHUNK;
   return {
+    slot(n) {
+      // regions of n rounded up to whole vectors (lanes past n are updated but never read)
+      const r = (n + 3) & ~3;
+      const pages = Math.max(1, Math.ceil((16 * r) / 65536));
+      const m = new WebAssembly.Memory({ initial: pages, maximum: pages });
+      const fns = new WebAssembly.Instance(slotModule, { env: { mem: m } }).exports as unknown as AdamSlot['fns'];
+      const view = (i: number) => new Float32Array(m.buffer, 4 * i * r, n);
+      return { P: view(0), M: view(1), V: view(2), g: view(3), fns };
+    },
+    updateSlot(s, G, hp) {
+      const n = s.P.length;
+      if (G.length < n) throw new RangeError('adamUpdate: gradient shorter than the parameter');
+      s.g.set(n === G.length ? G : G.subarray(0, n));
+      const fn = hp.weightDecay !== 0 ? s.fns.adamWd : s.fns.adam;
+      fn(s.P.byteOffset, s.g.byteOffset, s.M.byteOffset, s.V.byteOffset, (n + 3) >> 2, ...argsOf(hp));
+    },
     update(P, G, M, V, hp) {
       const n = P.length;
       if (G.length < n || M.length < n || V.length < n) throw new RangeError('adamUpdate: arrays shorter than the parameter');
-      const { lr, beta1, beta2, eps, weightDecay, step } = hp;
-      const bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
-      const fn = weightDecay !== 0 ? ex.adamWd : ex.adam;
-      const args = [beta1, 1 - beta1, beta2, 1 - beta2, weightDecay, lr / bc1, 1 / Math.sqrt(bc2), eps] as const;
+      const fn = hp.weightDecay !== 0 ? ex.adamWd : ex.adam;
+      const args = argsOf(hp);
       for (let o = 0; o < n; o += CHUNK) {
         const len = Math.min(CHUNK, n - o), e = o + len;
         f.set(P.subarray(o, e), pO); f.set(G.subarray(o, e), gO);
