@@ -43,6 +43,8 @@ export const BINARY = {
   // sigmoid(a) - b: one pass each instead of a dozen (the MNIST-VAE's 78,400-pixel loss)
   bceLogits: 'max(a, 0.0) - a * b + log(1.0 + exp(-abs(a)))',
   bceLogitsGrad: 'select(exp(a) / (1.0 + exp(a)), 1.0 / (1.0 + exp(-a)), a >= 0.0) - b',
+  // relu's VJP from its output: the cotangent a where b = relu(.) > 0, else 0 (NaN b gives 0)
+  reluGrad: 'select(0.0, a, b > 0.0)',
 } as const;
 
 export type UnaryOp = keyof typeof UNARY | 'bitsToUniform';

@@ -561,9 +561,9 @@ export function linear(x: T, w: T, b?: T | null, act: LinearAct = 'none'): T {
   }
   const inputs = b ? [x, w, b] : [x, w];
   record(act === 'relu' ? 'linearRelu' : 'linear', inputs, [y], ([g]) => {
-    // relu: the cotangent where the output is positive (y > 0 exactly where the pre-activation is;
-    // step(NaN) = 0, as relu's own VJP gives)
-    const gm = act === 'relu' ? mul(g!, unaryRaw('step', y)) : g!;
+    // relu: the cotangent where the output is positive (y > 0 exactly where the pre-activation is),
+    // 0 elsewhere and where y is NaN; one pass (reluGrad)
+    const gm = act === 'relu' ? binaryRaw('reluGrad', g!, y, 'linear') : g!;
     const g2 = gm.withShape([rows, out]);
     const gx = x.requiresGrad ? mmRaw(g2, w, false, false, 1, false, false).withShape(x.shape.slice()) : null;
     const gw = w.requiresGrad ? mmRaw(g2, x2, true, false, 1, false, false).withShape([out, inn]) : null;

@@ -455,3 +455,16 @@ describe('tape properties', () => {
     expect(arr(x.grad!)).toEqual([1, 2]);
   });
 });
+
+describe('linearRelu gradient at special values', () => {
+  it('passes the cotangent only where the output is positive: 0 where it is 0 or NaN, even for an infinite cotangent', () => {
+    // w = [[1], [-1], [nan]], x = [[2]]: outputs 2, relu(-2) = 0, NaN
+    const x = g.tensor([[2]], null, { dtype: 'float64', requiresGrad: true });
+    const w = g.tensor([[1], [-1], [NaN]], null, { dtype: 'float64', requiresGrad: true });
+    const y = g.linearRelu(x, w);
+    y.backward(g.tensor([[3, Infinity, 5]], null, { dtype: 'float64' }));
+    // PyTorch's threshold_backward gives the same: where(y > 0, g, 0)
+    expect(Array.from(w.grad!.dataSync())).toEqual([6, 0, 0]);
+    expect(Number.isNaN(x.grad!.dataSync()[0])).toBe(true); // 3*1 + 0*(-1) + 0*NaN: the NaN weight propagates
+  });
+});
