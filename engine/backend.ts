@@ -73,6 +73,11 @@ export interface Backend {
   adamUpdate?(p: Buf, g: Buf, m: Buf, v: Buf, hp: AdamHyper): void;
   // act(A @ B + bias) in one call (bias: length n, added to every row; null for none); ops.linear uses it
   matmulBiasAct?(args: MatmulArgs, bias: Buf | null, act: 'relu' | 'none'): Buf;
+  // softmax (log: log-softmax) over the last axis of a contiguous (rows, cols) buffer, rounded once per
+  // output; the same values as the composition in ops.softmax/logSoftmax up to that rounding
+  softmaxLast?(x: Buf, rows: number, cols: number, log: boolean): Buf;
+  // their VJPs from the output y and cotangent g: y (g - <y, g>), or (log) g - exp(y) sum(g)
+  softmaxLastVjp?(y: Buf, g: Buf, rows: number, cols: number, log: boolean): Buf;
   flush?(): void; // submit recorded work (devices that batch dispatches)
 }
 

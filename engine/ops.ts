@@ -433,13 +433,33 @@ export function softmax(x: T, axis = -1): T {
   checkTensor(x, 'softmax', 'x');
   requireFloat(x, 'softmax');
   const a = normAxis(axis, x.rank, 'softmax');
-  const s = noGrad(() => {
+  const fused = softmaxFused(x, a, false);
+  const s = fused ?? noGrad(() => {
     const m = max(x, a, true);
     const e = exp(sub(x, where(isFinite(m), m, 0)));
     return div(e, sum(e, a, true));
   });
-  record('softmax', [x], [s], ([g]) => [softmaxVjp(s, g!, a)]);
+  record('softmax', [x], [s], ([g]) => [softmaxVjpFused(s, g!, a, false) ?? softmaxVjp(s, g!, a)]);
   return s;
+}
+
+// One pass per row where the backend has it (softmaxLast), over the last axis only.
+function softmaxFused(x: T, a: number, log: boolean): T | null {
+  const be = x.backend;
+  if (!be.softmaxLast || a !== x.rank - 1 || x.size === 0) return null;
+  const cols = x.shape[a];
+  return Tensor.fromBuf(be.softmaxLast(x.buf, x.size / cols, cols, log), x.shape.slice(), x.device);
+}
+
+function softmaxVjpFused(y: T, g: T, a: number, log: boolean): T | null {
+  const be = y.backend;
+  if (!be.softmaxLastVjp || a !== y.rank - 1 || y.size === 0 || g.dtype !== y.dtype || !sameShape(g.shape, y.shape)) return null;
+  const cols = y.shape[a];
+  return Tensor.fromBuf(be.softmaxLastVjp(y.buf, g.buf, y.size / cols, cols, log), y.shape.slice(), y.device);
+}
+
+function sameShape(p: number[], q: number[]): boolean {
+  return p.length === q.length && p.every((d, i) => d === q[i]);
 }
 
 /** The VJP of softmax at output s: s * (g - sum(s * g)). Shared by softmax and the estimators. */
@@ -451,8 +471,8 @@ export function logSoftmax(x: T, axis = -1): T {
   checkTensor(x, 'logSoftmax', 'x');
   requireFloat(x, 'logSoftmax');
   const a = normAxis(axis, x.rank, 'logSoftmax');
-  const y = noGrad(() => sub(x, logsumexp(x, a, true)));
-  record('logSoftmax', [x], [y], ([g]) => [sub(g!, mul(exp(y), sum(g!, a, true)))]);
+  const y = softmaxFused(x, a, true) ?? noGrad(() => sub(x, logsumexp(x, a, true)));
+  record('logSoftmax', [x], [y], ([g]) => [softmaxVjpFused(y, g!, a, true) ?? sub(g!, mul(exp(y), sum(g!, a, true)))]);
   return y;
 }
 

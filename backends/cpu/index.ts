@@ -268,6 +268,45 @@ export class CpuBackend implements Backend {
     return this.track(out);
   }
 
+  softmaxLast(x: Buf, rows: number, cols: number, log: boolean): Buf {
+    // as ops.softmax / logSoftmax compose it: m = max (NaN propagates), shift by m where m is finite
+    // (else 0), then e / sum(e) or x - (log(sum(e)) + shift); float64 inside, one rounding on store
+    const X = (x as CpuBuf).data;
+    const out = this.take(x.dtype, rows * cols);
+    for (let r = 0, o = 0; r < rows; r++, o += cols) {
+      let m = -Infinity;
+      for (let j = 0; j < cols; j++) { const v = X[o + j]; if (v > m || v !== v) m = v; if (m !== m) break; }
+      const sh = m - m === 0 ? m : 0;
+      let z = 0;
+      if (log) {
+        for (let j = 0; j < cols; j++) z += Math.exp(X[o + j] - sh);
+        const lz = Math.log(z) + sh;
+        for (let j = 0; j < cols; j++) out[o + j] = X[o + j] - lz;
+      } else {
+        for (let j = 0; j < cols; j++) z += Math.exp(X[o + j] - sh);
+        const iz = 1 / z;
+        for (let j = 0; j < cols; j++) out[o + j] = Math.exp(X[o + j] - sh) * iz;
+      }
+    }
+    return this.track(out);
+  }
+
+  softmaxLastVjp(y: Buf, g: Buf, rows: number, cols: number, log: boolean): Buf {
+    const Y = (y as CpuBuf).data, G = (g as CpuBuf).data;
+    const out = this.take(y.dtype, rows * cols);
+    for (let r = 0, o = 0; r < rows; r++, o += cols) {
+      let t = 0;
+      if (log) {
+        for (let j = 0; j < cols; j++) t += G[o + j];
+        for (let j = 0; j < cols; j++) out[o + j] = G[o + j] - Math.exp(Y[o + j]) * t;
+      } else {
+        for (let j = 0; j < cols; j++) t += Y[o + j] * G[o + j];
+        for (let j = 0; j < cols; j++) out[o + j] = Y[o + j] * (G[o + j] - t);
+      }
+    }
+    return this.track(out);
+  }
+
   argmaxLast(x: Buf, rows: number, cols: number): Buf {
     const X = (x as CpuBuf).data;
     const out = new Int32Array(rows);
