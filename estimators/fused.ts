@@ -1,17 +1,34 @@
 // One-pass estimator kernels for devices that read synchronously (the CPU backend).
 //
 // The op-composed estimators in ./index.ts run on every backend but cost a dozen tensor ops (and, for
-// rao_gumbel, a dozen ops on K-times-larger tensors). Here each method is one loop over rows forward
-// (Gumbel-max sample plus the surrogate the backward needs) and one loop backward. The one-hot sample is
-// bit-identical to the op path's (same Philox stream, same float rounding of the Gumbel noise); the
-// surrogate and gradients are computed in float64 and agree with the op path to float rounding
-// (test/estimators_fused.test.ts).
-import { Tensor, tensor } from '../engine/tensor.ts';
+// rao_gumbel, a dozen ops on K-times-larger tensors). Here each method is one pass over rows forward
+// (Gumbel-max sample plus the surrogate the backward needs) and one pass backward.
+//
+// float32 logits run the WebAssembly SIMD kernels of backends/cpu/wasm/estimator_kernels.ts where
+// WebAssembly SIMD is available; float64 logits (and float32 where it is not, or logits holding NaN or
+// +Infinity, which the JS loop below reports or handles) run the JS kernel here. Guarantees, both paths:
+//  - the one-hot sample is bit-identical to the op path's (same Philox stream; Gumbel noise
+//    G = -log(-log u) with each log rounded to the dtype, theta + G rounded, first maximum wins). The JS
+//    kernel computes exactly that. The wasm kernel computes G with float32 vector logs, whose result is
+//    within 2^-20 of the op path's G for every one of the 2^23 possible u (checked exhaustively in
+//    test/cpu_estimators_wasm.test.ts); a row whose two largest perturbed logits a >= b are within
+//    2^-18 + 2^-21 (|a| + |b|) of each other (a few in a million rows, for logits of order 1) is redone
+//    with the exact noise (Math.log); every other row's argmax provably equals the exact one (both
+//    perturbed logits are within 1.01 2^-20 + 2^-23 |value| of the exact ones).
+//  - gradients: the JS kernel works in float64, the wasm kernel in float32 (vector exp and log within 1.5
+//    and 1 ulp, float32 row sums, rao_gumbel's K draws summed in float32); both agree with the op path
+//    within the bounds derived in test/estimators_fused.test.ts and test/wasm_estimator_tol.ts.
+import { Tensor } from '../engine/tensor.ts';
 import * as ops from '../engine/ops.ts';
 import { philoxWords } from '../engine/philox.ts';
 import { bitsToUniform } from '../engine/elementwise.ts';
 import type { Key } from '../engine/random.ts';
 import type { ParsedMethod } from './index.ts';
+import { estimatorKernels, type FwdKind, type FwdResult } from '../backends/cpu/wasm/estimator_kernels.ts';
+
+let wasmOn = true;
+/** Turn the WebAssembly kernels for float32 logits on or off (tests and benchmarks compare the two paths). */
+export function useWasmEstimators(on: boolean): void { wasmOn = on; }
 
 export interface FusedArgs {
   logits: Tensor;
@@ -55,7 +72,64 @@ function addSoftmaxVjp(s: ArrayLike<number>, so: number, g: ArrayLike<number>, g
   for (let j = 0; j < C; j++) out[oo + j] += scale * s[so + j] * (g[go + j] - dot);
 }
 
+/** A tensor over arr itself (no copy); arr must not be used afterwards. */
+function wrap(arr: Float32Array | Float64Array, like: Tensor): Tensor {
+  return Tensor.fromBuf(like.backend.fromArray(arr), like.shape.slice(), like.device);
+}
+
+function rowsMaskedError(logits: Tensor, r: number): Error {
+  return new Error(`estimators.sample: row ${r} of 'logits' (shape [${logits.shape}]) has every category masked`);
+}
+
+/** float32 logits through the wasm kernels; null where they do not apply (the JS kernel takes over). */
+function sampleWasm(a: FusedArgs): Tensor | null {
+  const { logits, mask, pm, tau, k } = a;
+  // (past 2^26 elements the arrays would crowd the wasm memory's 4 GiB: the JS kernel takes those)
+  if (!wasmOn || logits.dtype !== 'float32' || logits.size === 0 || logits.size > 2 ** 26) return null;
+  const K = estimatorKernels();
+  if (!K) return null;
+  const C = logits.shape[logits.rank - 1];
+  const N = logits.size;
+  const R = N / C;
+  let kind: FwdKind;
+  let gap = 0;
+  switch (pm.kind) {
+    case 'st': case 'gumbel': case 'reinmax': kind = pm.kind; break;
+    case 'gst': if (pm.gap === 'p') kind = 'gstp'; else { kind = 'gst'; gap = pm.gap as number; } break;
+    case 'rao_gumbel': kind = 'rao'; break;
+    default: return null;
+  }
+  const X = read(logits) as Float32Array;
+  const f: FwdResult | null = K.forward(kind, X, mask ? read(mask) : null, R, C, tau, gap, a.kSample[0], a.kSample[1]);
+  if (!f) return null;
+  if (a.check) for (let r = 0; r < R; r++) if (f.rowMax[r] === -Infinity) throw rowsMaskedError(logits, r);
+  // outputs in the backend's own (recycled) arrays: fresh 120 KB arrays cost page faults on every call
+  const be = logits.backend;
+  const dev = logits.device;
+  const op = ops.customVjp<null>({
+    name: `estimator:${a.method}`,
+    forward: () => {
+      const buf = be.fill(N, 0, 'float32');
+      const onehot = be.readSync!(buf);
+      for (let r = 0; r < R; r++) onehot[r * C + f.index[r]] = 1;
+      return { outputs: [Tensor.fromBuf(buf, logits.shape.slice(), dev)], residuals: null };
+    },
+    backward: (_r, [g]) => {
+      if (!g) return [null];
+      const G = read(g);
+      const buf = be.fill(N, 0, 'float32');
+      const out = be.readSync!(buf) as Float32Array;
+      if (kind === 'rao') K.backwardRao(f.e, f.z, f.index, G, R, C, tau, k, a.kRao[0], a.kRao[1], out);
+      else K.backwardSoftmax(f, G, R, C, 1 / tau, out);
+      return [Tensor.fromBuf(buf, logits.shape.slice(), dev)];
+    },
+  });
+  return op(logits)[0];
+}
+
 export function sampleFused(a: FusedArgs): Tensor {
+  const viaWasm = sampleWasm(a);
+  if (viaWasm) return viaWasm;
   const { logits, mask, pm, tau, k } = a;
   const C = logits.shape[logits.rank - 1];
   const N = logits.size;
@@ -90,7 +164,7 @@ export function sampleFused(a: FusedArgs): Tensor {
       if (p > bv) { best = j; bv = p; }
       if (t > tm) tm = t;
     }
-    if (tm === -Infinity && check) throw new Error(`estimators.sample: row ${r} of 'logits' (shape [${logits.shape}]) has every category masked`);
+    if (tm === -Infinity && check) throw rowsMaskedError(logits, r);
     index[r] = best; // an unchecked fully masked row gets category 0, as the op path's argmax does
     rowMax[r] = tm;
   }
@@ -206,14 +280,13 @@ export function sampleFused(a: FusedArgs): Tensor {
       throw new Error(`estimators.sampleFused: method '${a.method}' has no fused kernel`);
   }
 
-  const dev = { device: logits.device, dtype: logits.dtype };
   const op = ops.customVjp<null>({
     name: `estimator:${a.method}`,
-    forward: () => ({ outputs: [tensor(onehot, logits.shape, dev)], residuals: null }),
+    forward: () => ({ outputs: [wrap(onehot, logits)], residuals: null }),
     backward: (_r, [g]) => {
       if (!g) return [null];
       const out = backward(read(g));
-      return [tensor(f32 ? Float32Array.from(out) : out, logits.shape, dev)];
+      return [wrap(f32 ? Float32Array.from(out) : out, logits)];
     },
   });
   return op(logits)[0];

@@ -123,6 +123,77 @@ export class Code {
   /** relaxed-SIMD f32x4.relaxed_madd (a*b+c), opcode 0xfd 0x105. */
   f32x4RelaxedMadd(): this { return this.simd(0x105); }
 
+  // ---- additions for the estimator kernels (backends/cpu/wasm/estimator_kernels.ts, vmath.ts, philox.ts, bce.ts)
+
+  // control / parametric
+  /** select(a, b, cond): a if cond != 0 else b (operands pushed in that order) */
+  select(): this { return this.op(0x1b); }
+
+  // more i32
+  i32GtS(): this { return this.op(0x4a); }
+  i32Load(offset = 0): this { return this.op(0x28).memarg(2, offset); }
+  i32Store(offset = 0): this { return this.op(0x36).memarg(2, offset); }
+
+  // scalar f32
+  f32Eq(): this { return this.op(0x5b); }
+  f32Ne(): this { return this.op(0x5c); }
+  f32Gt(): this { return this.op(0x5e); }
+  f32Abs(): this { return this.op(0x8b); }
+  f32Add(): this { return this.op(0x92); }
+  f32Sub(): this { return this.op(0x93); }
+  f32Mul(): this { return this.op(0x94); }
+  f32Div(): this { return this.op(0x95); }
+
+  // SIMD constants, lanes, bitwise
+  /** v128.const from 16 raw bytes */
+  v128ConstBytes(b: ArrayLike<number>): this {
+    if (b.length !== 16) throw new Error('v128.const needs 16 bytes');
+    this.simd(0x0c); for (let i = 0; i < 16; i++) this.bytes.push(b[i] & 0xff); return this;
+  }
+  v128ConstI32x4(a: number, b: number, c: number, d: number): this {
+    return this.v128ConstBytes(new Uint8Array(new Int32Array([a | 0, b | 0, c | 0, d | 0]).buffer));
+  }
+  v128ConstF32x4(a: number, b = a, c = a, d = a): this {
+    return this.v128ConstBytes(new Uint8Array(new Float32Array([a, b, c, d]).buffer));
+  }
+  i32x4Splat(): this { return this.simd(0x11); }
+  i32x4ExtractLane(l: number): this { this.simd(0x1b); this.bytes.push(l); return this; }
+  f32x4ExtractLane(l: number): this { this.simd(0x1f); this.bytes.push(l); return this; }
+  v128And(): this { return this.simd(0x4e); }
+  v128Andnot(): this { return this.simd(0x4f); }
+  v128Or(): this { return this.simd(0x50); }
+  v128Xor(): this { return this.simd(0x51); }
+  /** bitselect(a, b, mask): bits of a where mask is 1, of b elsewhere */
+  v128Bitselect(): this { return this.simd(0x52); }
+  v128AnyTrue(): this { return this.simd(0x53); }
+
+  // i32x4
+  i32x4Eq(): this { return this.simd(0x37); }
+  i32x4LtS(): this { return this.simd(0x39); }
+  i32x4LtU(): this { return this.simd(0x3a); }
+  i32x4Shl(): this { return this.simd(0xab); }
+  i32x4ShrS(): this { return this.simd(0xac); }
+  i32x4ShrU(): this { return this.simd(0xad); }
+  i32x4Add(): this { return this.simd(0xae); }
+  i32x4Sub(): this { return this.simd(0xb1); }
+  i32x4MinS(): this { return this.simd(0xb6); }
+
+  // i64x2
+  i64x2ExtmulLowI32x4U(): this { return this.simd(0xde); }
+  i64x2ExtmulHighI32x4U(): this { return this.simd(0xdf); }
+
+  // f32x4
+  f32x4Eq(): this { return this.simd(0x41); }
+  f32x4Ne(): this { return this.simd(0x42); }
+  f32x4Lt(): this { return this.simd(0x43); }
+  f32x4Gt(): this { return this.simd(0x44); }
+  f32x4Ge(): this { return this.simd(0x46); }
+  f32x4Neg(): this { return this.simd(0xe1); }
+  /** pseudo-min / max: pmin(a, b) = b < a ? b : a, pmax(a, b) = a < b ? b : a (one minps / maxps on x64) */
+  f32x4Pmin(): this { return this.simd(0xea); }
+  f32x4Pmax(): this { return this.simd(0xeb); }
+  f32x4ConvertI32x4S(): this { return this.simd(0xfa); }
+
   /** Encoded function body (locals + instructions + final end). */
   encode(): number[] {
     const out: number[] = [];
