@@ -73,3 +73,21 @@ describe('bce with logits, float32 wasm kernels', () => {
     expect(() => bceLogitsF32(x, y, new Float32Array(3))).toThrow(/equal lengths/);
   });
 });
+
+describe('the CPU backend routes float32 bceLogits / bceLogitsGrad through the kernels', () => {
+  it('binaryCrossEntropyWithLogits on a 100x784 float32 batch: loss and gradient as the kernels give them', async () => {
+    const g = await import('../index.ts');
+    const n = 100 * 784;
+    const { x, y } = inputs(n, 7);
+    const z = g.tensor(x, [100, 784], { requiresGrad: true });
+    const t = g.tensor(y, [100, 784]);
+    const l = g.binaryCrossEntropyWithLogits(z, t, 'none');
+    const want = new Float32Array(n);
+    bceLogitsF32(x, y, want);
+    expect(l.dataSync()).toEqual(want); // the backend's binary op is the kernel itself
+    g.sum(l).backward();
+    const wantG = new Float32Array(n);
+    bceLogitsGradF32(x, y, new Float32Array(n).fill(1), wantG);
+    expect(z.grad!.dataSync()).toEqual(wantG); // upstream of sum is exactly 1
+  });
+});

@@ -8,6 +8,7 @@ import { philoxFill } from '../../engine/philox.ts';
 import { collapse } from '../../engine/views.ts';
 import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
+import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
 
 export class CpuBuf implements Buf {
   /** pooled: the backend allocated this array for an op's output and may reuse it after release */
@@ -131,6 +132,12 @@ export class CpuBackend implements Backend {
   /** Cap on the bytes kept for reuse (GAPGRAD_CPU_POOL_MB, default 256; 0 turns pooling off). */
   poolLimitBytes = Number(process.env.GAPGRAD_CPU_POOL_MB ?? 256) * 2 ** 20;
 
+  private onesCache = new Float32Array(0);
+  private ones(n: number): Float32Array {
+    if (this.onesCache.length < n) this.onesCache = new Float32Array(n).fill(1);
+    return this.onesCache.subarray(0, n);
+  }
+
   private take(dtype: DType, n: number): TypedArray {
     if (n >= POOL_MIN) {
       const list = this.pool.get(`${dtype}:${n}`);
@@ -199,6 +206,14 @@ export class CpuBackend implements Backend {
     const out = this.take(outDtype, n);
     const A = (a.buf as CpuBuf).data, B = (b.buf as CpuBuf).data;
     if (isContiguous(a, shape) && isContiguous(b, shape)) {
+      if ((op === 'bceLogits' || op === 'bceLogitsGrad') && n >= 256 && out instanceof Float32Array &&
+          A instanceof Float32Array && B instanceof Float32Array && bceWasmAvailable()) {
+        // the MNIST-VAE's loss: float32 vector exp/log (within 1.5 ulp; backends/cpu/wasm/bce.ts)
+        const x = A.subarray(0, n), y = B.subarray(0, n);
+        if (op === 'bceLogits') bceLogitsF32(x, y, out);
+        else bceLogitsGradF32(x, y, this.ones(n), out);
+        return this.track(out);
+      }
       let k = contigBinary.get(op);
       if (!k) {
         k = compile('out, A, B, n', `for (let i = 0; i < n; i++) { const a = A[i], b = B[i]; out[i] = ${toJs(BINARY[op])}; }`);
