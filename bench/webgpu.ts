@@ -58,7 +58,7 @@ const shapes = [
 ];
 const wasm = createGemmSync();
 console.log('\nmatmul GFLOPS (best)');
-console.log(`${'shape'.padEnd(24)} ${'webgpu ubo'.padStart(11)} ${'webgpu tex'.padStart(11)} ${'webgpu reg'.padStart(13)} ${'cpu JS'.padStart(8)} ${'cpu wasm1'.padStart(10)}`);
+console.log(`${'shape'.padEnd(24)} ${'webgpu ubo'.padStart(11)} ${'webgpu tex'.padStart(11)} ${'webgpu reg'.padStart(13)} ${'cpu JS'.padStart(8)} ${'cpu wasm1'.padStart(10)}   ubo tile (rows x cols per invocation, uniform-block chunks)`);
 for (const s of shapes) {
   const { m, n, k } = s;
   const A = rand(m * k), B = rand(k * n);
@@ -80,7 +80,9 @@ for (const s of shapes) {
   cpu.gemm = wasm;
   row.push(gf(timeCpu(() => cpu.release(cpu.matmul(args(ca, cb))))));
   cpu.gemm = savedGemm;
-  console.log(`${s.name.padEnd(24)} ${row[0].padStart(11)} ${row[1].padStart(11)} ${row[2].padStart(13)} ${row[3].padStart(8)} ${row[4].padStart(10)}`);
+  const up = gpu.uboPlan(m, n, k, 1);
+  const tile = up ? `${up.TM}x${4 * up.TQ}, ${up.chunks} chunk${up.chunks > 1 ? 's' : ''}` : 'none (plain kernel)';
+  console.log(`${s.name.padEnd(24)} ${row[0].padStart(11)} ${row[1].padStart(11)} ${row[2].padStart(13)} ${row[3].padStart(8)} ${row[4].padStart(10)}   ${tile}`);
   gpu.release(ga); gpu.release(gb);
 }
 

@@ -43,6 +43,8 @@ export interface Backend {
   // --- memory ---
   alloc(size: number, dtype: DType): Buf; // contents unspecified
   fromArray(data: Float32Array | Float64Array | Int32Array): Buf;
+  // read/readSync may return the buffer's own storage (the CPU backend does): valid until the buffer
+  // is released, after which the backend may reuse it; Tensor.data()/dataSync() hand users a copy
   read(buf: Buf): Promise<Float32Array | Float64Array | Int32Array>;
   readSync?(buf: Buf): Float32Array | Float64Array | Int32Array; // absent where the device cannot
   release(buf: Buf): void;

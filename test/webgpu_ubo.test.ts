@@ -28,9 +28,10 @@ function both(data: Float32Array): { c: Buf; g: Buf } {
   return { c: cpu.fromArray(data), g: gpu.fromArray(data) };
 }
 async function read(b: Buf, be: typeof cpu | WebGpuBackend): Promise<Float32Array> {
-  const r = await be.read(b);
+  // a copy: the CPU backend may hand out its own array and reuse it once the buffer is released
+  const r = (await be.read(b)).slice() as Float32Array;
   be.release(b);
-  return r as Float32Array;
+  return r;
 }
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string): void {
   expect(got.length, what).toBe(want.length);
@@ -80,6 +81,49 @@ describe.skipIf(!avail.ok)('webgpu software-adapter paths', () => {
     } finally { gpu.matmulPlan = saved; }
   });
 
+  it('ubo tile plans: rows per invocation fitted to m, uniform-block chunks aligned and covering m', () => {
+    const maxFloats = 16384;
+    for (const [m, n, k, batch] of [[100, 784, 512, 1], [100, 512, 784, 1], [784, 512, 100, 1], [37, 96, 19, 1], [1, 1, 1, 1], [300, 95, 333, 2], [9, 7, 3001, 1], [16, 16, 4100, 1]]) {
+      const plan = gpu.uboPlan(m, n, k, batch);
+      const kp = 4 * Math.ceil(k / 4);
+      // no plan (the plain kernels run) only where A does not fit one uniform block and no aligned chunking exists
+      if (!plan) { expect(Math.ceil(m / 4) * 4 * kp, `${m}x${k}x${n}`).toBeGreaterThan(maxFloats); continue; }
+      const { TM, TQ, R, chunks } = plan;
+      const what = `${m}x${k}x${n} -> TM ${TM} TQ ${TQ} R ${R} chunks ${chunks}`;
+      expect(R % TM, what).toBe(0);
+      expect(R * kp, what).toBeLessThanOrEqual(maxFloats);
+      expect(chunks * R, what).toBeGreaterThanOrEqual(m);
+      expect((chunks - 1) * R, what).toBeLessThan(m);
+      if (chunks > 1) expect((R * kp) % 64, what).toBe(0); // 256-byte aligned dynamic offsets
+      expect([2, 3, 4]).toContain(TQ);
+    }
+    // m = 100 runs as 5 x 20 rows rather than 7 x 16 (112); n = 96 (24 quads) as 3 quads x 8 invocations
+    expect(gpu.uboPlan(100, 784, 256, 1)!.TM).toBe(20);
+    expect(gpu.uboPlan(100, 784, 784, 1)!.R).toBe(20); // 20 rows of k = 784 fill a 64 KiB block
+    expect(gpu.uboPlan(37, 96, 19, 1)!.TQ).toBe(3);
+  });
+
+  it('ubo matmul on the tile plans' + "'" + ' edge cases: odd row tiles, 3-quad column tiles, chunked k, batches, bias + relu', async () => {
+    ubo();
+    try {
+      for (const [m, n, k, batch, tA, tB] of [
+        [100, 96, 256, 1, false, false], [37, 95, 19, 1, true, true], [100, 300, 512, 1, false, true], [101, 97, 333, 2, true, false],
+        [100, 784, 512, 1, true, true], [15, 24, 784, 3, false, true], [31, 33, 2049, 1, false, false],
+      ] as const) await checkMatmul(m, n, k, batch, tA, tB, false, batch > 1 && m % 2 === 1, m * 7 + n + k);
+      for (const [m, n, k, tB] of [[37, 95, 19, true], [100, 96, 300, false], [45, 23, 781, true]] as const) {
+        const A = both(values(m * k, 9)), B = both(values(k * n, 10)), bias = both(values(n, 11));
+        const args = { batch: 1, m, n, k, transA: false, transB: tB, aBatchStride: 0, bBatchStride: 0 };
+        const mm = cpu.matmul({ ...args, a: A.c, b: B.c });
+        const sum = cpu.binary('add', { buf: mm, strides: [n, 1], offset: 0 }, { buf: bias.c, strides: [0, 1], offset: 0 }, [m, n], 'float32');
+        const want = await read(cpu.unary('relu', { buf: sum, strides: [1], offset: 0 }, [m * n], 'float32'), cpu);
+        cpu.release(mm); cpu.release(sum);
+        const got = await read(gpu.matmulBiasAct({ ...args, a: A.g, b: B.g }, bias.g, 'relu'), gpu);
+        expectClose(got, want, 1e-4, 2e-6 * k, `ubo bias+relu ${m}x${k}x${n} tB${tB}`);
+        for (const b of [A.g, B.g, bias.g]) gpu.release(b);
+      }
+    } finally { gpu.matmulPlan = saved; }
+  });
+
   it('matmulBiasAct (fused bias + relu) matches matmul + bias + relu on the CPU', async () => {
     for (const kind of ['ubo', 'tex'] as const) {
       gpu.matmulPlan = kind === 'ubo' ? { kind: 'ubo', tm: 8, tn: 8, wg: 8 } : { kind: 'tex', tm: 16, tn: 8 };
@@ -119,6 +163,26 @@ describe.skipIf(!avail.ok)('webgpu software-adapter paths', () => {
         expectClose(await read(v.g, gpu), V, 1e-5, 1e-8, `adam v n=${n}`);
       }
     } finally { gpu.matmulPlan = saved; }
+  });
+
+  it('elementwise index arithmetic through float32 division (fastDiv) matches integer division up to 2^21 elements', async () => {
+    ubo();
+    try {
+      // transposed and broadcast views: every output index goes through the coordinate split
+      for (const [r, c] of [[2047, 1023], [3, 699049], [1021, 7], [1, 5]] as const) {
+        const n = r * c;
+        const a = both(values(n, 21)), b = both(values(c, 22));
+        const shape = [c, r];
+        const va = { strides: [1, c], offset: 0 }, vb = { strides: [1, 0], offset: 0 };
+        const want = await read(cpu.binary('sub', { buf: a.c, ...va }, { buf: b.c, ...vb }, shape, 'float32'), cpu);
+        for (const fd of [true, false]) {
+          gpu.fastDiv = fd;
+          const got = await read(gpu.binary('sub', { buf: a.g, ...va }, { buf: b.g, ...vb }, shape, 'float32'), gpu);
+          expectClose(got, want, 0, 0, `sub ${c}x${r} (transposed) fastDiv=${fd}`);
+        }
+        for (const x of [a.g, b.g]) gpu.release(x);
+      }
+    } finally { gpu.matmulPlan = saved; gpu.fastDiv = true; }
   });
 
   it('elementwise kernels reading textures match the storage-buffer kernels and the CPU (strided, broadcast, offsets)', async () => {

@@ -55,6 +55,16 @@ const JS_POW = `fn jsPow(a: f32, b: f32) -> f32 {
 
 const GID = `@builtin(global_invocation_id) g: vec3<u32>`;
 
+// x / d for x < 2^21, d >= 1 (exact in float32): the float32 quotient is within 2.5 ULP (WGSL's bound
+// for division; <= 0.625 below 2^21) of x / d, so its truncation is floor(x / d) or one off either way.
+export const UDIV21 = `fn udiv21(x: u32, d: u32) -> u32 {
+  var q = u32(max(f32(x) / f32(d), 0.0));
+  if (q * d > x) { q = q - 1u; }
+  if ((q + 1u) * d <= x) { q = q + 1u; }
+  return q;
+}
+`;
+
 function binding(i: number, name: string, ty: string, write: boolean): string {
   return `@group(0) @binding(${i}) var<storage, ${write ? 'read_write' : 'read'}> ${name}: array<${ty}>;\n`;
 }
@@ -100,9 +110,14 @@ function conv(v: string, from: WType, to: WType): string {
  * expr: 'where' | 'bitsToUniform' | an expression of the shared language over a, b (binary) or x.
  */
 export function elementwiseSource(expr: string, names: string[], ins: WType[], out: WType, rank: number, into: boolean, tex: boolean[] = [], vec = false,
-  flat: ('t' | 's' | 'g')[] | null = null): string {
+  flat: ('t' | 's' | 'g')[] | null = null, fdiv = false): string {
   const R = rank;
   let s = HEADER + TO_I32;
+  // index -> coordinates: integer division by the (runtime) axis sizes. Vector integer division has no
+  // SIMD instruction on x86, so llvmpipe runs it lane by lane; fdiv (every index below 2^21) divides in
+  // float32 and corrects the quotient instead (see UDIV21): ~5% faster broadcast ops on llvmpipe.
+  if (fdiv) s += UDIV21;
+  const split = fdiv ? 'let qq = udiv21(rem, sz); let c = rem - qq * sz; rem = qq;' : 'let c = rem % sz; rem = rem / sz;';
   let mode: 'int' | 'float' = 'float';
   let resultType: WType = 'f32';
   let body: string;
@@ -145,7 +160,7 @@ export function elementwiseSource(expr: string, names: string[], ins: WType[], o
     let e = `${ind}var rem = ${iv};\n`;
     for (let v = 0; v < nv; v++) e += `${ind}var q${v} = P(${base(v)}u);\n`;
     for (let d = R - 1; d >= 0; d--) {
-      e += d > 0 ? `${ind}{ let sz = P(${2 + d}u); let c = rem % sz; rem = rem / sz;\n` : `${ind}{ let c = rem;\n`;
+      e += d > 0 ? `${ind}{ let sz = P(${2 + d}u); ${split}\n` : `${ind}{ let c = rem;\n`;
       for (let v = 0; v < nv; v++) e += `${ind}  q${v} += c * P(${base(v) + 1 + d}u);\n`;
       e += `${ind}}\n`;
     }
@@ -181,7 +196,7 @@ export function elementwiseSource(expr: string, names: string[], ins: WType[], o
         s += `    var rem = min(t * 4u + ${jj}u, n - 1u);\n`;
         for (const v of gen) s += `    var q${v} = P(${base(v)}u);\n`;
         for (let d = R - 1; d >= 0; d--) {
-          s += d > 0 ? `    { let sz = P(${2 + d}u); let c = rem % sz; rem = rem / sz;\n` : `    { let c = rem;\n`;
+          s += d > 0 ? `    { let sz = P(${2 + d}u); ${split}\n` : `    { let c = rem;\n`;
           for (const v of gen) s += `      q${v} += c * P(${base(v) + 1 + d}u);\n`;
           s += `    }\n`;
         }
@@ -663,10 +678,12 @@ export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WG
     for (let c = 0; c < 4 * TQ; c++) s += `  let cb${c} = bBase + min(cqb * 4u + ${c}u, n - 1u) * ldb;\n`;
   }
   for (let r = 0; r < TM; r++) for (let q = 0; q < TQ; q++) s += `  var acc${r}_${q} = vec4<f32>(0.0);\n`;
-  // body for one k quad p; kk < nk rows of it
+  // body for one k quad p; kk < nk rows of it. Order (measured on llvmpipe, ~20% faster than loading
+  // every operand first): all of B's texels for the quad, then row by row one vec4 of A and its FMAs,
+  // so that only one A value is live at a time. Every component is its own SIMD register there, so
+  // composing a vec4 from texel components (transB) costs nothing.
   const body = (nk: number, ind: string) => {
     let b = '';
-    for (let r = 0; r < TM; r++) b += `${ind}let a${r} = A[ar${r} + p];\n`;
     if (!transB) {
       b += `${ind}let kr = p * 4u * ldb;\n`;
       for (let kk = 0; kk < nk; kk++) for (let q = 0; q < TQ; q++) b += `${ind}let b${kk}_${q} = ldB(cb${q} + kr + ${kk}u * ldb);\n`;
@@ -676,8 +693,10 @@ export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WG
         b += `${ind}let b${kk}_${q} = vec4<f32>(${[0, 1, 2, 3].map((c) => `t${4 * q + c}[${kk}]`).join(', ')});\n`;
       }
     }
-    for (let kk = 0; kk < nk; kk++) for (let r = 0; r < TM; r++) for (let q = 0; q < TQ; q++) {
-      b += `${ind}acc${r}_${q} = fma(vec4<f32>(a${r}[${kk}]), b${kk}_${q}, acc${r}_${q});\n`;
+    for (let r = 0; r < TM; r++) {
+      b += `${ind}{\n${ind}  let a = A[ar${r} + p];\n`;
+      for (let kk = 0; kk < nk; kk++) for (let q = 0; q < TQ; q++) b += `${ind}  acc${r}_${q} = fma(vec4<f32>(a[${kk}]), b${kk}_${q}, acc${r}_${q});\n`;
+      b += `${ind}}\n`;
     }
     return b;
   };
@@ -708,25 +727,33 @@ export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WG
 /**
  * Adam for software adapters: the four operands are read through linear textures (copies of the
  * buffers, see matmulUboSource: storage-buffer loads are scalar loops on llvmpipe, texel fetches are
- * vectorised); each invocation updates 4 consecutive elements. Params as adamSource, with [0] the
- * number of texels and [10] the number of elements.
+ * vectorised); each invocation updates `per` consecutive texels (4 elements each; the last invocation
+ * repeats the last texel where the count does not divide). Params as adamSource, with [0] the number
+ * of texels and [10] the number of elements.
  */
-export function adamTexSource(): string {
+export function adamTexSource(per = 1): string {
   // the outputs as vec4s: whole-vec4 stores (the last one may write into the slab's padding)
   let s = HEADER + binding(1, 'PV', 'vec4<f32>', true) + binding(2, 'MV', 'vec4<f32>', true) + binding(3, 'VV', 'vec4<f32>', true);
   ['PT', 'GT', 'MT', 'VT'].forEach((nm, j) => { s += `@group(0) @binding(${4 + j}) var ${nm}: texture_2d<f32>;\n`; });
-  return s + `fn ld(T: texture_2d<f32>, t: u32) -> vec4<f32> { return textureLoad(T, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0); }
+  s += `fn ld(T: texture_2d<f32>, t: u32) -> vec4<f32> { return textureLoad(T, vec2<u32>(t % ${LIN_W}u, t / ${LIN_W}u), 0); }
 @compute @workgroup_size(${WG}) fn main(${GID}) {
-  let i = g.x + g.y * P(1u);
-  if (i >= P(0u)) { return; }
-  let p = ld(PT, i);
-  var gi = ld(GT, i);
+  let i0 = (g.x + g.y * P(1u)) * ${per}u;
+  let nt = P(0u);
+  if (i0 >= nt) { return; }
   let wd = PF(7u);
-  if (wd != 0.0) { gi = gi + wd * p; }
-  let mi = PF(2u) * ld(MT, i) + PF(3u) * gi;
-  let vi = PF(4u) * ld(VT, i) + PF(5u) * gi * gi;
-  let np = p - PF(8u) * mi / (sqrt(vi) / PF(9u) + vec4<f32>(PF(6u)));
-  MV[i] = mi; VV[i] = vi; PV[i] = np;
-}
 `;
+  for (let e = 0; e < per; e++) {
+    s += `  {
+    let i = min(i0 + ${e}u, nt - 1u);
+    let p = ld(PT, i);
+    var gi = ld(GT, i);
+    if (wd != 0.0) { gi = gi + wd * p; }
+    let mi = PF(2u) * ld(MT, i) + PF(3u) * gi;
+    let vi = PF(4u) * ld(VT, i) + PF(5u) * gi * gi;
+    let np = p - PF(8u) * mi / (sqrt(vi) / PF(9u) + vec4<f32>(PF(6u)));
+    MV[i] = mi; VV[i] = vi; PV[i] = np;
+  }
+`;
+  }
+  return s + '}\n';
 }
