@@ -45,8 +45,12 @@ const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none)
 const NPRM = 21;
-const SPIN_SHORT = 1000; // Atomics.load polls (~10-20 us)
-const SPIN_LONG = 20000; // ~0.2-0.4 ms, after a pre-wake
+// Atomics.load polls before the worker sleeps (~3-5 ms). A training step runs elementwise work for
+// 0.1-1 ms between matmuls; a worker that slept after ~20 us took so long to wake on this VM that
+// 2 threads ran the VAE's matmuls at 33-50 GFLOPS in place, 1 thread at 37-43 (9.0 vs 9.6-12.1 ms of
+// matmul per step, measured alternately). The worker only spins after a job, so an idle process sleeps.
+const SPIN_SHORT = 300000;
+const SPIN_LONG = 300000; // after a pre-wake
 
 interface Exports {
   gemm: (...a: number[]) => void;
@@ -98,7 +102,7 @@ let spinLimit = ${SPIN_SHORT};
 // a newer job or a stop request while waiting for the caller's A tiles: give this one up
 const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SEQ}) !== seq;
 for (;;) {
-  // spin a little before sleeping: back-to-back matmuls avoid the futex wake-up latency. A wake-up
+  // spin before sleeping: the next matmul then avoids the futex wake-up latency. A wake-up
   // without a new job is the caller's "pre-wake" (sent before it copies the operands in): spin
   // longer then, so the job is picked up without another sleep.
   let spins = 0;
