@@ -298,9 +298,9 @@ export class CpuBackend implements Backend {
         const lz = Math.log(z) + sh;
         for (let j = 0; j < cols; j++) out[o + j] = X[o + j] - lz;
       } else {
-        for (let j = 0; j < cols; j++) z += Math.exp(X[o + j] - sh);
-        const iz = 1 / z;
-        for (let j = 0; j < cols; j++) out[o + j] = Math.exp(X[o + j] - sh) * iz;
+        for (let j = 0; j < cols; j++) { const e = Math.exp(X[o + j] - sh); out[o + j] = e; z += e; }
+        const iz = 1 / z; // e is rounded to the dtype once before the scaling, as the composition's exp output is
+        for (let j = 0; j < cols; j++) out[o + j] *= iz;
       }
     }
     return this.track(out);
