@@ -19,7 +19,7 @@
 // and rewritten by the next row, and every array has 64 bytes of padding on both sides. Work is split in
 // passes over all rows so that no row carries a long dependency chain (rows of 10 are latency-bound otherwise).
 import { Code, ModuleBuilder, I32, F32, V128, type ValType } from './emit.ts';
-import { preparePhilox, emitPhilox4 } from './philox.ts';
+import { preparePhilox, emitPhilox4, emitPhiloxLoop } from './philox.ts';
 import {
   prepareExp, emitExpF32x4, prepareLog, emitLogF32x4, emitInterleaved, type LogConsts,
   SHUF_SWAP_HALVES, SHUF_SWAP_PAIRS, type ExpConsts,
@@ -232,51 +232,26 @@ function emitArgRows(c: Code): void {
 
 /** raoE(E, nIter, k0, k1, blkLo, blkHi): E = -log(u) (float32) for 16 nIter words from block (blkLo, blkHi) */
 function emitRaoE(c: Code): void {
-  const [E, nIter, k0, k1, blkLo, blkHi] = [0, 1, 2, 3, 4, 5];
   const st = preparePhilox(c);
   const LK = prepareLog(c);
-  const it = c.local(I32), p = c.local(I32);
   const oneBits = c.local(V128), oneMinus = c.local(V128);
-  const w = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
   const u = [0, 1, 2, 3].map(() => c.local(V128)), l = [0, 1, 2, 3].map(() => c.local(V128));
   c.v128ConstI32x4(0x3f800000, 0x3f800000, 0x3f800000, 0x3f800000).set(oneBits);
   c.v128ConstF32x4(Math.fround(1 - 2 ** -24)).set(oneMinus);
-  c.get(k0).i32x4Splat().set(st.key0);
-  c.get(k1).i32x4Splat().set(st.key1);
-  c.get(blkLo).set(st.blkLo).get(blkHi).set(st.blkHi);
-  c.get(nIter).if_();
-  c.i32(0).set(it).get(E).set(p);
-  c.loop();
-  emitPhilox4(c, st, w);
-  emitInterleaved(c, [0, 1, 2, 3].map((b) => () => {
-    emitUniform(c, w[b], u[b], oneBits, oneMinus);
-    emitLogF32x4(c, LK, u[b], l[b]);
-  }));
-  for (let b = 0; b < 4; b++) c.get(p).get(l[b]).f32x4Neg().v128Store(16 * b);
-  c.get(p).i32(64).i32Add().set(p);
-  c.get(it).i32(1).i32Add().tee(it).get(nIter).i32Ne().brIf(0);
-  c.end();
-  c.end();
+  emitPhiloxLoop(c, st, (w, p) => {
+    emitInterleaved(c, [0, 1, 2, 3].map((b) => () => {
+      emitUniform(c, w[b], u[b], oneBits, oneMinus);
+      emitLogF32x4(c, LK, u[b], l[b]);
+    }));
+    for (let b = 0; b < 4; b++) c.get(p).get(l[b]).f32x4Neg().v128Store(16 * b);
+  });
 }
 
 /** philox(out, nIter, k0, k1, blkLo, blkHi): the raw words of 4 nIter blocks (for tests) */
 function emitPhiloxWords(c: Code): void {
-  const [out, nIter, k0, k1, blkLo, blkHi] = [0, 1, 2, 3, 4, 5];
-  const st = preparePhilox(c);
-  const it = c.local(I32), p = c.local(I32);
-  const w = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
-  c.get(k0).i32x4Splat().set(st.key0);
-  c.get(k1).i32x4Splat().set(st.key1);
-  c.get(blkLo).set(st.blkLo).get(blkHi).set(st.blkHi);
-  c.get(nIter).if_();
-  c.i32(0).set(it).get(out).set(p);
-  c.loop();
-  emitPhilox4(c, st, w);
-  for (let b = 0; b < 4; b++) c.get(p).get(w[b]).v128Store(16 * b);
-  c.get(p).i32(64).i32Add().set(p);
-  c.get(it).i32(1).i32Add().tee(it).get(nIter).i32Ne().brIf(0);
-  c.end();
-  c.end();
+  emitPhiloxLoop(c, preparePhilox(c), (w, p) => {
+    for (let b = 0; b < 4; b++) c.get(p).get(w[b]).v128Store(16 * b);
+  });
 }
 
 /** elementwise test entry points over n4 vectors: which = 'exp' | 'log' | 'logs' (with specials) | 'negGumbel' */

@@ -86,3 +86,26 @@ export function emitPhilox4(c: Code, st: PhiloxState, out: number[]): void {
   c.get(st.blkHi).i32(1).i32Add().set(st.blkHi);
   c.end();
 }
+
+/**
+ * A function body over the stream: params (dst, nIter, k0, k1, blkLo, blkHi) as locals 0..5. Runs nIter
+ * iterations of 4 blocks (16 words); each calls body(w, p) with the blocks in v128 locals w[0..3] and p the
+ * i32 local holding dst + 64 * iteration (the body stores its 64 bytes there).
+ */
+export function emitPhiloxLoop(c: Code, st: PhiloxState, body: (w: number[], p: number) => void): void {
+  const [dst, nIter, k0, k1, blkLo, blkHi] = [0, 1, 2, 3, 4, 5];
+  const it = c.local(I32), p = c.local(I32);
+  const w = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  c.get(k0).i32x4Splat().set(st.key0);
+  c.get(k1).i32x4Splat().set(st.key1);
+  c.get(blkLo).set(st.blkLo).get(blkHi).set(st.blkHi);
+  c.get(nIter).if_();
+  c.i32(0).set(it).get(dst).set(p);
+  c.loop();
+  emitPhilox4(c, st, w);
+  body(w, p);
+  c.get(p).i32(64).i32Add().set(p);
+  c.get(it).i32(1).i32Add().tee(it).get(nIter).i32Ne().brIf(0);
+  c.end();
+  c.end();
+}
