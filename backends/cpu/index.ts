@@ -132,12 +132,6 @@ export class CpuBackend implements Backend {
   /** Cap on the bytes kept for reuse (GAPGRAD_CPU_POOL_MB, default 256; 0 turns pooling off). */
   poolLimitBytes = Number(process.env.GAPGRAD_CPU_POOL_MB ?? 256) * 2 ** 20;
 
-  private onesCache = new Float32Array(0);
-  private ones(n: number): Float32Array {
-    if (this.onesCache.length < n) this.onesCache = new Float32Array(n).fill(1);
-    return this.onesCache.subarray(0, n);
-  }
-
   private take(dtype: DType, n: number): TypedArray {
     if (n >= POOL_MIN) {
       const list = this.pool.get(`${dtype}:${n}`);
@@ -211,7 +205,7 @@ export class CpuBackend implements Backend {
         // the MNIST-VAE's loss: float32 vector exp/log (within 1.5 ulp; backends/cpu/wasm/bce.ts)
         const x = A.subarray(0, n), y = B.subarray(0, n);
         if (op === 'bceLogits') bceLogitsF32(x, y, out);
-        else bceLogitsGradF32(x, y, this.ones(n), out);
+        else bceLogitsGradF32(x, y, null, out);
         return this.track(out);
       }
       let k = contigBinary.get(op);

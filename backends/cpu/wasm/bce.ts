@@ -10,6 +10,7 @@ import { Code, ModuleBuilder, I32, V128 } from './emit.ts';
 import { prepareExp, emitExpF32x4, prepareLog, emitLogF32x4, emitInterleaved } from './vmath.ts';
 
 const CHUNK = 8192; // floats per array per chunk (4 arrays: 128 KiB); a multiple of 16
+const ONES = 4 * CHUNK; // float offset of a chunk of ones: the upstream gradient when none is given
 
 /** bce(x, y, out, n16) / bceGrad(x, y, g, out, n16) over n16 groups of 16 floats (4 vectors, interleaved) */
 function emitBce(c: Code, grad: boolean): void {
@@ -58,7 +59,7 @@ function kernels(): typeof wasm {
   if (wasm !== undefined) return wasm;
   wasm = null;
   try {
-    const pages = Math.ceil((4 * CHUNK * 4) / 65536);
+    const pages = Math.ceil((5 * CHUNK * 4) / 65536); // x, y, g, out, and a chunk of ones (g absent)
     const mb = new ModuleBuilder({ module: 'env', field: 'mem', initialPages: pages, maxPages: pages, shared: false });
     mb.func('bce', [I32, I32, I32, I32], [], (c) => emitBce(c, false));
     mb.func('bceGrad', [I32, I32, I32, I32, I32], [], (c) => emitBce(c, true));
@@ -67,6 +68,7 @@ function kernels(): typeof wasm {
     const mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
     wasm = { ex: inst.exports as unknown as { bce: Fn; bceGrad: Fn }, f: new Float32Array(mem.buffer) };
+    wasm.f.fill(1, ONES, ONES + CHUNK);
   } catch {
     wasm = null;
   }
@@ -100,23 +102,25 @@ export function bceLogitsF32(x: Float32Array, y: Float32Array, out: Float32Array
   }
 }
 
-/** out[i] = (sigmoid(x) - y) g: the gradient of bceLogitsF32 in x times the upstream gradient g. */
-export function bceLogitsGradF32(x: Float32Array, y: Float32Array, g: Float32Array, out: Float32Array): void {
-  const n = checkLengths('bceLogitsGradF32', [x, y, g, out]);
+/** out[i] = (sigmoid(x) - y) g: the gradient of bceLogitsF32 in x times the upstream gradient g (null: 1). */
+export function bceLogitsGradF32(x: Float32Array, y: Float32Array, g: Float32Array | null, out: Float32Array): void {
+  const n = checkLengths('bceLogitsGradF32', g ? [x, y, g, out] : [x, y, out]);
   const k = kernels();
   if (!k) {
     for (let i = 0; i < n; i++) {
       const a = x[i], t = Math.exp(-Math.abs(a));
-      out[i] = ((a >= 0 ? 1 : t) / (1 + t) - y[i]) * g[i];
+      const d = (a >= 0 ? 1 : t) / (1 + t) - y[i];
+      out[i] = g ? d * g[i] : d;
     }
     return;
   }
-  const f = k.f, xO = 0, yO = CHUNK, gO = 2 * CHUNK, oO = 3 * CHUNK;
+  const f = k.f, xO = 0, yO = CHUNK, oO = 3 * CHUNK;
+  const gO = g ? 2 * CHUNK : ONES;
   for (let o = 0; o < n; o += CHUNK) {
     const len = Math.min(CHUNK, n - o), e = o + len;
     f.set(x.subarray(o, e), xO);
     f.set(y.subarray(o, e), yO);
-    f.set(g.subarray(o, e), gO);
+    if (g) f.set(g.subarray(o, e), gO);
     k.ex.bceGrad(4 * xO, 4 * yO, 4 * gO, 4 * oO, (len + 15) >> 4);
     out.set(f.subarray(oO, oO + len), o);
   }
