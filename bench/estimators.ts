@@ -40,9 +40,11 @@ async function benchOne(device: Device, shape: number[], m: (typeof METHODS)[num
       const y = estimators.sample(x, { method: m.method, k: m.k, key: random.key(step++), check: device === 'cpu' });
       y.backward(up);
     });
-    // wait for the device and read the gradient back so asynchronous backends finish the work
+    // asynchronous backends: read the gradient back so that the device finishes the work. A synchronous backend
+    // has finished it already; its readSync hands over the storage itself, with no copy (PyTorch's side reads
+    // nothing either)
     const g = x.grad!;
-    if (g.backend.readSync) g.dataSync(); else await g.data();
+    if (g.backend.readSync) g.backend.readSync(g.buf); else await g.data();
     g.dispose();
     x.grad = null;
   };

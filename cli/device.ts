@@ -1,14 +1,20 @@
-// Prepare a device for the CLI: the CPU backend gets the WASM SIMD matmul (threads from
-// GAPGRAD_THREADS, default min(2, cores)); 'webgpu' initialises Dawn.
+// Prepare a device for the CLI: the CPU backend's WASM SIMD matmul (threads from GAPGRAD_THREADS, default
+// min(2, cores)) with its worker thread started; 'webgpu' initialises Dawn.
 import { cpuBackend } from '../index.ts';
 
 let cpuReady: Promise<void> | null = null;
 
+/** Build the CPU backend's matmul kernel now and wait for its worker thread. With `threads`, replace the
+ *  default kernel by one on that many threads. */
 export async function enableFastCpu(threads?: number): Promise<void> {
   cpuReady ??= (async () => {
-    const { createGemm } = await import('../backends/cpu/wasm/gemm.ts');
-    const t = threads ?? (process.env.GAPGRAD_THREADS ? Number(process.env.GAPGRAD_THREADS) : undefined);
-    cpuBackend.gemm = await createGemm(t ? { threads: t } : {});
+    if (threads !== undefined) {
+      const { createGemm } = await import('../backends/cpu/wasm/gemm.ts');
+      cpuBackend.gemm = await createGemm({ threads });
+      return;
+    }
+    const g = cpuBackend.gemm as { ready?: () => Promise<void> } | null;
+    if (g?.ready) await g.ready();
   })();
   return cpuReady;
 }

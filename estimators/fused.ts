@@ -117,10 +117,11 @@ function sampleWasm(a: FusedArgs): Tensor | null {
     backward: (_r, [g]) => {
       if (!g) return [null];
       const G = read(g);
-      const buf = be.fill(N, 0, 'float32');
+      const buf = be.alloc(N, 'float32'); // every element is written below
       const out = be.readSync!(buf) as Float32Array;
       if (kind === 'rao') K.backwardRao(f.e, f.z, f.index, G, R, C, tau, k, a.kRao[0], a.kRao[1], out);
       else K.backwardSoftmax(f, G, R, C, 1 / tau, out);
+      K.recycle(f); // a node's backward runs at most once (the tape frees it)
       return [Tensor.fromBuf(buf, logits.shape.slice(), dev)];
     },
   });

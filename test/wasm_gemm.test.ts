@@ -1,6 +1,8 @@
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { createGemm, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
+import { createGemm, createGemmBackground, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
+import { CpuBackend } from '../backends/cpu/index.ts';
 import { ModuleBuilder, I32, sleb, uleb } from '../backends/cpu/wasm/emit.ts';
 
 // Float32 error bound (derived, not tuned): each C[i][j] is a length-k dot product accumulated
@@ -177,6 +179,47 @@ describe('two-thread start-up', () => {
       await g.close();
     }
   }, 120000);
+});
+
+describe('background start (the CPU backend default)', () => {
+  // The CPU backend builds its GEMM at the first matmul and must not wait for the worker: a training loop that
+  // never yields to the event loop still has to get the second thread, so readiness travels through shared memory.
+  it('products before and after the worker is up are bit-identical to one thread, with no event-loop turn', async () => {
+    const g1 = createGemmSync();
+    const g = createGemmBackground({ threads: 2, parallelThreshold: 1 });
+    try {
+      expect(g.threads).toBe(2);
+      const shapes: [number, number, number, boolean, boolean][] = [[100, 512, 78, false, false], [78, 64, 100, true, false], [33, 90, 47, false, true]];
+      const run = (seed: number): boolean => shapes.every(([m, n, k, tA, tB], i) => {
+        const rnd = mulberry32(seed + i);
+        const a = randArray(m * k, rnd), b = randArray(k * n, rnd);
+        const c1 = new Float32Array(m * n), c2 = new Float32Array(m * n);
+        g1.matmul(a, 0, b, 0, c1, 0, m, n, k, tA, tB);
+        g.matmul(a, 0, b, 0, c2, 0, m, n, k, tA, tB);
+        return c1.every((v, j) => Object.is(v, c2[j]));
+      });
+      let seed = 1;
+      expect(run(seed++)).toBe(true);
+      // a synchronous loop: the worker's readiness must become visible without awaiting anything
+      const deadline = Date.now() + 30000;
+      while (!g.workerActive && Date.now() < deadline) expect(run(seed++)).toBe(true);
+      expect(g.workerActive).toBe(true);
+      for (let r = 0; r < 5; r++) expect(run(seed++)).toBe(true);
+    } finally {
+      await g.close();
+    }
+  }, 60000);
+
+  it('the CPU backend uses the wasm GEMM by default, on GAPGRAD_THREADS or min(2, cores) threads', () => {
+    const be = new CpuBackend();
+    const g = be.gemm as Gemm | null;
+    expect(g).not.toBeNull();
+    const want = process.env.GAPGRAD_THREADS ? Number(process.env.GAPGRAD_THREADS) : Math.min(2, os.availableParallelism());
+    expect(g!.threads).toBe(want);
+    void g!.close();
+    be.gemm = null; // and null selects the JS kernel
+    expect(be.gemm).toBeNull();
+  });
 });
 
 // Relaxed SIMD needs its V8 flag from process start on Node 20 (cli/node_flags.ts); the

@@ -1,6 +1,6 @@
 // The CPU backend: typed arrays, float32/float64/int32. Elementwise kernels are compiled from the
-// shared definitions in engine/elementwise.ts; matmul uses a pluggable fast float32 kernel when one
-// is installed (the WASM SIMD path) and a register-blocked JS kernel otherwise.
+// shared definitions in engine/elementwise.ts; float32 matmul runs the WebAssembly SIMD GEMM by default
+// (pluggable; a register-blocked JS kernel otherwise and for other dtypes).
 import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper } from '../../engine/backend.ts';
 import { arrayFor, bytesPerElement, dtypeOf, type DType, type TypedArray } from '../../engine/dtype.ts';
 import { UNARY, BINARY, toJs, select, bitsToUniform, type UnaryOp, type BinaryOp } from '../../engine/elementwise.ts';
@@ -9,6 +9,7 @@ import { collapse } from '../../engine/views.ts';
 import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
+import { createGemmBackground } from './wasm/gemm.ts';
 
 export class CpuBuf implements Buf {
   /** pooled: the backend allocated this array for an op's output and may reuse it after release */
@@ -105,6 +106,22 @@ function isScalarView(v: View): boolean {
 
 const POOL_MIN = 1024; // elements
 
+/** The default fast matmul: the wasm GEMM on GAPGRAD_THREADS (1 or 2) or min(2, cores) threads; null where
+ *  WebAssembly SIMD is unavailable (the JS kernel then runs). */
+function defaultGemm(): FastGemm | null {
+  const env = process.env.GAPGRAD_THREADS;
+  let threads: number | undefined;
+  if (env !== undefined && env !== '') {
+    threads = Number(env);
+    if (threads !== 1 && threads !== 2) throw new Error(`GAPGRAD_THREADS: expected 1 or 2, got '${env}'`);
+  }
+  try {
+    return createGemmBackground(threads ? { threads } : {});
+  } catch {
+    return null;
+  }
+}
+
 function numel(shape: number[]): number {
   let n = 1;
   for (const s of shape) n *= s;
@@ -116,7 +133,24 @@ export class CpuBackend implements Backend {
   readonly supportsFloat64 = true;
   private live = 0;
   private liveBytes = 0;
-  gemm: FastGemm | null = null;
+  private gemmChosen = false;
+  private gemmImpl: FastGemm | null = null;
+  /**
+   * The float32 matmul kernel. By default the WebAssembly SIMD GEMM (backends/cpu/wasm/gemm.ts), built at the
+   * first matmul, on min(2, cores) threads or GAPGRAD_THREADS; its worker thread joins in once it has started.
+   * Assign a kernel to replace it, or null for the plain-JS loops.
+   */
+  get gemm(): FastGemm | null {
+    if (!this.gemmChosen) {
+      this.gemmChosen = true;
+      this.gemmImpl = defaultGemm();
+    }
+    return this.gemmImpl;
+  }
+  set gemm(g: FastGemm | null) {
+    this.gemmChosen = true;
+    this.gemmImpl = g;
+  }
   /** WebAssembly SIMD Adam for float32 parameters: built on first use (undefined); null = use the
    *  JS loop (set it to null to force the fallback, e.g. in tests). */
   adamKernel: AdamKernel | null | undefined = undefined;

@@ -559,6 +559,9 @@ export class EstimatorKernels {
   private top = HEAP_START;
   /** rows whose sample was decided with the op path's exact noise (near ties of the float32 noise); for tests */
   rowsRedone = 0;
+  /** arrays handed back by recycle(), reused for the next forward's outputs: a fresh large typed array costs a
+   *  page fault per 4 KiB on first touch (0.2 to 0.4 ms for logits of 400k elements) */
+  private spare: Float32Array[] = [];
 
   constructor(private readonly mem: WebAssembly.Memory, readonly ex: Exports) { this.views(); }
 
@@ -638,11 +641,29 @@ export class EstimatorKernels {
     return {
       index: this.i32.slice(idx >> 2, (idx >> 2) + R),
       rowMax: f32.slice(mrow >> 2, (mrow >> 2) + R),
-      e: f32.slice(s >> 2, (s >> 2) + N),
+      e: this.copyOut(s, N),
       z: f32.slice(z1 >> 2, (z1 >> 2) + R),
-      e2: kind === 'reinmax' ? f32.slice(s2 >> 2, (s2 >> 2) + N) : null,
+      e2: kind === 'reinmax' ? this.copyOut(s2, N) : null,
       z2: kind === 'reinmax' ? f32.slice(z2 >> 2, (z2 >> 2) + R) : null,
     };
+  }
+
+  /** n floats at byte offset p, copied into a recycled array where one of that length is spare */
+  private copyOut(p: number, n: number): Float32Array {
+    const i = this.spare.findIndex((a) => a.length === n);
+    const out = i >= 0 ? this.spare.splice(i, 1)[0] : new Float32Array(n);
+    out.set(this.f32.subarray(p >> 2, (p >> 2) + n));
+    return out;
+  }
+
+  /** Hand a forward result's large arrays back for reuse once the backward is done with them (f must not be used
+   *  afterwards). Keeps at most 8 arrays. */
+  recycle(f: FwdResult): void {
+    for (const a of [f.e, f.e2]) {
+      if (!a || a.length < 1024) continue;
+      this.spare.push(a);
+      if (this.spare.length > 8) this.spare.shift();
+    }
   }
 
   /** undecided rows: the op path's noise (Math.log, each log rounded to float32), its perturbed logits and argmax */

@@ -21,6 +21,10 @@ export interface Gemm {
   readonly threads: number;
   readonly relaxed: boolean; // whether relaxed-SIMD madd is in use (by any participating thread)
   close(): Promise<void>; // terminate workers
+  /** Resolves once the worker thread (if any) is up; rejects if it failed to start. */
+  ready(): Promise<void>;
+  /** Whether the worker thread takes part in large products now (false before it is up, or with one thread). */
+  readonly workerActive: boolean;
 }
 
 export interface GemmOptions {
@@ -41,6 +45,8 @@ const PAGE = 65536;
 
 // control block (Int32 indices into the start of the memory)
 const SEQ = 0, DONE = 1, STATUS = 2, STOP = 3, AFLAG_MAIN = 4;
+// the worker's state, written by the worker: 0 = starting, 1 = ready (plain SIMD), 2 = ready (relaxed madd)
+const READY = 5;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none)
@@ -97,6 +103,7 @@ function runJob(ex, q, ctl, seq, abandon) { ${JOB_SRC} }
 // read the job counter BEFORE announcing readiness: the caller may dispatch its first job as soon
 // as it hears 'ready', and a counter read after that would already include (and so skip) that job
 let seq = Atomics.load(ctl, ${SEQ});
+Atomics.store(ctl, ${READY}, relaxed ? 2 : 1);
 parentPort.postMessage({ ready: true, relaxed });
 let spinLimit = ${SPIN_SHORT};
 // a newer job or a stop request while waiting for the caller's A tiles: give this one up
@@ -142,20 +149,52 @@ class GemmImpl implements Gemm {
   private readonly params = new Int32Array(NPRM);
   private seq = 0;
   private closed = false;
-  /** fraction of panels given to the calling thread when split 2 ways */
-  private readonly mainShare: number;
+  /** fraction of panels given to the calling thread when split 2 ways (set once the worker is ready) */
+  private mainShare = 1;
+  /** the worker has started (and has not failed); until then every product runs on the calling thread */
+  private workerUp = false;
+  private workerFailed = false;
 
   constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: Worker | null,
-              workerRelaxed: boolean, private readonly parallelThreshold: number) {
+              private readonly parallelThreshold: number) {
     this.memory = memory; this.ex = ex; this.cfg = cfg;
     this.mr = cfg.mr; this.nr = cfg.nv * 4;
     this.threads = worker ? 2 : 1;
-    this.relaxed = cfg.relaxed || (worker !== null && workerRelaxed);
-    // relaxed madd runs ~25% faster per thread (48 vs 38 GFLOPS): if only one side has it (the
-    // V8 flag is process-wide, so normally both or neither do), give that side more work
-    this.mainShare = !worker ? 1 : cfg.relaxed === workerRelaxed ? 0.5 : cfg.relaxed ? 0.56 : 0.44;
+    // the V8 flag is process-wide, so the worker normally has relaxed madd exactly when this thread has
+    this.relaxed = cfg.relaxed;
     this.f32 = new Float32Array(memory.buffer);
     this.ctl = new Int32Array(memory.buffer, 0, CTL_BYTES / 4);
+    if (worker) {
+      // a worker that fails to start (or dies) only costs the second thread: products stay on this one
+      worker.on('error', () => { this.workerFailed = true; });
+      worker.on('exit', () => { this.workerFailed = true; });
+    }
+  }
+
+  /** Whether the worker takes part: it reports readiness through shared memory, so that a caller that never
+   *  yields to the event loop (a synchronous training loop) still starts using it. */
+  private workerReady(): boolean {
+    if (this.workerUp) return !this.workerFailed;
+    if (!this.worker || this.workerFailed) return false;
+    const r = Atomics.load(this.ctl, READY);
+    if (r === 0) return false;
+    const workerRelaxed = r === 2;
+    // relaxed madd runs ~25% faster per thread (48 vs 38 GFLOPS): if only one side has it, give that side more work
+    this.mainShare = this.cfg.relaxed === workerRelaxed ? 0.5 : this.cfg.relaxed ? 0.56 : 0.44;
+    this.workerUp = true;
+    return true;
+  }
+
+  get workerActive(): boolean { return this.workerReady(); }
+
+  /** Resolves once the worker is ready (at once without one); rejects if it fails to start. */
+  async ready(): Promise<void> {
+    const t0 = Date.now();
+    while (this.worker && !this.workerReady()) {
+      if (this.workerFailed) throw new Error('gemm: the worker thread failed to start');
+      if (Date.now() - t0 > 60000) throw new Error('gemm: the worker thread did not start within 60 s');
+      await new Promise((r) => setTimeout(r, 2));
+    }
   }
 
   private ensure(bytes: number): void {
@@ -190,7 +229,7 @@ class GemmImpl implements Gemm {
     const bpBase = al(bBase + bLen);
     const cBase = al(bpBase + panels * k * nr);
     const end = cBase + mPad * ldc;
-    const parallel = this.worker !== null && m * n * k >= this.parallelThreshold && (panels >= 2 || tiles >= 2);
+    const parallel = m * n * k >= this.parallelThreshold && (panels >= 2 || tiles >= 2) && this.workerReady();
     if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while we copy the operands in
     this.ensure(end * 4);
     const f = this.f32;
@@ -306,17 +345,22 @@ export function createGemmSync(opts?: Omit<GemmOptions, 'threads'>): Gemm {
   const relaxed = relaxedSupported(opts?.enableRelaxedSimd);
   const cfg = configFrom(opts, relaxed);
   const memory = newMemory();
-  return new GemmImpl(memory, instantiate(buildKernelModule(cfg), memory), cfg, null, false, Infinity);
+  return new GemmImpl(memory, instantiate(buildKernelModule(cfg), memory), cfg, null, Infinity);
 }
 
-/** GEMM using the calling thread plus (threads-1) worker (at most one worker is supported). */
-export async function createGemm(opts?: GemmOptions): Promise<Gemm> {
+/**
+ * GEMM on the calling thread plus (threads - 1) worker (at most one worker is supported), returned at once:
+ * the worker starts in the background (tens of milliseconds) and takes part in products from the first one
+ * after it is up, which the calling thread sees through shared memory (no event-loop turn needed). Results do
+ * not depend on whether or how a product was split.
+ */
+export function createGemmBackground(opts?: GemmOptions): Gemm {
   const threads = Math.max(1, Math.min(2, Math.floor(opts?.threads ?? Math.min(2, os.availableParallelism()))));
-  if (threads === 1) return createGemmSync(opts);
   const relaxed = relaxedSupported(opts?.enableRelaxedSimd);
   const cfg = configFrom(opts, relaxed);
   const memory = newMemory();
   const ex = instantiate(buildKernelModule(cfg), memory);
+  if (threads === 1) return new GemmImpl(memory, ex, cfg, null, Infinity);
   const plainBytes = buildKernelModule(configFrom(opts, false));
   const relaxedBytes = buildKernelModule(configFrom(opts, true));
   const worker = new Worker(WORKER_SRC, {
@@ -324,15 +368,12 @@ export async function createGemm(opts?: GemmOptions): Promise<Gemm> {
     workerData: { plainBytes, relaxedBytes, memory },
   });
   worker.unref();
-  const workerRelaxed = await new Promise<boolean>((resolve, reject) => {
-    const onErr = (e: unknown) => reject(e instanceof Error ? e : new Error(String(e)));
-    worker.once('error', onErr);
-    worker.once('exit', (code) => reject(new Error(`gemm worker exited early (code ${code})`)));
-    worker.once('message', (msg: { relaxed: boolean }) => {
-      worker.off('error', onErr);
-      worker.removeAllListeners('exit');
-      resolve(!!msg.relaxed);
-    });
-  });
-  return new GemmImpl(memory, ex, cfg, worker, workerRelaxed, opts?.parallelThreshold ?? 131072);
+  return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? 131072);
+}
+
+/** GEMM on the calling thread plus (threads - 1) worker, resolved once the worker is ready. */
+export async function createGemm(opts?: GemmOptions): Promise<Gemm> {
+  const g = createGemmBackground(opts);
+  await g.ready();
+  return g;
 }
