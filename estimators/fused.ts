@@ -24,7 +24,7 @@ import { philoxWords } from '../engine/philox.ts';
 import { bitsToUniform } from '../engine/elementwise.ts';
 import type { Key } from '../engine/random.ts';
 import type { ParsedMethod } from './index.ts';
-import { estimatorKernels, type FwdKind, type FwdResult } from '../backends/cpu/wasm/estimator_kernels.ts';
+import { estimatorKernels, type FwdKind, type FwdResult, type Splitter } from '../backends/cpu/wasm/estimator_kernels.ts';
 
 let wasmOn = true;
 /** Turn the WebAssembly kernels for float32 logits on or off (tests and benchmarks compare the two paths). */
@@ -47,6 +47,12 @@ export interface FusedArgs {
 export function fusedEligible(logits: Tensor, pm: ParsedMethod, hard: boolean | undefined): boolean {
   return Boolean(logits.backend.readSync) && (logits.dtype === 'float32' || logits.dtype === 'float64')
     && pm.kind !== 'nd_gst' && !(pm.kind === 'gumbel' && hard === false);
+}
+
+/** the backend's matmul worker thread, where it can run the estimator kernels on half of the rows */
+function splitterOf(t: Tensor): Splitter | null {
+  const g = (t.backend as unknown as { gemm?: Partial<Splitter> | null }).gemm;
+  return g && typeof g.split === 'function' && typeof g.shareModule === 'function' ? g as Splitter : null;
 }
 
 function read(t: Tensor): ArrayLike<number> {
@@ -100,7 +106,8 @@ function sampleWasm(a: FusedArgs): Tensor | null {
     default: return null;
   }
   const X = read(logits) as Float32Array;
-  const f: FwdResult | null = K.forward(kind, X, mask ? read(mask) : null, R, C, tau, gap, a.kSample[0], a.kSample[1]);
+  const sp = splitterOf(logits);
+  const f: FwdResult | null = K.forward(kind, X, mask ? read(mask) : null, R, C, tau, gap, a.kSample[0], a.kSample[1], sp);
   if (!f) return null;
   if (a.check) for (let r = 0; r < R; r++) if (f.rowMax[r] === -Infinity) throw rowsMaskedError(logits, r);
   // outputs in the backend's own (recycled) arrays: fresh 120 KB arrays cost page faults on every call
@@ -120,7 +127,7 @@ function sampleWasm(a: FusedArgs): Tensor | null {
       const buf = be.alloc(N, 'float32'); // every element is written below
       const out = be.readSync!(buf) as Float32Array;
       if (kind === 'rao') K.backwardRao(f.e, f.z, f.index, G, R, C, tau, k, a.kRao[0], a.kRao[1], out);
-      else K.backwardSoftmax(f, G, R, C, 1 / tau, out);
+      else K.backwardSoftmax(f, G, R, C, 1 / tau, out, sp);
       K.recycle(f); // a node's backward runs at most once (the tape frees it)
       return [Tensor.fromBuf(buf, logits.shape.slice(), dev)];
     },

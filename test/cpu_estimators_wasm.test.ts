@@ -2,11 +2,12 @@
 // Philox words, the vector exp / log against Math.exp / Math.log over the inputs they see, the Gumbel noise
 // against the op path's for every possible uniform, and the wasm path of estimators.sample against the
 // op path (samples) and the JS kernel (gradients, masks, fully masked rows, NaN handling, determinism).
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, afterAll } from 'vitest';
 import { tensor, tidy, random, estimators, type DType } from '../index.ts';
 import { philoxWords } from '../engine/philox.ts';
 import { buildEstimatorKernelsStrict, estimatorKernels, GUMBEL_ERR } from '../backends/cpu/wasm/estimator_kernels.ts';
 import { useWasmEstimators } from '../estimators/fused.ts';
+import { createGemm, type Gemm } from '../backends/cpu/wasm/gemm.ts';
 import { mulberry32 } from './estimators_stats.ts';
 import { wasmGradTol } from './wasm_estimator_tol.ts';
 
@@ -231,4 +232,57 @@ describe('estimators.sample on float32 through the wasm kernels', () => {
       expect(Array.from(a.g)).toEqual(Array.from(b.g));
     }
   });
+});
+
+describe('rows split with the matmul worker thread', () => {
+  // Large calls give half of their rows to the CPU backend's worker thread (gemm.ts split()), each half in arrays
+  // of its own. The results must not depend on it: bit-identical to one thread, near-tie redos included.
+  let g2: Gemm | null = null;
+  afterAll(async () => { await g2?.close(); });
+
+  it('forward results and gradients are bit-identical to one thread (every kind, masks, odd C, near-tie redos)', async () => {
+    g2 = await createGemm({ threads: 2 });
+    expect(g2.workerActive).toBe(true);
+    const rnd = mulberry32(77);
+    const kinds = ['st', 'gumbel', 'gst', 'gstp', 'reinmax', 'rao'] as const;
+    // (rows, C, scale, offset): R C >= 16384 so that the call splits; offset 1e6 forces near-tie redos
+    const cases: [number, number, number, number][] = [[2000, 10, 3, 0], [5471, 3, 1, 0], [300, 64, 3, 0], [2343, 7, 0.5, 1e6], [17, 1000, 2, 0]];
+    let splitRedos = 0;
+    for (const [R, C, scale, offset] of cases) {
+      const N = R * C;
+      const X = Float32Array.from({ length: N }, () => offset + (2 * rnd() - 1) * scale);
+      const G = Float32Array.from({ length: N }, () => 2 * rnd() - 1);
+      const mask = C > 3 ? Uint8Array.from({ length: N }, (_, i) => (i % C === 0 || rnd() > 0.2 ? 1 : 0)) : null;
+      for (const kind of kinds) {
+        for (const m of [null, mask]) {
+          const k0 = Math.floor(rnd() * 2 ** 31), k1 = 12345;
+          const before = K.rowsRedone;
+          const a = K.forward(kind, X, m, R, C, 0.7, 1, k0, k1, null)!;
+          const redone1 = K.rowsRedone - before;
+          const b = K.forward(kind, X, m, R, C, 0.7, 1, k0, k1, g2)!;
+          splitRedos += K.rowsRedone - before - redone1;
+          const what = `${kind} R=${R} C=${C} mask=${!!m}`;
+          expect(a, what).not.toBeNull();
+          expect(b, what).not.toBeNull();
+          expect(Array.from(b.index), what).toEqual(Array.from(a.index));
+          for (const f of ['rowMax', 'e', 'z', 'e2', 'z2'] as const) {
+            const u = a[f], v = b[f];
+            if (u === null || v === null) { expect(v, `${what} ${f}`).toBe(u); continue; }
+            expect(u.length).toBe(v.length);
+            let same = true;
+            for (let i = 0; i < u.length; i++) if (!Object.is(u[i], v[i])) { same = false; break; }
+            expect(same, `${what} ${f}`).toBe(true);
+          }
+          if (kind === 'rao') continue;
+          const ga = K.backwardSoftmax(a, G, R, C, 1 / 0.7, undefined, null);
+          const gb = K.backwardSoftmax(a, G, R, C, 1 / 0.7, undefined, g2);
+          let same = true;
+          for (let i = 0; i < N; i++) if (!Object.is(ga[i], gb[i])) { same = false; break; }
+          expect(same, `${what} gradient`).toBe(true);
+        }
+      }
+    }
+    // the 1e6 logits tie perturbed values often: the split path redid rows too
+    expect(splitRedos).toBeGreaterThan(0);
+  }, 120000);
 });

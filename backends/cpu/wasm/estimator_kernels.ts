@@ -39,7 +39,15 @@ export const UNDECIDED_ABS = 4 * GUMBEL_ERR;
 export const UNDECIDED_REL = 2 ** -21;
 
 const PAD = 64; // bytes of padding before and after every array
-const BAD_ADDR = 0; // i32: gumbelPert's NaN / +Inf flag
+/** calls on at least this many logits give half of their rows to a worker thread where one is active */
+const SPLIT_MIN = 16384;
+
+/** A worker thread that can run this module's exports on half of the rows (the CPU backend's GEMM, gemm.ts). */
+export interface Splitter {
+  readonly workerActive: boolean;
+  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[]): number;
+  split(slot: number, calls: [string, number[]][], here: () => void): number[];
+}
 const HEAP_START = 64;
 const MAX_PAGES = 65536;
 
@@ -125,12 +133,13 @@ function masked(c: Code, rw: Rows, tail: boolean): void { if (tail) c.get(rw.tai
 // ------------------------------------------------------------------ kernels
 
 /**
- * gumbelPert(theta, pert, nIter, k0, k1): pert = fround(theta + G) for 16 nIter elements, G = -log(-log u) with
- * float32 vector logs (within GUMBEL_ERR of the op path's noise; argRows decides where that could matter).
- * Stores whether any theta is NaN or +Infinity at BAD_ADDR.
+ * gumbelPert(theta, pert, nIter, k0, k1, blk0, badAddr): pert = fround(theta + G) for 16 nIter elements, G =
+ * -log(-log u) with float32 vector logs (within GUMBEL_ERR of the op path's noise; argRows decides where that
+ * could matter), u from the Philox words of blocks blk0, blk0 + 1, ... (theta[0] is the stream's word 4 blk0).
+ * Stores (i32) whether any theta is NaN or +Infinity at badAddr.
  */
 function emitGumbelPert(c: Code): void {
-  const [theta, pert, nIter, k0, k1] = [0, 1, 2, 3, 4];
+  const [theta, pert, nIter, k0, k1, blk0, badAddr] = [0, 1, 2, 3, 4, 5, 6];
   const st = preparePhilox(c);
   const LK = prepareLog(c);
   const it = c.local(I32), p = c.local(I32);
@@ -146,7 +155,7 @@ function emitGumbelPert(c: Code): void {
   for (const l of lanes) c.v128Const0().set(l.bad);
   c.get(k0).i32x4Splat().set(st.key0);
   c.get(k1).i32x4Splat().set(st.key1);
-  c.i32(0).set(st.blkLo).i32(0).set(st.blkHi);
+  c.get(blk0).set(st.blkLo).i32(0).set(st.blkHi);
   c.get(nIter).if_();
   // the words first (into pert), then the noise: two lean loops instead of one with twice the live values
   c.i32(0).set(it).i32(0).set(p);
@@ -172,7 +181,7 @@ function emitGumbelPert(c: Code): void {
   c.end();
   c.end();
   c.get(lanes[0].bad).get(lanes[1].bad).v128Or().get(lanes[2].bad).v128Or().get(lanes[3].bad).v128Or().set(bad);
-  c.i32(BAD_ADDR).get(bad).v128AnyTrue().i32Store(0);
+  c.get(badAddr).get(bad).v128AnyTrue().i32Store(0);
 }
 
 /**
@@ -520,11 +529,14 @@ interface Exports {
   [k: `soft_${string}`]: Fn;
 }
 
+const EXPORT_NAMES = ['gumbelPert', 'argRows', 'vjp1', 'vjp2', ...KINDS.map((k) => `soft_${k}`)];
+
 function buildModule(): Uint8Array<ArrayBuffer> {
-  const mb = new ModuleBuilder({ module: 'env', field: 'mem', initialPages: 1, maxPages: MAX_PAGES, shared: false });
+  // shared memory: a worker thread runs the same kernels on half of the rows (Splitter)
+  const mb = new ModuleBuilder({ module: 'env', field: 'mem', initialPages: 1, maxPages: MAX_PAGES, shared: true });
   const i = (n: number): ValType[] => Array(n).fill(I32);
   mb.func('philox', i(6), [], emitPhiloxWords);
-  mb.func('gumbelPert', i(5), [], emitGumbelPert);
+  mb.func('gumbelPert', i(7), [], emitGumbelPert);
   mb.func('argRows', i(8), [I32], emitArgRows);
   mb.func('raoE', i(6), [], emitRaoE);
   mb.func('raoRows', [...i(11), F32, F32], [], (c) => emitRaoRows(c, false));
@@ -563,7 +575,10 @@ export class EstimatorKernels {
    *  page fault per 4 KiB on first touch (0.2 to 0.4 ms for logits of 400k elements) */
   private spare: Float32Array[] = [];
 
-  constructor(private readonly mem: WebAssembly.Memory, readonly ex: Exports) { this.views(); }
+  /** the module's slot in each splitter it was shared with */
+  private slots = new WeakMap<Splitter, number>();
+
+  constructor(private readonly mem: WebAssembly.Memory, readonly ex: Exports, private readonly bytes: Uint8Array) { this.views(); }
 
   private views(): void {
     this.f32 = new Float32Array(this.mem.buffer);
@@ -611,49 +626,108 @@ export class EstimatorKernels {
     return this.f32.slice(dst >> 2, (dst >> 2) + x.length);
   }
 
+  /** Rows of a call, in one region or two (the second for the splitter's worker thread). Each region has arrays
+   *  of its own: a row's partial last vector writes up to 3 lanes past the row, which must not land in rows
+   *  that the other thread computes. A split row is a multiple of 4 (gst-p's four-row groups), so that the
+   *  first element of the second region is a multiple of 4 (whole Philox blocks). */
+  private regions(R: number, C: number, sp: Splitter | null): { r0: number; rows: number }[] {
+    if (sp && sp.workerActive && R * C >= SPLIT_MIN && R >= 8) {
+      const R1 = Math.round(R / 8) * 4;
+      if (R1 > 0 && R1 < R) return [{ r0: 0, rows: R1 }, { r0: R1, rows: R - R1 }];
+    }
+    return [{ r0: 0, rows: R }];
+  }
+
+  /** the splitter's slot for this module (shared with its worker on first use) */
+  private slotIn(sp: Splitter): number {
+    let slot = this.slots.get(sp);
+    if (slot === undefined) {
+      slot = sp.shareModule(this.bytes, this.mem, EXPORT_NAMES);
+      this.slots.set(sp, slot);
+    }
+    return slot;
+  }
+
+  /** Run each region's calls: the second region's on the splitter's worker thread while the first runs here.
+   *  Returns each region's call results. */
+  private runRegions(sp: Splitter | null, calls: [string, number[]][][]): number[][] {
+    const here = (list: [string, number[]][]) => list.map(([name, args]) => {
+      const r = (this.ex as unknown as Record<string, Fn>)[name](...args);
+      return typeof r === 'number' ? r : 0;
+    });
+    if (calls.length === 1) return [here(calls[0])];
+    let mine: number[] = [];
+    const theirs = sp!.split(this.slotIn(sp!), calls[1], () => { mine = here(calls[0]); });
+    return [mine, theirs];
+  }
+
   /**
    * Forward on float32 logits X (R rows of C). mask: 0 = masked (same length), or null. gap: gst's fixed gap.
+   * sp: a worker thread to give half of the rows to (large calls only), or null.
    * Returns null where a logit is NaN or +Infinity (the caller's JS kernel reports or handles those).
    */
-  forward(kind: FwdKind, X: Float32Array, mask: ArrayLike<number> | null, R: number, C: number, tau: number, gap: number, k0: number, k1: number): FwdResult | null {
+  forward(kind: FwdKind, X: Float32Array, mask: ArrayLike<number> | null, R: number, C: number, tau: number, gap: number,
+    k0: number, k1: number, sp: Splitter | null = null): FwdResult | null {
     const N = R * C;
     this.reset();
-    const nIter = Math.ceil(N / 16);
-    const theta = this.alloc(nIter * 16), pert = this.alloc(nIter * 16), s = this.alloc(N);
-    const s2 = kind === 'reinmax' ? this.alloc(N) : 0;
-    const idx = this.alloc(R), mrow = this.alloc(R), mpert = this.alloc(R), z1 = this.alloc(R), z2 = this.alloc(R), flags = this.alloc(R);
-    const f32 = this.f32, th = theta >> 2;
-    if (mask) {
-      let bad = false;
-      for (let i = 0; i < N; i++) {
-        const x = X[i];
-        if (x !== x || x === Infinity) bad = true;
-        f32[th + i] = mask[i] ? x : -Infinity;
-      }
-      if (bad) return null;
-    } else f32.set(X.length === N ? X : X.subarray(0, N), th);
-    f32.fill(0, th + N, th + nIter * 16);
-    this.ex.gumbelPert(theta, pert, nIter, k0 | 0, k1 | 0);
-    if (this.i32[BAD_ADDR >> 2]) return null;
-    const nFlag = this.ex.argRows(pert, theta, idx, mrow, mpert, flags, R, C);
-    if (nFlag > 0) this.redoRows(flags, nFlag, th, pert >> 2, idx >> 2, mpert >> 2, C, k0, k1);
-    this.ex[`soft_${kind}`](theta, pert, s, s2, idx, mrow, mpert, z1, z2, R, C, 1 / tau, gap);
+    const regs = this.regions(R, C, sp).map(({ r0, rows }) => {
+      const n = rows * C, nIter = Math.ceil(n / 16);
+      return {
+        r0, rows, n, nIter, theta: this.alloc(nIter * 16), pert: this.alloc(nIter * 16), s: this.alloc(n),
+        s2: kind === 'reinmax' ? this.alloc(n) : 0, idx: this.alloc(rows), mrow: this.alloc(rows), mpert: this.alloc(rows),
+        z1: this.alloc(rows), z2: this.alloc(rows), flags: this.alloc(rows), bad: this.alloc(4),
+      };
+    });
+    const f32 = this.f32;
+    for (const g of regs) {
+      const th = g.theta >> 2, o = g.r0 * C;
+      if (mask) {
+        let bad = false;
+        for (let i = 0; i < g.n; i++) {
+          const x = X[o + i];
+          if (x !== x || x === Infinity) bad = true;
+          f32[th + i] = mask[o + i] ? x : -Infinity;
+        }
+        if (bad) return null;
+      } else f32.set(X.subarray(o, o + g.n), th);
+      f32.fill(0, th + g.n, th + g.nIter * 16);
+    }
+    type Reg = (typeof regs)[number];
+    const soft = (g: Reg): [string, number[]] => [`soft_${kind}`,
+      [g.theta, g.pert, g.s, g.s2, g.idx, g.mrow, g.mpert, g.z1, g.z2, g.rows, C, 1 / tau, gap]];
+    const rets = this.runRegions(sp, regs.map((g) => [
+      ['gumbelPert', [g.theta, g.pert, g.nIter, k0 | 0, k1 | 0, (g.r0 * C) / 4, g.bad]],
+      ['argRows', [g.pert, g.theta, g.idx, g.mrow, g.mpert, g.flags, g.rows, C]],
+      soft(g),
+    ]));
+    if (regs.some((g) => this.i32[g.bad >> 2])) return null;
+    regs.forEach((g, q) => {
+      const nFlag = rets[q][1];
+      if (nFlag === 0) return;
+      this.redoRows(g.flags, nFlag, g.r0, g.theta >> 2, g.pert >> 2, g.idx >> 2, g.mpert >> 2, C, k0, k1);
+      // the surrogate again over the region (rows write into the next row's first lanes, so not just the redone rows)
+      const [name, args] = soft(g);
+      (this.ex as unknown as Record<string, Fn>)[name](...args);
+    });
+    const gather = (pick: (g: Reg) => number, per: number, out: Float32Array | Int32Array) => {
+      const src = out instanceof Int32Array ? this.i32 : f32;
+      for (const g of regs) out.set(src.subarray(pick(g) >> 2, (pick(g) >> 2) + g.rows * per), g.r0 * per);
+      return out;
+    };
     return {
-      index: this.i32.slice(idx >> 2, (idx >> 2) + R),
-      rowMax: f32.slice(mrow >> 2, (mrow >> 2) + R),
-      e: this.copyOut(s, N),
-      z: f32.slice(z1 >> 2, (z1 >> 2) + R),
-      e2: kind === 'reinmax' ? this.copyOut(s2, N) : null,
-      z2: kind === 'reinmax' ? f32.slice(z2 >> 2, (z2 >> 2) + R) : null,
+      index: gather((g) => g.idx, 1, new Int32Array(R)) as Int32Array,
+      rowMax: gather((g) => g.mrow, 1, new Float32Array(R)) as Float32Array,
+      e: gather((g) => g.s, C, this.spareOf(N)) as Float32Array,
+      z: gather((g) => g.z1, 1, new Float32Array(R)) as Float32Array,
+      e2: kind === 'reinmax' ? gather((g) => g.s2, C, this.spareOf(N)) as Float32Array : null,
+      z2: kind === 'reinmax' ? gather((g) => g.z2, 1, new Float32Array(R)) as Float32Array : null,
     };
   }
 
-  /** n floats at byte offset p, copied into a recycled array where one of that length is spare */
-  private copyOut(p: number, n: number): Float32Array {
+  /** an array of n floats: a recycled one where one of that length is spare */
+  private spareOf(n: number): Float32Array {
     const i = this.spare.findIndex((a) => a.length === n);
-    const out = i >= 0 ? this.spare.splice(i, 1)[0] : new Float32Array(n);
-    out.set(this.f32.subarray(p >> 2, (p >> 2) + n));
-    return out;
+    return i >= 0 ? this.spare.splice(i, 1)[0] : new Float32Array(n);
   }
 
   /** Hand a forward result's large arrays back for reuse once the backward is done with them (f must not be used
@@ -666,14 +740,15 @@ export class EstimatorKernels {
     }
   }
 
-  /** undecided rows: the op path's noise (Math.log, each log rounded to float32), its perturbed logits and argmax */
-  private redoRows(flags: number, nFlag: number, th: number, pe: number, ix: number, mp: number, C: number, k0: number, k1: number): void {
+  /** undecided rows of a region starting at row r0: the op path's noise (Math.log, each log rounded to float32),
+   *  its perturbed logits and argmax (th, pe, ix, mp: the region's arrays, as float / int indices) */
+  private redoRows(flags: number, nFlag: number, r0: number, th: number, pe: number, ix: number, mp: number, C: number, k0: number, k1: number): void {
     const words = new Int32Array(C);
     const f32 = this.f32;
     for (let q = 0; q < nFlag; q++) {
       const r = this.i32[(flags >> 2) + q];
       const o = r * C;
-      philoxWordsJs(k0, k1, o, words);
+      philoxWordsJs(k0, k1, (r0 + r) * C, words);
       let best = 0, bv = -Infinity;
       for (let j = 0; j < C; j++) {
         const u = ((words[j] >>> 9) + 0.5) * 1.1920928955078125e-7;
@@ -688,24 +763,36 @@ export class EstimatorKernels {
     }
   }
 
-  /** scale s (g - <s, g>) per row with s = e / z (vjp1), or reinmax's backward (vjp2, with e2, z2 and index), into out */
-  backwardSoftmax(f: FwdResult, G: ArrayLike<number>, R: number, C: number, scale: number, out: Float32Array = new Float32Array(R * C)): Float32Array {
-    const N = R * C;
+  /** scale s (g - <s, g>) per row with s = e / z (vjp1), or reinmax's backward (vjp2, with e2, z2 and index), into out;
+   *  sp as for forward */
+  backwardSoftmax(f: FwdResult, G: ArrayLike<number>, R: number, C: number, scale: number, out: Float32Array = new Float32Array(R * C),
+    sp: Splitter | null = null): Float32Array {
     const two = f.e2 !== null;
     this.reset();
-    const ep = this.alloc(N), zp = this.alloc(R), gp = this.alloc(N), op = this.alloc(N);
-    const e2p = two ? this.alloc(N) : 0, z2p = two ? this.alloc(R) : 0, ip = two ? this.alloc(R) : 0;
+    const regs = this.regions(R, C, sp).map(({ r0, rows }) => {
+      const n = rows * C;
+      return {
+        r0, rows, n, ep: this.alloc(n), zp: this.alloc(rows), gp: this.alloc(n), op: this.alloc(n),
+        e2p: two ? this.alloc(n) : 0, z2p: two ? this.alloc(rows) : 0, ip: two ? this.alloc(rows) : 0,
+      };
+    });
     const f32 = this.f32;
-    f32.set(f.e, ep >> 2);
-    f32.set(f.z, zp >> 2);
-    f32.set(firstN(G, N), gp >> 2);
-    if (two) {
-      f32.set(f.e2!, e2p >> 2);
-      f32.set(f.z2!, z2p >> 2);
-      this.i32.set(f.index, ip >> 2);
-      this.ex.vjp2(ep, e2p, zp, z2p, ip, gp, op, R, C);
-    } else this.ex.vjp1(ep, zp, gp, op, R, C, scale);
-    out.set(f32.subarray(op >> 2, (op >> 2) + N));
+    const Gf = G as Float32Array;
+    for (const g of regs) {
+      const o = g.r0 * C;
+      f32.set(f.e.subarray(o, o + g.n), g.ep >> 2);
+      f32.set(f.z.subarray(g.r0, g.r0 + g.rows), g.zp >> 2);
+      f32.set(Gf.subarray(o, o + g.n), g.gp >> 2);
+      if (two) {
+        f32.set(f.e2!.subarray(o, o + g.n), g.e2p >> 2);
+        f32.set(f.z2!.subarray(g.r0, g.r0 + g.rows), g.z2p >> 2);
+        this.i32.set(f.index.subarray(g.r0, g.r0 + g.rows), g.ip >> 2);
+      }
+    }
+    this.runRegions(sp, regs.map((g): [string, number[]][] => [two
+      ? ['vjp2', [g.ep, g.e2p, g.zp, g.z2p, g.ip, g.gp, g.op, g.rows, C]]
+      : ['vjp1', [g.ep, g.zp, g.gp, g.op, g.rows, C, scale]]]));
+    for (const g of regs) out.set(f32.subarray(g.op >> 2, (g.op >> 2) + g.n), g.r0 * C);
     return out;
   }
 
@@ -759,7 +846,7 @@ export function estimatorKernels(): EstimatorKernels | null {
 export function buildEstimatorKernelsStrict(): EstimatorKernels {
   const bytes = buildModule();
   if (!WebAssembly.validate(bytes)) throw new Error('estimator kernels: module does not validate (no WebAssembly SIMD?)');
-  const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES });
+  const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
-  return new EstimatorKernels(mem, inst.exports as unknown as Exports);
+  return new EstimatorKernels(mem, inst.exports as unknown as Exports, bytes);
 }

@@ -25,6 +25,17 @@ export interface Gemm {
   ready(): Promise<void>;
   /** Whether the worker thread takes part in large products now (false before it is up, or with one thread). */
   readonly workerActive: boolean;
+  /**
+   * Share a WebAssembly module with the worker thread: it instantiates `bytes` over `memory` (a shared memory,
+   * imported as env.mem) and can then run its exports `names` in split() jobs. Returns the module's slot.
+   */
+  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[]): number;
+  /**
+   * Run `calls` (export name, arguments) of a shared module, in order, on the worker thread while `here` runs
+   * on the calling thread; returns the calls' results (0 for none) once both are done. Only while workerActive.
+   * The two sides must not write the same bytes.
+   */
+  split(slot: number, calls: [string, number[]][], here: () => void): number[];
 }
 
 export interface GemmOptions {
@@ -40,13 +51,18 @@ export interface GemmOptions {
 }
 
 const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
-const CTL_BYTES = 256;
+const CTL_BYTES = 1024;
 const PAGE = 65536;
 
 // control block (Int32 indices into the start of the memory)
 const SEQ = 0, DONE = 1, STATUS = 2, STOP = 3, AFLAG_MAIN = 4;
 // the worker's state, written by the worker: 0 = starting, 1 = ready (plain SIMD), 2 = ready (relaxed madd)
 const READY = 5;
+// what a job is: 0 = a GEMM share (the params at PRM), 1 = a list of calls into a shared module (below)
+const KIND = 6;
+// call lists, in float64 slots of the control block: results of call i at RET + i; the list at CALLS:
+// [count, then per call: module slot, function index, argument count, arguments...]
+const RET = 32, CALLS = 48, CALLS_END = CTL_BYTES / 8;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none)
@@ -99,7 +115,37 @@ try { relaxed = WebAssembly.validate(relaxedBytes); } catch (e) { relaxed = fals
 const mod = new WebAssembly.Module(relaxed ? relaxedBytes : plainBytes);
 const ex = new WebAssembly.Instance(mod, { ${MEM_MODULE}: { ${MEM_FIELD}: memory } }).exports;
 const ctl = new Int32Array(memory.buffer, 0, ${CTL_BYTES / 4});
+const f64 = new Float64Array(memory.buffer, 0, ${CTL_BYTES / 8});
 function runJob(ex, q, ctl, seq, abandon) { ${JOB_SRC} }
+// modules shared with this thread (shareModule): slot -> exported functions, by index
+const { receiveMessageOnPort } = require('node:worker_threads');
+const mods = [];
+function moduleIn(slot) {
+  const t0 = Date.now();
+  while (!mods[slot]) {
+    const m = receiveMessageOnPort(parentPort);
+    if (m) {
+      const d = m.message;
+      const inst = new WebAssembly.Instance(new WebAssembly.Module(d.bytes), { ${MEM_MODULE}: { ${MEM_FIELD}: d.memory } });
+      mods[d.slot] = d.names.map((n) => inst.exports[n]);
+    } else if (Date.now() - t0 > 10000) throw new Error('module ' + slot + ' was never shared');
+  }
+  return mods[slot];
+}
+function runCalls() {
+  const n = f64[${CALLS}];
+  let p = ${CALLS} + 1;
+  const args = [];
+  for (let i = 0; i < n; i++) {
+    const fn = moduleIn(f64[p])[f64[p + 1]], na = f64[p + 2];
+    p += 3;
+    args.length = 0;
+    for (let j = 0; j < na; j++) args.push(f64[p + j]);
+    p += na;
+    const r = fn(...args);
+    f64[${RET} + i] = typeof r === 'number' ? r : 0;
+  }
+}
 // read the job counter BEFORE announcing readiness: the caller may dispatch its first job as soon
 // as it hears 'ready', and a counter read after that would already include (and so skip) that job
 let seq = Atomics.load(ctl, ${SEQ});
@@ -124,7 +170,8 @@ for (;;) {
   seq = s;
   let status = 0;
   try {
-    runJob(ex, ctl.slice(${PRM}, ${PRM + NPRM}), ctl, seq, abandon);
+    if (Atomics.load(ctl, ${KIND}) === 1) runCalls();
+    else runJob(ex, ctl.slice(${PRM}, ${PRM + NPRM}), ctl, seq, abandon);
   } catch (e) { status = 1; }
   Atomics.store(ctl, ${STATUS}, status);
   Atomics.store(ctl, ${DONE}, seq);
@@ -154,6 +201,8 @@ class GemmImpl implements Gemm {
   /** the worker has started (and has not failed); until then every product runs on the calling thread */
   private workerUp = false;
   private workerFailed = false;
+  /** modules shared with the worker (shareModule): their function names -> indices */
+  private readonly shared: Map<string, number>[] = [];
 
   constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: Worker | null,
               private readonly parallelThreshold: number) {
@@ -285,6 +334,45 @@ class GemmImpl implements Gemm {
   private dispatch(q: Int32Array): void {
     const ctl = this.ctl;
     for (let i = 0; i < NPRM; i++) ctl[PRM + i] = q[i];
+    ctl[KIND] = 0;
+    this.kick();
+  }
+
+  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[]): number {
+    if (!this.worker) throw new Error('gemm: no worker thread to share a module with');
+    const slot = this.shared.length;
+    this.shared.push(new Map(names.map((n, i) => [n, i])));
+    this.worker.postMessage({ slot, bytes, memory, names });
+    return slot;
+  }
+
+  split(slot: number, calls: [string, number[]][], here: () => void): number[] {
+    if (this.closed) throw new Error('gemm: closed');
+    const names = this.shared[slot];
+    if (!names || !this.workerReady()) throw new Error('gemm.split: the worker is not active, or the module was not shared with it');
+    const f64 = new Float64Array(this.memory.buffer, 0, CTL_BYTES / 8);
+    let p = CALLS + 1;
+    for (const [name, args] of calls) {
+      const fi = names.get(name);
+      if (fi === undefined) throw new Error(`gemm.split: the shared module has no function '${name}'`);
+      if (p + 3 + args.length > CALLS_END) throw new Error('gemm.split: too many calls or arguments for one job');
+      f64[p] = slot; f64[p + 1] = fi; f64[p + 2] = args.length;
+      for (let j = 0; j < args.length; j++) f64[p + 3 + j] = args[j];
+      p += 3 + args.length;
+    }
+    f64[CALLS] = calls.length;
+    this.ctl[KIND] = 1;
+    this.kick();
+    try {
+      here();
+    } finally {
+      this.join();
+    }
+    return Array.from(f64.subarray(RET, RET + calls.length));
+  }
+
+  private kick(): void {
+    const ctl = this.ctl;
     this.seq = (this.seq + 1) | 0;
     Atomics.store(ctl, SEQ, this.seq);
     Atomics.notify(ctl, SEQ);
