@@ -18,7 +18,7 @@
 //  - gradients: the JS kernel works in float64, the wasm kernel in float32 (vector exp and log within 1.5
 //    and 1 ulp, float32 row sums, rao_gumbel's K draws summed in float32); both agree with the op path
 //    within the bounds derived in test/estimators_fused.test.ts and test/wasm_estimator_tol.ts.
-import { Tensor } from '../engine/tensor.ts';
+import { Tensor, isGradEnabled } from '../engine/tensor.ts';
 import * as ops from '../engine/ops.ts';
 import { philoxWords } from '../engine/philox.ts';
 import { bitsToUniform } from '../engine/elementwise.ts';
@@ -107,7 +107,9 @@ function sampleWasm(a: FusedArgs): Tensor | null {
   }
   const X = read(logits) as Float32Array;
   const sp = splitterOf(logits);
-  const f: FwdResult | null = K.forward(kind, X, mask ? read(mask) : null, R, C, tau, gap, a.kSample[0], a.kSample[1], sp);
+  // without a backward to come (no grad, or logits that need none) the surrogate is not computed
+  const surrogate = isGradEnabled() && logits.requiresGrad;
+  const f: FwdResult | null = K.forward(kind, X, mask ? read(mask) : null, R, C, tau, gap, a.kSample[0], a.kSample[1], sp, surrogate);
   if (!f) return null;
   if (a.check) for (let r = 0; r < R; r++) if (f.rowMax[r] === -Infinity) throw rowsMaskedError(logits, r);
   // outputs in the backend's own (recycled) arrays: fresh 120 KB arrays cost page faults on every call

@@ -3,7 +3,7 @@
 // against the op path's for every possible uniform, and the wasm path of estimators.sample against the
 // op path (samples) and the JS kernel (gradients, masks, fully masked rows, NaN handling, determinism).
 import { describe, it, expect, afterEach, afterAll } from 'vitest';
-import { tensor, tidy, random, estimators, type DType } from '../index.ts';
+import { tensor, tidy, noGrad, random, estimators, type DType } from '../index.ts';
 import { philoxWords } from '../engine/philox.ts';
 import { buildEstimatorKernelsStrict, estimatorKernels, GUMBEL_ERR } from '../backends/cpu/wasm/estimator_kernels.ts';
 import { useWasmEstimators } from '../estimators/fused.ts';
@@ -234,6 +234,27 @@ describe('estimators.sample on float32 through the wasm kernels', () => {
   });
 });
 
+describe('estimators.sample without a backward to come', () => {
+  it('under noGrad, or on logits that need no gradient, draws the same sample (the surrogate is skipped)', () => {
+    const rnd = mulberry32(43);
+    const data = Float32Array.from({ length: 30000 }, () => 3 * (2 * rnd() - 1));
+    for (const method of METHODS) {
+      const key = random.key(9);
+      const withGrad = tidy(() => {
+        const x = tensor(data, [100, 30, 10], { dtype: 'float32', requiresGrad: true });
+        return Array.from(estimators.sample(x, { method, key }).dataSync());
+      });
+      const plain = tidy(() => Array.from(estimators.sample(tensor(data, [100, 30, 10], { dtype: 'float32' }), { method, key }).dataSync()));
+      const inNoGrad = tidy(() => noGrad(() => {
+        const x = tensor(data, [100, 30, 10], { dtype: 'float32', requiresGrad: true });
+        return Array.from(estimators.sample(x, { method, key }).dataSync());
+      }));
+      expect(plain, method).toEqual(withGrad);
+      expect(inNoGrad, method).toEqual(withGrad);
+    }
+  });
+});
+
 describe('rows split with the matmul worker thread', () => {
   // Large calls give half of their rows to the CPU backend's worker thread (gemm.ts split()), each half in arrays
   // of its own. The results must not depend on it: bit-identical to one thread, near-tie redos included.
@@ -273,6 +294,10 @@ describe('rows split with the matmul worker thread', () => {
             for (let i = 0; i < u.length; i++) if (!Object.is(u[i], v[i])) { same = false; break; }
             expect(same, `${what} ${f}`).toBe(true);
           }
+          // no backward to come: the same sample, no surrogate
+          const c = K.forward(kind, X, m, R, C, 0.7, 1, k0, k1, g2, false)!;
+          expect(Array.from(c.index), `${what} no surrogate`).toEqual(Array.from(a.index));
+          expect(c.e.length).toBe(0);
           if (kind === 'rao') continue;
           const ga = K.backwardSoftmax(a, G, R, C, 1 / 0.7, undefined, null);
           const gb = K.backwardSoftmax(a, G, R, C, 1 / 0.7, undefined, g2);

@@ -135,6 +135,7 @@ export class CpuBackend implements Backend {
   private liveBytes = 0;
   private gemmChosen = false;
   private gemmImpl: FastGemm | null = null;
+  private gemmIsDefault = false;
   /**
    * The float32 matmul kernel. By default the WebAssembly SIMD GEMM (backends/cpu/wasm/gemm.ts), built at the
    * first matmul, on min(2, cores) threads or GAPGRAD_THREADS; its worker thread joins in once it has started.
@@ -144,11 +145,15 @@ export class CpuBackend implements Backend {
     if (!this.gemmChosen) {
       this.gemmChosen = true;
       this.gemmImpl = defaultGemm();
+      this.gemmIsDefault = true;
     }
     return this.gemmImpl;
   }
   set gemm(g: FastGemm | null) {
+    // the default kernel's worker thread goes when the kernel is replaced
+    if (this.gemmChosen && this.gemmImpl !== g && this.gemmImpl && this.gemmIsDefault) void (this.gemmImpl as { close?: () => Promise<void> }).close?.();
     this.gemmChosen = true;
+    this.gemmIsDefault = false;
     this.gemmImpl = g;
   }
   /** WebAssembly SIMD Adam for float32 parameters: built on first use (undefined); null = use the

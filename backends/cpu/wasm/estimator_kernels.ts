@@ -663,11 +663,12 @@ export class EstimatorKernels {
 
   /**
    * Forward on float32 logits X (R rows of C). mask: 0 = masked (same length), or null. gap: gst's fixed gap.
-   * sp: a worker thread to give half of the rows to (large calls only), or null.
+   * sp: a worker thread to give half of the rows to (large calls only), or null. surrogate: false when no
+   * backward can follow (the result's e, z, e2 and z2 are then empty and the surrogate is not computed).
    * Returns null where a logit is NaN or +Infinity (the caller's JS kernel reports or handles those).
    */
   forward(kind: FwdKind, X: Float32Array, mask: ArrayLike<number> | null, R: number, C: number, tau: number, gap: number,
-    k0: number, k1: number, sp: Splitter | null = null): FwdResult | null {
+    k0: number, k1: number, sp: Splitter | null = null, surrogate = true): FwdResult | null {
     const N = R * C;
     this.reset();
     const regs = this.regions(R, C, sp).map(({ r0, rows }) => {
@@ -698,13 +699,14 @@ export class EstimatorKernels {
     const rets = this.runRegions(sp, regs.map((g) => [
       ['gumbelPert', [g.theta, g.pert, g.nIter, k0 | 0, k1 | 0, (g.r0 * C) / 4, g.bad]],
       ['argRows', [g.pert, g.theta, g.idx, g.mrow, g.mpert, g.flags, g.rows, C]],
-      soft(g),
+      ...(surrogate ? [soft(g)] : []),
     ]));
     if (regs.some((g) => this.i32[g.bad >> 2])) return null;
     regs.forEach((g, q) => {
       const nFlag = rets[q][1];
       if (nFlag === 0) return;
       this.redoRows(g.flags, nFlag, g.r0, g.theta >> 2, g.pert >> 2, g.idx >> 2, g.mpert >> 2, C, k0, k1);
+      if (!surrogate) return;
       // the surrogate again over the region (rows write into the next row's first lanes, so not just the redone rows)
       const [name, args] = soft(g);
       (this.ex as unknown as Record<string, Fn>)[name](...args);
@@ -714,9 +716,11 @@ export class EstimatorKernels {
       for (const g of regs) out.set(src.subarray(pick(g) >> 2, (pick(g) >> 2) + g.rows * per), g.r0 * per);
       return out;
     };
+    const index = gather((g) => g.idx, 1, new Int32Array(R)) as Int32Array;
+    const rowMax = gather((g) => g.mrow, 1, new Float32Array(R)) as Float32Array;
+    if (!surrogate) return { index, rowMax, e: new Float32Array(0), z: new Float32Array(0), e2: null, z2: null };
     return {
-      index: gather((g) => g.idx, 1, new Int32Array(R)) as Int32Array,
-      rowMax: gather((g) => g.mrow, 1, new Float32Array(R)) as Float32Array,
+      index, rowMax,
       e: gather((g) => g.s, C, this.spareOf(N)) as Float32Array,
       z: gather((g) => g.z1, 1, new Float32Array(R)) as Float32Array,
       e2: kind === 'reinmax' ? gather((g) => g.s2, C, this.spareOf(N)) as Float32Array : null,
