@@ -649,15 +649,29 @@ export class EstimatorKernels {
   }
 
   /** Run each region's calls: the second region's on the splitter's worker thread while the first runs here.
-   *  Returns each region's call results. */
-  private runRegions(sp: Splitter | null, calls: [string, number[]][][]): number[][] {
-    const here = (list: [string, number[]][]) => list.map(([name, args]) => {
+   *  prep(q) copies region q's inputs in and fin(q) its outputs out, so that with two regions the copies of the
+   *  first overlap the worker's work (the second's inputs are copied before the worker starts). Returns each
+   *  region's call results. */
+  private runRegions(sp: Splitter | null, nReg: number, prep: (q: number) => void, calls: (q: number) => [string, number[]][],
+    fin: (q: number) => void): number[][] {
+    const run = (q: number) => calls(q).map(([name, args]) => {
       const r = (this.ex as unknown as Record<string, Fn>)[name](...args);
       return typeof r === 'number' ? r : 0;
     });
-    if (calls.length === 1) return [here(calls[0])];
+    if (nReg === 1) {
+      prep(0);
+      const r = run(0);
+      fin(0);
+      return [r];
+    }
+    prep(1);
     let mine: number[] = [];
-    const theirs = sp!.split(this.slotIn(sp!), calls[1], () => { mine = here(calls[0]); });
+    const theirs = sp!.split(this.slotIn(sp!), calls(1), () => {
+      prep(0);
+      mine = run(0);
+      fin(0);
+    });
+    fin(1);
     return [mine, theirs];
   }
 
@@ -679,53 +693,65 @@ export class EstimatorKernels {
         z1: this.alloc(rows), z2: this.alloc(rows), flags: this.alloc(rows), bad: this.alloc(4),
       };
     });
-    const f32 = this.f32;
-    for (const g of regs) {
-      const th = g.theta >> 2, o = g.r0 * C;
+    type Reg = (typeof regs)[number];
+    const two = kind === 'reinmax';
+    const res: FwdResult = {
+      index: new Int32Array(R), rowMax: new Float32Array(R),
+      e: surrogate ? this.spareOf(N) : new Float32Array(0), z: new Float32Array(surrogate ? R : 0),
+      e2: surrogate && two ? this.spareOf(N) : null, z2: surrogate && two ? new Float32Array(R) : null,
+    };
+    let badInput = false;
+    const prep = (q: number) => {
+      const g = regs[q], f32 = this.f32, th = g.theta >> 2, o = g.r0 * C;
       if (mask) {
-        let bad = false;
         for (let i = 0; i < g.n; i++) {
           const x = X[o + i];
-          if (x !== x || x === Infinity) bad = true;
+          if (x !== x || x === Infinity) badInput = true;
           f32[th + i] = mask[o + i] ? x : -Infinity;
         }
-        if (bad) return null;
       } else f32.set(X.subarray(o, o + g.n), th);
       f32.fill(0, th + g.n, th + g.nIter * 16);
-    }
-    type Reg = (typeof regs)[number];
+    };
+    const copy = (from: number, n: number, to: Float32Array | Int32Array, at: number) =>
+      to.set((to instanceof Int32Array ? this.i32 : this.f32).subarray(from >> 2, (from >> 2) + n), at);
+    const fin = (q: number) => {
+      const g = regs[q];
+      copy(g.idx, g.rows, res.index, g.r0);
+      copy(g.mrow, g.rows, res.rowMax, g.r0);
+      if (!surrogate) return;
+      copy(g.s, g.n, res.e, g.r0 * C);
+      copy(g.z1, g.rows, res.z, g.r0);
+      if (two) {
+        copy(g.s2, g.n, res.e2!, g.r0 * C);
+        copy(g.z2, g.rows, res.z2!, g.r0);
+      }
+    };
     const soft = (g: Reg): [string, number[]] => [`soft_${kind}`,
       [g.theta, g.pert, g.s, g.s2, g.idx, g.mrow, g.mpert, g.z1, g.z2, g.rows, C, 1 / tau, gap]];
-    const rets = this.runRegions(sp, regs.map((g) => [
-      ['gumbelPert', [g.theta, g.pert, g.nIter, k0 | 0, k1 | 0, (g.r0 * C) / 4, g.bad]],
-      ['argRows', [g.pert, g.theta, g.idx, g.mrow, g.mpert, g.flags, g.rows, C]],
-      ...(surrogate ? [soft(g)] : []),
-    ]));
-    if (regs.some((g) => this.i32[g.bad >> 2])) return null;
+    const rets = this.runRegions(sp, regs.length, prep, (q) => {
+      const g = regs[q];
+      return [
+        ['gumbelPert', [g.theta, g.pert, g.nIter, k0 | 0, k1 | 0, (g.r0 * C) / 4, g.bad]],
+        ['argRows', [g.pert, g.theta, g.idx, g.mrow, g.mpert, g.flags, g.rows, C]],
+        ...(surrogate ? [soft(g)] : []),
+      ];
+    }, fin);
+    if (badInput || regs.some((g) => this.i32[g.bad >> 2])) {
+      this.recycle(res);
+      return null;
+    }
     regs.forEach((g, q) => {
       const nFlag = rets[q][1];
       if (nFlag === 0) return;
       this.redoRows(g.flags, nFlag, g.r0, g.theta >> 2, g.pert >> 2, g.idx >> 2, g.mpert >> 2, C, k0, k1);
-      if (!surrogate) return;
-      // the surrogate again over the region (rows write into the next row's first lanes, so not just the redone rows)
-      const [name, args] = soft(g);
-      (this.ex as unknown as Record<string, Fn>)[name](...args);
+      if (surrogate) {
+        // the surrogate again over the region (rows write into the next row's first lanes, so not just the redone rows)
+        const [name, args] = soft(g);
+        (this.ex as unknown as Record<string, Fn>)[name](...args);
+      }
+      fin(q);
     });
-    const gather = (pick: (g: Reg) => number, per: number, out: Float32Array | Int32Array) => {
-      const src = out instanceof Int32Array ? this.i32 : f32;
-      for (const g of regs) out.set(src.subarray(pick(g) >> 2, (pick(g) >> 2) + g.rows * per), g.r0 * per);
-      return out;
-    };
-    const index = gather((g) => g.idx, 1, new Int32Array(R)) as Int32Array;
-    const rowMax = gather((g) => g.mrow, 1, new Float32Array(R)) as Float32Array;
-    if (!surrogate) return { index, rowMax, e: new Float32Array(0), z: new Float32Array(0), e2: null, z2: null };
-    return {
-      index, rowMax,
-      e: gather((g) => g.s, C, this.spareOf(N)) as Float32Array,
-      z: gather((g) => g.z1, 1, new Float32Array(R)) as Float32Array,
-      e2: kind === 'reinmax' ? gather((g) => g.s2, C, this.spareOf(N)) as Float32Array : null,
-      z2: kind === 'reinmax' ? gather((g) => g.z2, 1, new Float32Array(R)) as Float32Array : null,
-    };
+    return res;
   }
 
   /** an array of n floats: a recycled one where one of that length is spare */
@@ -780,10 +806,9 @@ export class EstimatorKernels {
         e2p: two ? this.alloc(n) : 0, z2p: two ? this.alloc(rows) : 0, ip: two ? this.alloc(rows) : 0,
       };
     });
-    const f32 = this.f32;
     const Gf = G as Float32Array;
-    for (const g of regs) {
-      const o = g.r0 * C;
+    const prep = (q: number) => {
+      const g = regs[q], f32 = this.f32, o = g.r0 * C;
       f32.set(f.e.subarray(o, o + g.n), g.ep >> 2);
       f32.set(f.z.subarray(g.r0, g.r0 + g.rows), g.zp >> 2);
       f32.set(Gf.subarray(o, o + g.n), g.gp >> 2);
@@ -792,11 +817,17 @@ export class EstimatorKernels {
         f32.set(f.z2!.subarray(g.r0, g.r0 + g.rows), g.z2p >> 2);
         this.i32.set(f.index.subarray(g.r0, g.r0 + g.rows), g.ip >> 2);
       }
-    }
-    this.runRegions(sp, regs.map((g): [string, number[]][] => [two
-      ? ['vjp2', [g.ep, g.e2p, g.zp, g.z2p, g.ip, g.gp, g.op, g.rows, C]]
-      : ['vjp1', [g.ep, g.zp, g.gp, g.op, g.rows, C, scale]]]));
-    for (const g of regs) out.set(f32.subarray(g.op >> 2, (g.op >> 2) + g.n), g.r0 * C);
+    };
+    const fin = (q: number) => {
+      const g = regs[q];
+      out.set(this.f32.subarray(g.op >> 2, (g.op >> 2) + g.n), g.r0 * C);
+    };
+    this.runRegions(sp, regs.length, prep, (q): [string, number[]][] => {
+      const g = regs[q];
+      return [two
+        ? ['vjp2', [g.ep, g.e2p, g.zp, g.z2p, g.ip, g.gp, g.op, g.rows, C]]
+        : ['vjp1', [g.ep, g.zp, g.gp, g.op, g.rows, C, scale]]];
+    }, fin);
     return out;
   }
 
