@@ -10,6 +10,7 @@ import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
 import { createGemmBackground } from './wasm/gemm.ts';
+import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
 
 export class CpuBuf implements Buf {
   /** pooled: the backend allocated this array for an op's output and may reuse it after release */
@@ -105,6 +106,24 @@ function isScalarView(v: View): boolean {
 }
 
 const POOL_MIN = 1024; // elements
+
+/** One row of softmaxLast in JS, as ops.softmax / logSoftmax compose it: m = max (NaN propagates), shift by m where
+ *  m is finite (else 0), then e / sum(e) or x - (log(sum(e)) + shift); float64 inside, one rounding on store. */
+function softmaxRowJs(X: TypedArray, out: TypedArray, o: number, cols: number, log: boolean): void {
+  let m = -Infinity;
+  for (let j = 0; j < cols; j++) { const v = X[o + j]; if (v > m || v !== v) m = v; if (m !== m) break; }
+  const sh = m - m === 0 ? m : 0;
+  let z = 0;
+  if (log) {
+    for (let j = 0; j < cols; j++) z += Math.exp(X[o + j] - sh);
+    const lz = Math.log(z) + sh;
+    for (let j = 0; j < cols; j++) out[o + j] = X[o + j] - lz;
+  } else {
+    for (let j = 0; j < cols; j++) { const e = Math.exp(X[o + j] - sh); out[o + j] = e; z += e; }
+    const iz = 1 / z; // e is rounded to the dtype once before the scaling, as the composition's exp output is
+    for (let j = 0; j < cols; j++) out[o + j] *= iz;
+  }
+}
 
 /** The default fast matmul: the wasm GEMM on GAPGRAD_THREADS (1 or 2) or min(2, cores) threads; null where
  *  WebAssembly SIMD is unavailable (the JS kernel then runs). */
@@ -220,6 +239,14 @@ export class CpuBackend implements Backend {
     const n = numel(shape);
     const out = this.take(outDtype, n);
     const X = (x.buf as CpuBuf).data;
+    if (op === 'exp' && n >= 256 && out instanceof Float32Array && X instanceof Float32Array && isContiguous(x, shape)) {
+      // float32 exp in wasm (<= 1.5 ulp); chunks with inputs above 88.7 or NaN are redone with Math.exp
+      const redo = expF32(n === X.length ? X : X.subarray(0, n), out);
+      if (redo) {
+        for (const [a, b] of redo) for (let i = a; i < b; i++) out[i] = Math.exp(X[i]);
+        return this.track(out);
+      }
+    }
     if (isContiguous(x, shape)) {
       let k = contigUnary.get(op);
       if (!k) {
@@ -317,31 +344,20 @@ export class CpuBackend implements Backend {
   }
 
   softmaxLast(x: Buf, rows: number, cols: number, log: boolean): Buf {
-    // as ops.softmax / logSoftmax compose it: m = max (NaN propagates), shift by m where m is finite
-    // (else 0), then e / sum(e) or x - (log(sum(e)) + shift); float64 inside, one rounding on store
     const X = (x as CpuBuf).data;
     const out = this.take(x.dtype, rows * cols);
-    for (let r = 0, o = 0; r < rows; r++, o += cols) {
-      let m = -Infinity;
-      for (let j = 0; j < cols; j++) { const v = X[o + j]; if (v > m || v !== v) m = v; if (m !== m) break; }
-      const sh = m - m === 0 ? m : 0;
-      let z = 0;
-      if (log) {
-        for (let j = 0; j < cols; j++) z += Math.exp(X[o + j] - sh);
-        const lz = Math.log(z) + sh;
-        for (let j = 0; j < cols; j++) out[o + j] = X[o + j] - lz;
-      } else {
-        for (let j = 0; j < cols; j++) { const e = Math.exp(X[o + j] - sh); out[o + j] = e; z += e; }
-        const iz = 1 / z; // e is rounded to the dtype once before the scaling, as the composition's exp output is
-        for (let j = 0; j < cols; j++) out[o + j] *= iz;
-      }
-    }
+    // float32: the wasm kernel (float32 exp and log), except rows whose maximum is not finite
+    const special = X instanceof Float32Array && rows * cols >= 256 ? softmaxRowsF32(X, out as Float32Array, rows, cols, log) : null;
+    if (special) for (const r of special) softmaxRowJs(X, out, r * cols, cols, log);
+    else for (let r = 0, o = 0; r < rows; r++, o += cols) softmaxRowJs(X, out, o, cols, log);
     return this.track(out);
   }
 
   softmaxLastVjp(y: Buf, g: Buf, rows: number, cols: number, log: boolean): Buf {
     const Y = (y as CpuBuf).data, G = (g as CpuBuf).data;
     const out = this.take(y.dtype, rows * cols);
+    if (log && Y instanceof Float32Array && G instanceof Float32Array && rows * cols >= 256 &&
+        logSoftmaxVjpRowsF32(Y, G, out as Float32Array, rows, cols)) return this.track(out);
     for (let r = 0, o = 0; r < rows; r++, o += cols) {
       let t = 0;
       if (log) {

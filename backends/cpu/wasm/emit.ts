@@ -143,6 +143,8 @@ export class Code {
   f32Sub(): this { return this.op(0x93); }
   f32Mul(): this { return this.op(0x94); }
   f32Div(): this { return this.op(0x95); }
+  /** f32.max: NaN if either operand is NaN */
+  f32Max(): this { return this.op(0x97); }
 
   // SIMD constants, lanes, bitwise
   /** v128.const from 16 raw bytes */
