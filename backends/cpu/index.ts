@@ -11,6 +11,7 @@ import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
 import { createGemmBackground } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
+import { ewF32, ewWasmOp } from './wasm/elementwise.ts';
 
 export class CpuBuf implements Buf {
   /** pooled: the backend allocated this array for an op's output and may reuse it after release */
@@ -281,6 +282,9 @@ export class CpuBackend implements Backend {
         else bceLogitsGradF32(x, y, null, out);
         return this.track(out);
       }
+      // float32 add / sub / mul / div / reluGrad: the wasm SIMD kernel (bit-identical results)
+      if (n >= 1024 && out instanceof Float32Array && A instanceof Float32Array && B instanceof Float32Array &&
+          ewWasmOp(op) && ewF32(op, A, B, out, n)) return this.track(out);
       const key = `${op}:${types(out, A, B)}`;
       let k = contigBinary.get(key);
       if (!k) {
@@ -289,6 +293,8 @@ export class CpuBackend implements Backend {
       }
       k!(out, A, B, n);
     } else if (isContiguous(a, shape) && isScalarView(b)) {
+      if (n >= 1024 && out instanceof Float32Array && A instanceof Float32Array && B instanceof Float32Array &&
+          ewWasmOp(op) && ewF32(op, A, B[b.offset], out, n)) return this.track(out);
       const key = `${op}:s:${types(out, A)}`;
       const kk = contigBinary.get(key) ?? compile<(out: TypedArray, A: TypedArray, b: number, n: number) => void>(
         'out, A, b, n', `for (let i = 0; i < n; i++) { const a = A[i]; out[i] = ${toJs(BINARY[op])}; }`);
