@@ -128,7 +128,7 @@ function sampleWasm(a: FusedArgs): Tensor | null {
       const G = read(g);
       const buf = be.alloc(N, 'float32'); // every element is written below
       const out = be.readSync!(buf) as Float32Array;
-      if (kind === 'rao') K.backwardRao(f.e, f.z, f.index, G, R, C, tau, k, a.kRao[0], a.kRao[1], out);
+      if (kind === 'rao') K.backwardRao(f.e, f.z, f.index, G, R, C, tau, k, a.kRao[0], a.kRao[1], out, sp);
       else K.backwardSoftmax(f, G, R, C, 1 / tau, out, sp);
       K.recycle(f); // a node's backward runs at most once (the tape frees it)
       return [Tensor.fromBuf(buf, logits.shape.slice(), dev)];

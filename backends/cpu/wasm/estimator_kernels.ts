@@ -45,7 +45,7 @@ const SPLIT_MIN = 16384;
 /** A worker thread that can run this module's exports on half of the rows (the CPU backend's GEMM, gemm.ts). */
 export interface Splitter {
   readonly workerActive: boolean;
-  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[]): number;
+  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[], scripts?: Record<string, string>): number;
   split(slot: number, calls: [string, number[]][], here: () => void): number[];
 }
 const HEAP_START = 64;
@@ -531,6 +531,26 @@ interface Exports {
 
 const EXPORT_NAMES = ['gumbelPert', 'argRows', 'vjp1', 'vjp2', ...KINDS.map((k) => `soft_${k}`)];
 
+/**
+ * raoLoop(ex, E, w, zp, idx, g, out, V, t1, t2, R, C, scale, p, k, k0, k1, N, w0, pow): rao_gumbel's backward over
+ * rows of a region whose first logit is word w0 of each draw's N words: per draw kk, the Exp(1) variates of words
+ * kk N + w0 ... (raoE, from the block holding the first) and the draw's VJP accumulated into out (raoRows). Plain
+ * JS over the exports, so that the worker thread can run it too (Splitter scripts).
+ */
+const RAO_LOOP_SRC = `function raoLoop(ex, E, w, zp, idx, g, out, V, t1, t2, R, C, scale, p, k, k0, k1, N, w0, pow) {
+  const n = R * C, rows = pow ? ex.raoRowsPow : ex.raoRows;
+  for (let kk = 0; kk < k; kk++) {
+    const start = kk * N + w0;
+    const blk = Math.floor(start / 4), skip = start - 4 * blk;
+    ex.raoE(E - 4 * skip, Math.ceil((n + skip) / 16), k0, k1, blk >>> 0, Math.floor(blk / 4294967296) | 0);
+    rows(E, w, zp, idx, g, out, V, t1, t2, R, C, scale, p);
+  }
+  return 0;
+}`;
+const SCRIPTS: Record<string, string> = { raoLoop: RAO_LOOP_SRC };
+// eslint-disable-next-line @typescript-eslint/no-implied-eval
+const LOCAL_SCRIPTS: Record<string, (ex: unknown, ...a: number[]) => number> = { raoLoop: new Function(`return ${RAO_LOOP_SRC}`)() };
+
 function buildModule(): Uint8Array<ArrayBuffer> {
   // shared memory: a worker thread runs the same kernels on half of the rows (Splitter)
   const mb = new ModuleBuilder({ module: 'env', field: 'mem', initialPages: 1, maxPages: MAX_PAGES, shared: true });
@@ -642,7 +662,7 @@ export class EstimatorKernels {
   private slotIn(sp: Splitter): number {
     let slot = this.slots.get(sp);
     if (slot === undefined) {
-      slot = sp.shareModule(this.bytes, this.mem, EXPORT_NAMES);
+      slot = sp.shareModule(this.bytes, this.mem, EXPORT_NAMES, SCRIPTS);
       this.slots.set(sp, slot);
     }
     return slot;
@@ -655,7 +675,7 @@ export class EstimatorKernels {
   private runRegions(sp: Splitter | null, nReg: number, prep: (q: number) => void, calls: (q: number) => [string, number[]][],
     fin: (q: number) => void): number[][] {
     const run = (q: number) => calls(q).map(([name, args]) => {
-      const r = (this.ex as unknown as Record<string, Fn>)[name](...args);
+      const r = name in LOCAL_SCRIPTS ? LOCAL_SCRIPTS[name](this.ex, ...args) : (this.ex as unknown as Record<string, Fn>)[name](...args);
       return typeof r === 'number' ? r : 0;
     });
     if (nReg === 1) {
@@ -831,36 +851,40 @@ export class EstimatorKernels {
     return out;
   }
 
-  /** rao_gumbel's backward: the mean over k conditional draws of the surrogate VJP (draw kk: words kk N ... of kRao), into out */
+  /** rao_gumbel's backward: the mean over k conditional draws of the surrogate VJP (draw kk: words kk N ... of kRao),
+   *  into out; sp as for forward */
   backwardRao(w: Float32Array, zp: Float32Array, index: Int32Array, G: ArrayLike<number>, R: number, C: number, tau: number,
-    k: number, k0: number, k1: number, out: Float32Array = new Float32Array(R * C)): Float32Array {
+    k: number, k0: number, k1: number, out: Float32Array = new Float32Array(R * C), sp: Splitter | null = null): Float32Array {
     const N = R * C;
     this.reset();
-    const wp = this.alloc(N), zpp = this.alloc(R), ip = this.alloc(R), gp = this.alloc(N), op = this.alloc(N);
-    const ep = this.alloc(N + 32), V = this.alloc(N), t1 = this.alloc(R), t2 = this.alloc(R);
-    const f32 = this.f32;
-    f32.set(w, wp >> 2);
-    f32.set(zp, zpp >> 2);
-    this.i32.set(index, ip >> 2);
-    f32.set(firstN(G, N), gp >> 2);
-    f32.fill(0, op >> 2, (op >> 2) + N);
+    const regs = this.regions(R, C, sp).map(({ r0, rows }) => {
+      const n = rows * C;
+      return {
+        r0, rows, n, wp: this.alloc(n), zpp: this.alloc(rows), ip: this.alloc(rows), gp: this.alloc(n), op: this.alloc(n),
+        ep: this.alloc(n + 32), V: this.alloc(n), t1: this.alloc(rows), t2: this.alloc(rows),
+      };
+    });
+    const Gf = G as Float32Array;
     const p = 1 / tau;
     const scale = 1 / (tau * k);
-    const rows = p !== 1 ? this.ex.raoRowsPow : this.ex.raoRows;
-    for (let kk = 0; kk < k; kk++) {
-      const start = kk * N;
-      const blk = Math.floor(start / 4), skip = start - 4 * blk;
-      this.ex.raoE(ep - 4 * skip, Math.ceil((N + skip) / 16), k0 | 0, k1 | 0, blk >>> 0, Math.floor(blk / 4294967296) | 0);
-      rows(ep, wp, zpp, ip, gp, op, V, t1, t2, R, C, scale, p);
-    }
-    out.set(f32.subarray(op >> 2, (op >> 2) + N));
+    const prep = (q: number) => {
+      const g = regs[q], f32 = this.f32, o = g.r0 * C;
+      f32.set(w.subarray(o, o + g.n), g.wp >> 2);
+      f32.set(zp.subarray(g.r0, g.r0 + g.rows), g.zpp >> 2);
+      this.i32.set(index.subarray(g.r0, g.r0 + g.rows), g.ip >> 2);
+      f32.set(Gf.subarray(o, o + g.n), g.gp >> 2);
+      f32.fill(0, g.op >> 2, (g.op >> 2) + g.n);
+    };
+    const fin = (q: number) => {
+      const g = regs[q];
+      out.set(this.f32.subarray(g.op >> 2, (g.op >> 2) + g.n), g.r0 * C);
+    };
+    this.runRegions(sp, regs.length, prep, (q): [string, number[]][] => {
+      const g = regs[q];
+      return [['raoLoop', [g.ep, g.wp, g.zpp, g.ip, g.gp, g.op, g.V, g.t1, g.t2, g.rows, C, scale, p, k, k0 | 0, k1 | 0, N, g.r0 * C, p !== 1 ? 1 : 0]]];
+    }, fin);
     return out;
   }
-}
-
-/** the first n values of a typed array (a view, no copy) */
-function firstN(a: ArrayLike<number>, n: number): ArrayLike<number> {
-  return a.length === n ? a : (a as Float32Array).subarray(0, n);
 }
 
 let cached: EstimatorKernels | null | undefined;

@@ -27,9 +27,11 @@ export interface Gemm {
   readonly workerActive: boolean;
   /**
    * Share a WebAssembly module with the worker thread: it instantiates `bytes` over `memory` (a shared memory,
-   * imported as env.mem) and can then run its exports `names` in split() jobs. Returns the module's slot.
+   * imported as env.mem) and can then run its exports `names` in split() jobs, and the `scripts`: name -> the
+   * source of a self-contained JS function (exports, ...args) => number, evaluated in the worker (for loops over
+   * exports). Returns the module's slot.
    */
-  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[]): number;
+  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[], scripts?: Record<string, string>): number;
   /**
    * Run `calls` (export name, arguments) of a shared module, in order, on the worker thread while `here` runs
    * on the calling thread; returns the calls' results (0 for none) once both are done. Only while workerActive.
@@ -127,7 +129,12 @@ function moduleIn(slot) {
     if (m) {
       const d = m.message;
       const inst = new WebAssembly.Instance(new WebAssembly.Module(d.bytes), { ${MEM_MODULE}: { ${MEM_FIELD}: d.memory } });
-      mods[d.slot] = d.names.map((n) => inst.exports[n]);
+      const fns = d.names.map((n) => inst.exports[n]);
+      for (const src of d.scripts) {
+        const f = new Function('return ' + src)();
+        fns.push((...a) => f(inst.exports, ...a));
+      }
+      mods[d.slot] = fns;
     } else if (Date.now() - t0 > 10000) throw new Error('module ' + slot + ' was never shared');
   }
   return mods[slot];
@@ -338,11 +345,12 @@ class GemmImpl implements Gemm {
     this.kick();
   }
 
-  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[]): number {
+  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[], scripts: Record<string, string> = {}): number {
     if (!this.worker) throw new Error('gemm: no worker thread to share a module with');
     const slot = this.shared.length;
-    this.shared.push(new Map(names.map((n, i) => [n, i])));
-    this.worker.postMessage({ slot, bytes, memory, names });
+    const all = [...names, ...Object.keys(scripts)];
+    this.shared.push(new Map(all.map((n, i) => [n, i])));
+    this.worker.postMessage({ slot, bytes, memory, names, scripts: Object.values(scripts) });
     return slot;
   }
 
