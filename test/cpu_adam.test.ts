@@ -137,3 +137,33 @@ describe('resident Adam (parameter and moments in wasm memory)', () => {
     expect(be.readSync(V)).not.toEqual(rv); // the old moments are left alone
   });
 });
+
+describe('wasm Adam split across the matmul worker thread', () => {
+  it('a large parameter updated on two threads is bit-identical to one thread (with and without weight decay)', async () => {
+    const { createGemm } = await import('../backends/cpu/wasm/gemm.ts');
+    const g2 = await createGemm({ threads: 2 });
+    try {
+      expect(g2.workerActive).toBe(true);
+      for (const n of [131072, 200003, 300017]) {
+        const a = kernel!.slot(n), b = kernel!.slot(n);
+        const p0 = rand(n, n, 1);
+        a.P.set(p0); b.P.set(p0);
+        for (let step = 1; step <= 4; step++) {
+          const G = rand(n, n + step, 0.1);
+          const hp: AdamHyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: step > 2 ? 0.01 : 0, step };
+          kernel!.updateSlot(a, G, hp, null);
+          kernel!.updateSlot(b, G, hp, g2);
+        }
+        for (const f of ['P', 'M', 'V'] as const) {
+          let same = true;
+          for (let i = 0; i < n; i++) if (!Object.is(a[f][i], b[f][i])) { same = false; break; }
+          expect(same, `${f}, n = ${n}`).toBe(true);
+        }
+        // the split really ran: the parameter moved at the end of its second half too
+        expect(b.P[n - 1]).not.toBe(p0[n - 1]);
+      }
+    } finally {
+      await g2.close();
+    }
+  });
+});

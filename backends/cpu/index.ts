@@ -7,7 +7,7 @@ import { UNARY, BINARY, toJs, select, bitsToUniform, type UnaryOp, type BinaryOp
 import { philoxFill } from '../../engine/philox.ts';
 import { collapse } from '../../engine/views.ts';
 import { matmulJs } from './matmul_js.ts';
-import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
+import { createAdamWasm, type AdamKernel, type AdamSlot, type Splitter } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
 import { createGemmBackground } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
@@ -488,7 +488,8 @@ export class CpuBackend implements Backend {
           r = { slot, m: mb, v: vb };
           this.adamResident.set(pb, r);
         }
-        kern.updateSlot(r.slot, G, hp);
+        const g = this.gemmImpl as unknown as Partial<Splitter> | null;
+        kern.updateSlot(r.slot, G, hp, g && typeof g.split === 'function' ? g as Splitter : null);
         return;
       }
     }
