@@ -7,9 +7,9 @@ import { UNARY, BINARY, toJs, select, bitsToUniform, type UnaryOp, type BinaryOp
 import { philoxFill } from '../../engine/philox.ts';
 import { collapse } from '../../engine/views.ts';
 import { matmulJs } from './matmul_js.ts';
-import { createAdamWasm, type AdamKernel, type AdamSlot, type Splitter } from './wasm/adam.ts';
+import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
-import { createGemmBackground } from './wasm/gemm.ts';
+import { createGemmBackground, type Splitter } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
 import { ewF32, ewWasmOp } from './wasm/elementwise.ts';
 

@@ -14,6 +14,7 @@
 // agree with the JS path to within float32 rounding, not bit for bit.
 import { Code, ModuleBuilder, I32, F32, V128, type ValType } from './emit.ts';
 import type { AdamHyper } from '../../../engine/backend.ts';
+import type { Splitter } from './gemm.ts';
 
 const CHUNK = 8192; // floats per array per chunk
 
@@ -60,13 +61,6 @@ export interface AdamKernel {
   /** update() on a slot's P, M, V, with G copied in; with a splitter whose worker is active, large parameters
    *  give their second half to the worker thread (the same arithmetic per element, so the same result). */
   updateSlot(s: AdamSlot, G: Float32Array, hp: AdamHyper, sp?: Splitter | null): void;
-}
-
-/** A worker thread that can run a shared module's exports (the CPU backend's GEMM, ./gemm.ts). */
-export interface Splitter {
-  readonly workerActive: boolean;
-  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[]): number;
-  split(slot: number, calls: [string, number[]][], here: () => void): number[];
 }
 
 /** parameters of at least this many floats are split across two threads */

@@ -25,6 +25,7 @@ import {
   SHUF_SWAP_HALVES, SHUF_SWAP_PAIRS, type ExpConsts,
 } from './vmath.ts';
 import { philoxWords as philoxWordsJs } from '../../../engine/philox.ts';
+import type { Splitter } from './gemm.ts';
 
 export type FwdKind = 'st' | 'gumbel' | 'gst' | 'gstp' | 'reinmax' | 'rao';
 const KINDS: FwdKind[] = ['st', 'gumbel', 'gst', 'gstp', 'reinmax', 'rao'];
@@ -42,12 +43,8 @@ const PAD = 64; // bytes of padding before and after every array
 /** calls on at least this many logits give half of their rows to a worker thread where one is active */
 const SPLIT_MIN = 16384;
 
-/** A worker thread that can run this module's exports on half of the rows (the CPU backend's GEMM, gemm.ts). */
-export interface Splitter {
-  readonly workerActive: boolean;
-  shareModule(bytes: Uint8Array, memory: WebAssembly.Memory, names: string[], scripts?: Record<string, string>): number;
-  split(slot: number, calls: [string, number[]][], here: () => void): number[];
-}
+/** the CPU backend's GEMM worker thread (gemm.ts), which runs this module's exports on half of the rows */
+export type { Splitter } from './gemm.ts';
 const HEAP_START = 64;
 const MAX_PAGES = 65536;
 

@@ -12,7 +12,7 @@ import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { buildKernelModule, DEFAULT_CONFIG, defaultOrder, MAX_PAGES, MEM_FIELD, MEM_MODULE, type KernelConfig } from './kernels.ts';
 
-export interface Gemm {
+export interface Gemm extends Splitter {
   // C (m x n, row-major, contiguous) = op(A) @ op(B), overwritten (not accumulated).
   // A is stored (m, k) row-major, or (k, m) if transA. B is stored (k, n), or (n, k) if transB.
   // aOff/bOff/cOff are element offsets into the arrays (for batched calls).
@@ -23,7 +23,12 @@ export interface Gemm {
   close(): Promise<void>; // terminate workers
   /** Resolves once the worker thread (if any) is up; rejects if it failed to start. */
   ready(): Promise<void>;
-  /** Whether the worker thread takes part in large products now (false before it is up, or with one thread). */
+}
+
+/** The GEMM's worker thread as other kernels use it, to run their own wasm exports on part of the work (the
+ *  estimator kernels, Adam). */
+export interface Splitter {
+  /** Whether the worker thread takes part now (false before it is up, or with one thread). */
   readonly workerActive: boolean;
   /**
    * Share a WebAssembly module with the worker thread: it instantiates `bytes` over `memory` (a shared memory,
