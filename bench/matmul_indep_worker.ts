@@ -1,0 +1,27 @@
+// A worker of bench/matmul.ts: times a 1-thread GEMM on one shape over a wall-clock window, so that two of them
+// running at once measure what the machine gives two independent threads (the ceiling for a 2-thread GEMM).
+import { parentPort, workerData } from 'node:worker_threads';
+import { createGemmSync } from '../backends/cpu/wasm/gemm.ts';
+
+interface Job { m: number; n: number; k: number; tA: boolean; tB: boolean; startAt: number; ms: number }
+
+const g = createGemmSync({ enableRelaxedSimd: Boolean((workerData as { relaxed?: boolean } | null)?.relaxed) });
+parentPort!.on('message', (job: Job | 'stop') => {
+  if (job === 'stop') { parentPort!.close(); return; }
+  const { m, n, k, tA, tB, startAt, ms } = job;
+  const a = Float32Array.from({ length: m * k }, () => Math.random() - 0.5);
+  const b = Float32Array.from({ length: k * n }, () => Math.random() - 0.5);
+  const c = new Float32Array(m * n);
+  for (let i = 0; i < 3; i++) g.matmul(a, 0, b, 0, c, 0, m, n, k, tA, tB);
+  while (Date.now() < startAt) g.matmul(a, 0, b, 0, c, 0, m, n, k, tA, tB); // keep the core busy until both start
+  const ts: number[] = [];
+  const end = startAt + ms;
+  while (Date.now() < end || ts.length < 5) {
+    const s = performance.now();
+    g.matmul(a, 0, b, 0, c, 0, m, n, k, tA, tB);
+    ts.push(performance.now() - s);
+  }
+  ts.sort((x, y) => x - y);
+  const gf = (t: number) => (2 * m * n * k) / (t * 1e-3) / 1e9;
+  parentPort!.postMessage({ best: gf(ts[0]), median: gf(ts[ts.length >> 1]) });
+});
