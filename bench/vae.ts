@@ -16,45 +16,71 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-async function timeSteps(device: string, method: string): Promise<number> {
+/** A training run whose steps can be timed a few at a time. */
+function stepper(device: string, method: string): (n: number) => Promise<number[]> {
   const run = new VaeRun({ ...DEFAULT_TRAIN, method, device }, data);
   const x = data.train.images.subarray(0, 100 * 784);
-  const times: number[] = [];
-  // warm-up: the JIT tiers up over the first ~20 steps (measured on 2 threads: 25 ms per step, 20 after)
-  const warm = 25;
-  for (let i = 0; i < steps + warm; i++) {
-    const t0 = performance.now();
-    const v = tidy(() => {
-      const { loss } = run.model.forward(tensor(x, [100, 784], { device }), { method, tau: 1, key: [1, i], k: 100 });
-      loss.backward();
-      run.opt.step();
-      run.opt.zeroGrad();
-      return loss;
-    });
-    await v.data();
-    v.dispose();
-    if (i >= warm) times.push(performance.now() - t0);
+  let i = 0;
+  return async (n: number) => {
+    const times: number[] = [];
+    for (let s = 0; s < n; s++, i++) {
+      const t0 = performance.now();
+      const v = tidy(() => {
+        const { loss } = run.model.forward(tensor(x, [100, 784], { device }), { method, tau: 1, key: [1, i], k: 100 });
+        loss.backward();
+        run.opt.step();
+        run.opt.zeroGrad();
+        return loss;
+      });
+      await v.data();
+      v.dispose();
+      times.push(performance.now() - t0);
+    }
+    return times;
+  };
+}
+
+// warm-up: the JIT tiers up over the first ~20 steps (measured on 2 threads: 25 ms per step, 20 after)
+const WARM = 25;
+const ROUNDS = 4;
+
+/**
+ * Median step time of each configuration. The configurations take turns in ROUNDS rounds of steps / ROUNDS
+ * steps each, so that a slow spell of this shared machine (its second core sometimes runs at half speed for a
+ * second or more) falls on all of them rather than on whichever happened to be running.
+ */
+async function timeConfigs(configs: { before: () => void; step: (n: number) => Promise<number[]> }[]): Promise<number[]> {
+  for (const c of configs) { c.before(); await c.step(WARM); }
+  const times: number[][] = configs.map(() => []);
+  const per = Math.max(1, Math.round(steps / ROUNDS));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let q = 0; q < configs.length; q++) {
+      configs[q].before();
+      times[q].push(...await configs[q].step(per));
+    }
   }
-  return median(times);
+  return times.map(median);
 }
 
 const rows: string[] = ['| device | threads | method | ms / step | s / epoch (600 steps) |', '|---|---|---|---|---|'];
-for (const threads of [1, 2]) {
-  cpuBackend.gemm = await createGemm({ threads });
-  for (const m of methods) {
-    const ms = await timeSteps('cpu', m);
-    rows.push(`| cpu | ${threads} | ${m} | ${ms.toFixed(1)} | ${(ms * 0.6).toFixed(1)} |`);
+{
+  const gemms = { 1: await createGemm({ threads: 1 }), 2: await createGemm({ threads: 2 }) };
+  const configs = ([1, 2] as const).flatMap((threads) => methods.map((m) => ({
+    threads, m, before: () => { cpuBackend.gemm = gemms[threads]; }, step: stepper('cpu', m),
+  })));
+  const ms = await timeConfigs(configs);
+  configs.forEach((c, q) => {
+    rows.push(`| cpu | ${c.threads} | ${c.m} | ${ms[q].toFixed(1)} | ${(ms[q] * 0.6).toFixed(1)} |`);
     console.error(rows[rows.length - 1]);
-  }
+  });
 }
 if (process.argv.includes('--webgpu')) {
   try {
     const { initWebGPU } = await import('../backends/webgpu/index.ts');
     await initWebGPU();
-    for (const m of methods) {
-      const ms = await timeSteps('webgpu', m);
-      rows.push(`| webgpu | - | ${m} | ${ms.toFixed(1)} | ${(ms * 0.6).toFixed(1)} |`);
-    }
+    const configs = methods.map((m) => ({ m, before: () => {}, step: stepper('webgpu', m) }));
+    const ms = await timeConfigs(configs);
+    configs.forEach((c, q) => rows.push(`| webgpu | - | ${c.m} | ${ms[q].toFixed(1)} | ${(ms[q] * 0.6).toFixed(1)} |`));
   } catch (e) {
     console.error(`webgpu skipped: ${(e as Error).message}`);
   }
