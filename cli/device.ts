@@ -19,10 +19,12 @@ export async function enableFastCpu(threads?: number): Promise<void> {
   return cpuReady;
 }
 
-export async function useDevice(name: string): Promise<void> {
-  if (name === 'cpu') return enableFastCpu();
+/** threads: the CPU backend's threads when GAPGRAD_THREADS does not say (default min(2, cores)). */
+export async function useDevice(name: string, threads?: number): Promise<void> {
+  const t = process.env.GAPGRAD_THREADS ? undefined : threads;
+  if (name === 'cpu') return enableFastCpu(t);
   if (name === 'webgpu') {
-    await enableFastCpu();
+    await enableFastCpu(t);
     const { initWebGPU } = await import('../backends/webgpu/index.ts');
     await initWebGPU();
     return;

@@ -144,6 +144,9 @@ describe('wasm Adam split across the matmul worker thread', () => {
     const g2 = await createGemm({ threads: 2 });
     try {
       expect(g2.workerActive).toBe(true);
+      let splits = 0;
+      const split = g2.split.bind(g2);
+      g2.split = (...a: Parameters<typeof g2.split>) => { splits++; return split(...a); };
       for (const n of [131072, 200003, 300017]) {
         const a = kernel!.slot(n), b = kernel!.slot(n);
         const p0 = rand(n, n, 1);
@@ -152,6 +155,9 @@ describe('wasm Adam split across the matmul worker thread', () => {
           const G = rand(n, n + step, 0.1);
           const hp: AdamHyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: step > 2 ? 0.01 : 0, step };
           kernel!.updateSlot(a, G, hp, null);
+          // a sleeping worker is only woken, not given the job: wait until it is awake
+          const t0 = Date.now();
+          while (!g2.workerActive && Date.now() - t0 < 5000) { /* the check wakes it */ }
           kernel!.updateSlot(b, G, hp, g2);
         }
         for (const f of ['P', 'M', 'V'] as const) {
@@ -159,9 +165,10 @@ describe('wasm Adam split across the matmul worker thread', () => {
           for (let i = 0; i < n; i++) if (!Object.is(a[f][i], b[f][i])) { same = false; break; }
           expect(same, `${f}, n = ${n}`).toBe(true);
         }
-        // the split really ran: the parameter moved at the end of its second half too
+        // the parameter moved at the end of its second half too
         expect(b.P[n - 1]).not.toBe(p0[n - 1]);
       }
+      expect(splits).toBe(12); // 3 sizes x 4 steps
     } finally {
       await g2.close();
     }

@@ -264,6 +264,10 @@ describe('rows split with the matmul worker thread', () => {
   it('forward results and gradients are bit-identical to one thread (every kind, masks, odd C, near-tie redos)', async () => {
     g2 = await createGemm({ threads: 2 });
     expect(g2.workerActive).toBe(true);
+    // count the jobs that really went to the worker (a sleeping worker is woken but not given the job)
+    let splits = 0;
+    const split = g2.split.bind(g2);
+    g2.split = (...a: Parameters<Gemm['split']>) => { splits++; return split(...a); };
     const rnd = mulberry32(77);
     const kinds = ['st', 'gumbel', 'gst', 'gstp', 'reinmax', 'rao'] as const;
     // (rows, C, scale, offset): R C >= 16384 so that the call splits; offset 1e6 forces near-tie redos
@@ -317,5 +321,7 @@ describe('rows split with the matmul worker thread', () => {
     }
     // the 1e6 logits tie perturbed values often: the split path redid rows too
     expect(splitRedos).toBeGreaterThan(0);
+    // most calls were split (forward, backward and rao's backward of 5 shapes x 6 kinds x 2 masks)
+    expect(splits).toBeGreaterThan(60);
   }, 120000);
 });

@@ -91,7 +91,10 @@ export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig
 
 export async function trainListopsCmd(args: string[]): Promise<void> {
   const { cfg, out, resume } = listopsConfigFromArgs(args);
-  await useDevice(cfg.device);
+  // one thread unless GAPGRAD_THREADS says otherwise: the Tree-LSTM's products are small (batch 16) and mostly
+  // separated by JS work, and two threads ran no faster (hidden 300: 49.8 vs 48.8 examples/s) or slower (hidden 64:
+  // 453 to 536 vs 336 to 491; hidden 128: 170 vs 145), measured with --examples 480 to 6000
+  await useDevice(cfg.device, 1);
   const { trainListops, trainingSet } = await import('./train.ts');
   if (cfg.examples < 0) {
     // --epochs E: E passes over the training set
