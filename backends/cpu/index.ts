@@ -59,13 +59,9 @@ function compile<T>(params: string, src: string): T {
   return new Function('select', 'bitsToUniform', `return function(${params}) { ${src} };`)(select, bitsToUniform) as T;
 }
 
-// Compiled kernels are cached per op and per typed-array types of their arguments: one function shared by
-// float32, float64 and int32 arrays runs polymorphic
 const unaryKernels = new Map<string, Kernel1>();
 const binaryKernels = new Map<string, Kernel2>();
-const whereKernels = new Map<string, Kernel3>();
-/** the cache key's types part: the constructors of the arrays passed */
-const types = (...arrays: TypedArray[]): string => arrays.map((a) => a.constructor.name).join(',');
+let whereKernel: Kernel3 | null = null;
 const contigUnary = new Map<string, (out: TypedArray, X: TypedArray, n: number) => void>();
 const contigBinary = new Map<string, (out: TypedArray, A: TypedArray, B: TypedArray, n: number) => void>();
 
@@ -76,24 +72,22 @@ function unaryExpr(op: UnaryOp): string {
   return toJs(e);
 }
 
-function getUnary(op: UnaryOp, tk: string): Kernel1 {
-  const key = `${op}:${tk}`;
-  let k = unaryKernels.get(key);
+function getUnary(op: UnaryOp): Kernel1 {
+  let k = unaryKernels.get(op);
   if (!k) {
     k = compile<Kernel1>('out, X, xo, xs, shape', stridedLoop(['x'], unaryExpr(op)));
-    unaryKernels.set(key, k);
+    unaryKernels.set(op, k);
   }
   return k;
 }
 
-function getBinary(op: BinaryOp, tk: string): Kernel2 {
-  const key = `${op}:${tk}`;
-  let k = binaryKernels.get(key);
+function getBinary(op: BinaryOp): Kernel2 {
+  let k = binaryKernels.get(op);
   if (!k) {
     const e = BINARY[op];
     if (e === undefined) throw new Error(`cpu.binary: unknown op '${op}'`);
     k = compile<Kernel2>('out, A, ao, as, B, bo, bs, shape', stridedLoop(['a', 'b'], toJs(e)));
-    binaryKernels.set(key, k);
+    binaryKernels.set(op, k);
   }
   return k;
 }
@@ -255,16 +249,15 @@ export class CpuBackend implements Backend {
       }
     }
     if (isContiguous(x, shape)) {
-      const key = `${op}:${types(out, X)}`;
-      let k = contigUnary.get(key);
+      let k = contigUnary.get(op);
       if (!k) {
         k = compile('out, X, n', `for (let i = 0; i < n; i++) { const x = X[i]; out[i] = ${unaryExpr(op)}; }`);
-        contigUnary.set(key, k!);
+        contigUnary.set(op, k!);
       }
       k!(out, X, n);
     } else {
       const c = collapse(shape, [x.strides]);
-      getUnary(op, types(out, X))(out, X, x.offset, c.strides[0], c.shape);
+      getUnary(op)(out, X, x.offset, c.strides[0], c.shape);
     }
     return this.track(out);
   }
@@ -285,36 +278,29 @@ export class CpuBackend implements Backend {
       // float32 add / sub / mul / div / reluGrad: the wasm SIMD kernel (bit-identical results)
       if (n >= 1024 && out instanceof Float32Array && A instanceof Float32Array && B instanceof Float32Array &&
           ewWasmOp(op) && ewF32(op, A, B, out, n)) return this.track(out);
-      const key = `${op}:${types(out, A, B)}`;
-      let k = contigBinary.get(key);
+      let k = contigBinary.get(op);
       if (!k) {
         k = compile('out, A, B, n', `for (let i = 0; i < n; i++) { const a = A[i], b = B[i]; out[i] = ${toJs(BINARY[op])}; }`);
-        contigBinary.set(key, k!);
+        contigBinary.set(op, k!);
       }
       k!(out, A, B, n);
     } else if (isContiguous(a, shape) && isScalarView(b)) {
       if (n >= 1024 && out instanceof Float32Array && A instanceof Float32Array && B instanceof Float32Array &&
           ewWasmOp(op) && ewF32(op, A, B[b.offset], out, n)) return this.track(out);
-      const key = `${op}:s:${types(out, A)}`;
-      const kk = contigBinary.get(key) ?? compile<(out: TypedArray, A: TypedArray, b: number, n: number) => void>(
+      const kk = contigBinary.get(op + ':s') ?? compile<(out: TypedArray, A: TypedArray, b: number, n: number) => void>(
         'out, A, b, n', `for (let i = 0; i < n; i++) { const a = A[i]; out[i] = ${toJs(BINARY[op])}; }`);
-      contigBinary.set(key, kk as never);
+      contigBinary.set(op + ':s', kk as never);
       (kk as unknown as (out: TypedArray, A: TypedArray, b: number, n: number) => void)(out, A, B[b.offset], n);
     } else {
       const c = collapse(shape, [a.strides, b.strides]);
-      getBinary(op, types(out, A, B))(out, A, a.offset, c.strides[0], B, b.offset, c.strides[1], c.shape);
+      getBinary(op)(out, A, a.offset, c.strides[0], B, b.offset, c.strides[1], c.shape);
     }
     return this.track(out);
   }
 
   where(cond: View, a: View, b: View, shape: number[], outDtype: DType): Buf {
     const out = this.take(outDtype, numel(shape));
-    const wk = types(out, (cond.buf as CpuBuf).data, (a.buf as CpuBuf).data, (b.buf as CpuBuf).data);
-    let whereKernel = whereKernels.get(wk);
-    if (!whereKernel) {
-      whereKernel = compile<Kernel3>('out, C, co, cs, A, ao, as, B, bo, bs, shape', stridedLoop(['c', 'a', 'b'], 'c !== 0 ? a : b'));
-      whereKernels.set(wk, whereKernel);
-    }
+    if (!whereKernel) whereKernel = compile<Kernel3>('out, C, co, cs, A, ao, as, B, bo, bs, shape', stridedLoop(['c', 'a', 'b'], 'c !== 0 ? a : b'));
     const c = collapse(shape, [cond.strides, a.strides, b.strides]);
     whereKernel(out, (cond.buf as CpuBuf).data, cond.offset, c.strides[0], (a.buf as CpuBuf).data, a.offset, c.strides[1],
       (b.buf as CpuBuf).data, b.offset, c.strides[2], c.shape);
