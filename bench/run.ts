@@ -121,7 +121,7 @@ if (!skip.has('matmul')) {
 const methods = ['gumbel', 'gst-1.0'];
 if (!skip.has('vae')) {
   section('gapgrad vae');
-  const args = ['bench/vae.ts', '--methods', methods.join(','), '--steps', quick ? '8' : '20'];
+  const args = ['bench/vae.ts', '--methods', methods.join(','), '--steps', quick ? '8' : '40'];
   if (webgpuOk) args.push('--webgpu');
   const r = await runChild(process.execPath, [...GG, ...args], 300);
   // rows are printed to stderr as they finish (cpu) and as a table to stdout at the end
@@ -172,7 +172,7 @@ if (!skip.has('torch')) {
   }
   if (!torchPy) notes.push(`PyTorch: skipped, no python with torch (${tried.join('; ')}); install: apt-get install -y python3-torch libopenblas0-openmp`);
   else {
-    const q = quick ? ['--steps', '8', '--est-ms', '60', '--matmul-ms', '100'] : ['--steps', '20', '--est-ms', '150', '--matmul-ms', '200'];
+    const q = quick ? ['--steps', '8', '--est-ms', '60', '--matmul-ms', '100'] : ['--steps', '40', '--est-ms', '150', '--matmul-ms', '200'];
     // libgomp's default active spin-wait makes 2-thread torch 5-50x slower when the 2 CPUs are shared with other
     // processes (measured here: 157-1420 ms/step instead of ~30); let idle OpenMP threads sleep, as gapgrad's do
     const omp = process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
@@ -251,7 +251,7 @@ if (Object.keys(gg.vae).length || torch || tfjs) {
   }
   const rowsMs = methods.map((m) => [m, ...cols.map((c) => f(c.get(m))), ...ratios.map((r) => ratio(r.a(m), r.b(m)))]);
   const rowsEp = methods.map((m) => [m, ...cols.map((c) => f(c.get(m) === undefined ? undefined : c.get(m)! * 0.6))]);
-  const steps = [`gapgrad ${quick ? 8 : 20}`, torch ? `torch ${quick ? 8 : 20}` : '', tfjs ? `tfjs-wasm ${tfjs.backends?.wasm?.steps}, tfjs-cpu ${tfjs.backends?.cpu?.steps}` : ''].filter(Boolean).join(', ');
+  const steps = [`gapgrad ${quick ? 8 : 40}`, torch ? `torch ${quick ? 8 : 40}` : '', tfjs ? `tfjs-wasm ${tfjs.backends?.wasm?.steps}, tfjs-cpu ${tfjs.backends?.cpu?.steps}` : ''].filter(Boolean).join(', ');
   emit('', '## VAE training step (batch 100, 30×10 latents, forward + backward + Adam), median ms / step', '',
     `timed steps after warm-up: ${steps}`, '', table(['method', ...cols.map((c) => c.name), ...ratios.map((r) => r.name)], rowsMs));
   emit('', '## Full epoch estimate (600 steps × median step), seconds', '', table(['method', ...cols.map((c) => c.name)], rowsEp));
