@@ -210,6 +210,20 @@ describe('background start (the CPU backend default)', () => {
     }
   }, 60000);
 
+  it('a sleeping worker is not given work: the first check wakes it, later ones find it awake', async () => {
+    const g = await createGemm({ threads: 2 });
+    try {
+      // idle for far longer than the worker spins (a few ms) before it sleeps in Atomics.wait
+      await new Promise((r) => setTimeout(r, 300));
+      expect(g.workerActive).toBe(false);
+      const t0 = Date.now();
+      while (!g.workerActive && Date.now() - t0 < 10000) { /* woken by the first check */ }
+      expect(g.workerActive).toBe(true);
+    } finally {
+      await g.close();
+    }
+  });
+
   it('the CPU backend uses the wasm GEMM by default, on GAPGRAD_THREADS or min(2, cores) threads', () => {
     const be = new CpuBackend();
     const g = be.gemm as Gemm | null;
