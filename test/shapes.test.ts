@@ -99,6 +99,21 @@ describe('broadcasting', () => {
   });
 });
 
+describe('expand of a single value (a sum\'s gradient: the CPU backend fills)', () => {
+  it('every dtype, from rank 0 and from all-ones shapes', () => {
+    for (const dtype of ['float32', 'float64', 'int32'] as const) {
+      for (const [src, out] of [[[], [3, 5]], [[1, 1], [4, 7]], [[1], [2000]]] as [number[], number[]][]) {
+        const v = dtype === 'int32' ? -7 : 0.1;
+        const y = g.expand(g.full(src, v, { dtype }), out);
+        expect(y.dtype).toBe(dtype);
+        expect(y.shape).toEqual(out);
+        const want = dtype === 'float32' ? Math.fround(v) : v;
+        expect(Array.from(y.dataSync()).every((x) => x === want), `${dtype} [${src}] -> [${out}]`).toBe(true);
+      }
+    }
+  });
+});
+
 describe('reshape and permute', () => {
   it('permute then the inverse permutation is the identity; values follow the explicit index map', () => {
     fc.assert(fc.property(shapeArb(1), seedArb, (shape, seed) => {

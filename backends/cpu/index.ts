@@ -315,6 +315,11 @@ export class CpuBackend implements Backend {
       out.set(X.length === n ? X : X.subarray(0, n) as never);
       return this.track(out);
     }
+    if (isScalarView(x)) {
+      // a broadcast scalar (a sum's gradient expanded): one native fill (stores convert as element stores do)
+      out.fill(X[x.offset]);
+      return this.track(out);
+    }
     if (isContiguous(x, shape)) {
       for (let i = 0; i < n; i++) out[i] = X[i]; // typed-array stores convert (int32 truncates)
     } else {
