@@ -24,7 +24,8 @@ import { philoxWords } from '../engine/philox.ts';
 import { bitsToUniform } from '../engine/elementwise.ts';
 import type { Key } from '../engine/random.ts';
 import type { ParsedMethod } from './index.ts';
-import { estimatorKernels, type FwdKind, type FwdResult, type Splitter } from '../backends/cpu/wasm/estimator_kernels.ts';
+import { estimatorKernels, type FwdKind, type FwdResult } from '../backends/cpu/wasm/estimator_kernels.ts';
+import type { Splitter } from '../backends/cpu/wasm/gemm.ts';
 
 let wasmOn = true;
 /** Turn the WebAssembly kernels for float32 logits on or off (tests and benchmarks compare the two paths). */

@@ -43,8 +43,6 @@ const PAD = 64; // bytes of padding before and after every array
 /** calls on at least this many logits give half of their rows to a worker thread where one is active */
 const SPLIT_MIN = 16384;
 
-/** the CPU backend's GEMM worker thread (gemm.ts), which runs this module's exports on half of the rows */
-export type { Splitter } from './gemm.ts';
 const HEAP_START = 64;
 const MAX_PAGES = 65536;
 
