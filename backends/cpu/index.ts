@@ -9,7 +9,7 @@ import { collapse } from '../../engine/views.ts';
 import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
-import { createGemmBackground, type Splitter } from './wasm/gemm.ts';
+import { createGemmBackground, type Gemm, type Splitter } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
 import { ewF32, ewWasmOp } from './wasm/elementwise.ts';
 
@@ -17,6 +17,8 @@ export class CpuBuf implements Buf {
   /** pooled: the backend allocated this array for an op's output and may reuse it after release */
   // data is replaced only by adamUpdate (a parameter and its moments moved into wasm memory)
   constructor(public data: TypedArray, public pooled = false) {}
+  /** set while data is an array of the GEMM's own memory that release() hands back to it */
+  home: ArenaGemm | null = null;
   get size(): number { return this.data.length; }
   get dtype(): DType { return dtypeOf(this.data); }
 }
@@ -26,6 +28,15 @@ export interface FastGemm {
   matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
     m: number, n: number, k: number, transA: boolean, transB: boolean): void;
 }
+
+/** A FastGemm with a heap in its own memory (the wasm GEMM): matmul outputs and Adam's parameters live there,
+ *  so the products that read or write them skip their copies. */
+type ArenaGemm = FastGemm & Pick<Gemm, 'allocArray' | 'freeArray' | 'arena'>;
+const hasArena = (g: FastGemm | null): g is ArenaGemm =>
+  g !== null && typeof (g as Partial<ArenaGemm>).allocArray === 'function' && (g as Partial<ArenaGemm>).arena !== undefined;
+
+// matmul outputs of at least this many floats go into the GEMM's memory (smaller ones: copying is cheap)
+const RESIDENT_MIN = 4096;
 
 type Kernel1 = (out: TypedArray, x: TypedArray, xo: number, xs: number[], shape: number[]) => void;
 type Kernel2 = (out: TypedArray, a: TypedArray, ao: number, as: number[], b: TypedArray, bo: number, bs: number[], shape: number[]) => void;
@@ -179,6 +190,10 @@ export class CpuBackend implements Backend {
   /** WebAssembly SIMD Adam for float32 parameters: built on first use (undefined); null = use the
    *  JS loop (set it to null to force the fallback, e.g. in tests). */
   adamKernel: AdamKernel | null | undefined = undefined;
+  /** float32 matmul outputs of at least this many elements are kept in the wasm GEMM's memory (Infinity: none) */
+  residentMin = RESIDENT_MIN;
+  /** whether Adam keeps parameters (and their moments) in the wasm GEMM's memory at their first step */
+  adamInGemmMemory = true;
   private adamResident = new WeakMap<CpuBuf, { slot: AdamSlot; m: CpuBuf; v: CpuBuf }>();
 
   // Output arrays of POOL_MIN elements or more are recycled: a fresh large typed array costs a
@@ -215,6 +230,11 @@ export class CpuBackend implements Backend {
     const bytes = b.data.length * bytesPerElement(b.dtype);
     this.live--;
     this.liveBytes -= bytes;
+    if (b.home) {
+      b.home.freeArray(b.data as Float32Array);
+      b.home = null;
+      return;
+    }
     if (b.pooled && this.pooledBytes + bytes <= this.poolLimitBytes) {
       const key = `${b.dtype}:${b.data.length}`;
       let list = this.pool.get(key);
@@ -397,16 +417,21 @@ export class CpuBackend implements Backend {
     const { batch, m, n, k } = p;
     const A = (p.a as CpuBuf).data, B = (p.b as CpuBuf).data;
     const dtype = p.a.dtype;
-    const C = this.take(dtype, batch * m * n);
+    const g = dtype === 'float32' && m * n * k >= 4096 ? this.gemm : null;
+    // a large output goes into the GEMM's memory: written there in place, and read in place by the products
+    // that take it as an operand (the next layer forward, the weight gradient backward)
+    const home = g && hasArena(g) && batch * m * n >= this.residentMin ? g : null;
+    const R = home ? home.allocArray(batch * m, n) : null;
+    const C = R ?? this.take(dtype, batch * m * n);
     for (let bt = 0; bt < batch; bt++) {
       const ao = bt * p.aBatchStride, bo = bt * p.bBatchStride, co = bt * m * n;
-      if (this.gemm && dtype === 'float32' && m * n * k >= 4096) {
-        this.gemm.matmul(A as Float32Array, ao, B as Float32Array, bo, C as Float32Array, co, m, n, k, p.transA, p.transB);
-      } else {
-        matmulJs(A, ao, B, bo, C, co, m, n, k, p.transA, p.transB);
-      }
+      if (g) g.matmul(A as Float32Array, ao, B as Float32Array, bo, C as Float32Array, co, m, n, k, p.transA, p.transB);
+      else matmulJs(A, ao, B, bo, C, co, m, n, k, p.transA, p.transB);
     }
-    return this.track(C);
+    if (!R) return this.track(C);
+    const buf = this.track(C, false);
+    buf.home = home;
+    return buf;
   }
 
   /** act(A @ B + bias) in one pass over the product: the same float values as matmul, add and relu. */
@@ -473,9 +498,14 @@ export class CpuBackend implements Backend {
         let r = this.adamResident.get(pb);
         if (!r || r.m !== mb || r.v !== vb || pb.data !== r.slot.P || mb.data !== r.slot.M || vb.data !== r.slot.V) {
           if (M.length !== P.length || V.length !== P.length) { kern.update(P, G, M, V, hp); return; }
-          const slot = kern.slot(P.length);
+          // in the GEMM's memory where it has one: the products that read the parameter then skip copying it
+          const gm = this.gemm;
+          const slot = kern.slot(P.length, hasArena(gm) && this.adamInGemmMemory ? gm.arena : null);
           slot.P.set(P); slot.M.set(M); slot.V.set(V);
-          for (const [b, d] of [[pb, slot.P], [mb, slot.M], [vb, slot.V]] as const) { b.data = d; b.pooled = false; }
+          for (const [b, d] of [[pb, slot.P], [mb, slot.M], [vb, slot.V]] as const) {
+            if (b.home) { b.home.freeArray(b.data as Float32Array); b.home = null; }
+            b.data = d; b.pooled = false;
+          }
           r = { slot, m: mb, v: vb };
           this.adamResident.set(pb, r);
         }

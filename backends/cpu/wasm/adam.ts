@@ -7,14 +7,17 @@
 // loop runs scalar float64 math with a sqrt and a division per element).
 //
 // Resident slots (slot/updateSlot): a parameter's P, M and V can instead live in a wasm memory of
-// their own, as Float32Array views that the CPU backend makes the tensors' storage; a step then
-// copies only G in. Same arithmetic as update(), so the two paths agree bit for bit.
+// their own, or in a block of the GEMM's memory (its arena), as Float32Array views that the CPU
+// backend makes the tensors' storage; a step then copies only G in (nothing, when G is a matmul
+// output in that same memory), and the GEMM reads the parameter in place. Same arithmetic as
+// update(), so the paths agree bit for bit.
 //
 // Arithmetic is float32 (the JS fallback computes in float64 and rounds on store), so results
 // agree with the JS path to within float32 rounding, not bit for bit.
 import { Code, ModuleBuilder, I32, F32, V128, type ValType } from './emit.ts';
 import type { AdamHyper } from '../../../engine/backend.ts';
 import type { Splitter } from './gemm.ts';
+import type { Arena } from './arena.ts';
 
 const CHUNK = 8192; // floats per array per chunk
 
@@ -56,8 +59,10 @@ function emitAdam(c: Code, withWd: boolean): void {
 export interface AdamKernel {
   /** In-place update of P, M, V (same semantics as CpuBackend's JS loop). */
   update(P: Float32Array, G: Float32Array, M: Float32Array, V: Float32Array, hp: AdamHyper): void;
-  /** A parameter of n floats resident in its own wasm memory: P, M, V (initially 0) are views there. */
-  slot(n: number): AdamSlot;
+  /** A parameter of n floats resident in a wasm memory: P, M, V (initially 0) are views there. With an arena,
+   *  in a block of it (freed once P, M and V are all garbage-collected), else (or when it is full) in a memory
+   *  of the slot's own. */
+  slot(n: number, arena?: Arena | null): AdamSlot;
   /** update() on a slot's P, M, V, with G copied in; with a splitter whose worker is active, large parameters
    *  give their second half to the worker thread (the same arithmetic per element, so the same result). */
   updateSlot(s: AdamSlot, G: Float32Array, hp: AdamHyper, sp?: Splitter | null): void;
@@ -73,6 +78,8 @@ export interface AdamSlot {
   /** @internal */ readonly g: Float32Array;
   /** @internal */ readonly fns: { adam: AdamFn; adamWd: AdamFn };
   /** @internal */ readonly mem: WebAssembly.Memory;
+  /** @internal the arena the slot lives in (null: a memory of its own) */
+  readonly arena: Arena | null;
   /** @internal the slot's module slot in each splitter it was shared with */
   readonly shared: WeakMap<Splitter, number>;
 }
@@ -113,27 +120,43 @@ export function createAdamWasm(): AdamKernel | null {
   };
   const f = new Float32Array(mem.buffer);
   const pO = 0, gO = CHUNK, mO = 2 * CHUNK, vO = 3 * CHUNK;
+  // one instance of the slot module per arena memory, shared by its slots (and with each splitter once)
+  const inArena = new WeakMap<WebAssembly.Memory, { fns: AdamSlot['fns']; shared: WeakMap<Splitter, number> }>();
   return {
-    slot(n) {
+    slot(n, arena) {
       // regions of n rounded up to whole vectors (lanes past n are updated but never read)
       const r = (n + 3) & ~3;
+      const at = arena ? arena.alloc(16 * r) : -1;
+      if (arena && at >= 0) {
+        let rec = inArena.get(arena.memory);
+        if (!rec) {
+          const fns = new WebAssembly.Instance(slotModule, { env: { mem: arena.memory } }).exports as unknown as AdamSlot['fns'];
+          inArena.set(arena.memory, (rec = { fns, shared: new WeakMap() }));
+        }
+        const [P, M, V] = arena.adopt(at, [[0, n], [r, n], [2 * r, n]]);
+        return { P, M, V, g: arena.f32(at + 12 * r, n), fns: rec.fns, mem: arena.memory, arena, shared: rec.shared };
+      }
       const pages = Math.max(1, Math.ceil((16 * r) / 65536));
       const m = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       const fns = new WebAssembly.Instance(slotModule, { env: { mem: m } }).exports as unknown as AdamSlot['fns'];
       const view = (i: number) => new Float32Array(m.buffer, 4 * i * r, n);
-      return { P: view(0), M: view(1), V: view(2), g: view(3), fns, mem: m, shared: new WeakMap() };
+      return { P: view(0), M: view(1), V: view(2), g: view(3), fns, mem: m, arena: null, shared: new WeakMap() };
     },
     updateSlot(s, G, hp, sp) {
       const n = s.P.length;
       if (G.length < n) throw new RangeError('adamUpdate: gradient shorter than the parameter');
       const name = hp.weightDecay !== 0 ? 'adamWd' : 'adam';
       const args = argsOf(hp);
-      // elements [a, b) (a a multiple of 4; the last vector may run into the slot's padding)
-      const range = (a: number, b: number) => [s.P.byteOffset + 4 * a, s.g.byteOffset + 4 * a, s.M.byteOffset + 4 * a,
+      // G read in place: it lives in the slot's memory already (a matmul output in the GEMM's arena)
+      const gAt = s.arena ? s.arena.addressOf(G) : -1;
+      const gAddr = gAt >= 0 ? gAt : s.g.byteOffset;
+      // elements [a, b) (a a multiple of 4; the last vector may run into the slot's padding, and read up to
+      // 3 floats past G's end: within the arena's guard)
+      const range = (a: number, b: number) => [s.P.byteOffset + 4 * a, gAddr + 4 * a, s.M.byteOffset + 4 * a,
         s.V.byteOffset + 4 * a, (b - a + 3) >> 2, ...args];
       const half = sp && sp.workerActive && n >= SPLIT_MIN ? (n >> 1) & ~15 : 0;
       if (!half) {
-        s.g.set(n === G.length ? G : G.subarray(0, n));
+        if (gAt < 0) s.g.set(n === G.length ? G : G.subarray(0, n));
         (s.fns[name] as (...a: number[]) => void)(...range(0, n));
         return;
       }
@@ -142,9 +165,9 @@ export function createAdamWasm(): AdamKernel | null {
         slot = sp!.shareModule(slotBytes, s.mem, ['adam', 'adamWd']);
         s.shared.set(sp!, slot);
       }
-      s.g.set(G.subarray(half, n), half); // the worker's half of the gradient first
+      if (gAt < 0) s.g.set(G.subarray(half, n), half); // the worker's half of the gradient first
       sp!.split(slot, [[name, range(half, n)]], () => {
-        s.g.set(G.subarray(0, half));
+        if (gAt < 0) s.g.set(G.subarray(0, half));
         (s.fns[name] as (...a: number[]) => void)(...range(0, half));
       });
     },

@@ -2,14 +2,17 @@
 // ./kernels.ts + ./emit.ts at runtime) over a shared WebAssembly.Memory, optionally split across
 // one worker thread (plus the calling thread) with a single Atomics handshake per matmul.
 //
-// Per call: A and B are copied into the wasm memory (Float32Array.set); A is packed into MR-row
+// Per call: A and B are copied into the wasm memory (Float32Array.set), unless they already live there
+// (arrays from allocArray, or other blocks of its arena: see ./arena.ts); A is packed into MR-row
 // tiles and B into NR-column panels by wasm routines (transA/transB are absorbed there), one
 // micro-kernel computes MR x NR tiles of C into a padded buffer, and the valid m x n part is copied
-// out. When split over two threads by column panels, each thread packs its own B panels; the
-// calling thread packs A and a per-call flag word tells the worker when A is ready.
+// out (or, for a C in that memory whose tiles need no padding, written in place). When split over two
+// threads by column panels, each thread packs its own B panels; the calling thread packs A, and
+// a per-call flag word tells the worker when A is ready.
 import os from 'node:os';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
+import { Arena } from './arena.ts';
 import { buildKernelModule, DEFAULT_CONFIG, defaultOrder, MAX_PAGES, MEM_FIELD, MEM_MODULE, type KernelConfig } from './kernels.ts';
 
 export interface Gemm extends Splitter {
@@ -18,6 +21,16 @@ export interface Gemm extends Splitter {
   // aOff/bOff/cOff are element offsets into the arrays (for batched calls).
   matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
          m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  /**
+   * An (m, n) float32 array in the GEMM's own memory, or null (its heap is full). A product that reads it as
+   * A or B skips the copy in; one that writes it as C skips the copy out where m and n are multiples of the
+   * tile (4 x 8). Freed by freeArray, or once garbage-collected.
+   */
+  allocArray(m: number, n: number): Float32Array | null;
+  /** Free an array from allocArray now; it must not be used afterwards. */
+  freeArray(a: Float32Array): void;
+  /** The heap inside the GEMM's memory (other wasm kernels that import that memory allocate there too). */
+  readonly arena: Arena;
   readonly threads: number;
   readonly relaxed: boolean; // whether relaxed-SIMD madd is in use (by any participating thread)
   close(): Promise<void>; // terminate workers
@@ -226,6 +239,10 @@ class GemmImpl implements Gemm {
   private workerFailed = false;
   /** modules shared with the worker (shareModule): their function names -> indices */
   private readonly shared: Map<string, number>[] = [];
+  /** the heap in this GEMM's memory (past the control block): per-call scratch, and arrays kept there */
+  readonly arena: Arena;
+  private scr = -1;
+  private scrBytes = 0;
 
   constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: Worker | null,
               private readonly parallelThreshold: number) {
@@ -236,6 +253,7 @@ class GemmImpl implements Gemm {
     this.relaxed = cfg.relaxed;
     this.f32 = new Float32Array(memory.buffer);
     this.ctl = new Int32Array(memory.buffer, 0, CTL_BYTES / 4);
+    this.arena = new Arena(memory, CTL_BYTES, MAX_PAGES * PAGE);
     if (worker) {
       // a worker that fails to start (or dies) only costs the second thread: products stay on this one
       worker.on('error', () => { this.workerFailed = true; });
@@ -282,14 +300,40 @@ class GemmImpl implements Gemm {
     }
   }
 
-  private ensure(bytes: number): void {
-    const have = this.memory.buffer.byteLength;
-    if (bytes > have) {
-      const pages = Math.ceil((bytes - have) / PAGE);
-      if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`gemm: needs ${bytes} bytes of wasm memory (max ${MAX_PAGES * PAGE})`);
-      this.memory.grow(pages);
-    }
+  private refresh(): void {
     if (this.f32.buffer.byteLength !== this.memory.buffer.byteLength) this.f32 = new Float32Array(this.memory.buffer);
+  }
+
+  /** The per-call working block (packed operands, and the operands and C that are not in place): kept between
+   *  calls, replaced by a larger one when a product needs more. Returns its byte address. */
+  private scratch(bytes: number): number {
+    if (this.scrBytes < bytes) {
+      const want = Math.max(bytes, Math.ceil(this.scrBytes * 1.25));
+      if (this.scr >= 0) this.arena.release(this.scr);
+      this.scr = -1; this.scrBytes = 0;
+      const at = this.arena.alloc(want, true);
+      if (at < 0) throw new RangeError(`gemm: needs ${bytes} bytes of wasm memory for one product (max ${MAX_PAGES * PAGE})`);
+      this.scr = at; this.scrBytes = want;
+    }
+    this.refresh();
+    return this.scr;
+  }
+
+  /**
+   * An (m, n) float32 array in this GEMM's memory, or null (the arena is full). A product that reads it as A or
+   * B skips the copy in; one that writes it as C skips the copy out (m and n multiples of the tile, 4 x 8). Its block
+   * is freed by freeArray, or once the array is garbage-collected.
+   */
+  allocArray(m: number, n: number): Float32Array | null {
+    if (m <= 0 || n <= 0) return null;
+    const addr = this.arena.alloc(4 * m * n);
+    if (addr < 0) return null;
+    return this.arena.adopt(addr, [[0, m * n]])[0];
+  }
+
+  /** Free an array from allocArray now (it must not be used afterwards). */
+  freeArray(a: Float32Array): void {
+    this.arena.drop(this.arena.addressOf(a));
   }
 
   matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
@@ -299,36 +343,52 @@ class GemmImpl implements Gemm {
     if (aOff + m * k > a.length || bOff + k * n > b.length || cOff + m * n > c.length)
       throw new RangeError('gemm: operand too small for the given shape/offset');
     if (k <= 0) { c.fill(0, cOff, cOff + m * n); return; }
-    const { mr, nr } = this;
+    const { mr, nr, arena } = this;
     const panels = Math.ceil(n / nr);
     const tiles = Math.ceil(m / mr);
     const mPad = tiles * mr;
     const ldc = panels * nr;
     const al = (x: number) => (x + 15) & ~15; // 64-byte alignment in floats
-    // float offsets
-    const aBase = CTL_BYTES / 4;
     const aLen = m * k + (mr - 1) * k + mr; // slack: padded rows (N) / trailing lanes (T)
-    const apBase = al(aBase + aLen);
-    const bBase = al(apBase + tiles * k * mr);
     const bLen = k * n + nr; // slack: the last panel reads up to NR-1 past the end (N)
-    const bpBase = al(bBase + bLen);
-    const cBase = al(bpBase + panels * k * nr);
-    const end = cBase + mPad * ldc;
+    // operands already in this memory are read in place: the slack past their end then holds whatever
+    // lies there, which only reaches C's padding rows and columns, never copied out
+    const aAt = arena.addressOf(a), bAt = arena.addressOf(b), cAt = arena.addressOf(c);
+    const aIn = aAt >= 0 ? aAt + 4 * aOff : -1, bIn = bAt >= 0 ? bAt + 4 * bOff : -1;
+    // C is written in place when its tiles have no padding (rows or columns): the kernel then writes exactly C
+    const cIn = cAt >= 0 && ldc === n && mPad === m ? cAt + 4 * cOff : -1;
+    // scratch layout (float offsets from its start)
+    let o = 0;
+    const aOfs = aIn < 0 ? o : -1; if (aIn < 0) o = al(o + aLen);
+    const apOfs = o; o = al(o + tiles * k * mr);
+    const bOfs = bIn < 0 ? o : -1; if (bIn < 0) o = al(o + bLen);
+    const bpOfs = o; o = al(o + panels * k * nr);
+    const cOfs = cIn < 0 ? o : -1; if (cIn < 0) o = al(o + mPad * ldc);
     const macs = m * n * k;
     const parallel = (this.parallelThreshold === DEFAULT_SPLIT ? macs >= DEFAULT_SPLIT && (m >= 32 || macs >= 8 * DEFAULT_SPLIT)
       : macs >= this.parallelThreshold) && (panels >= 2 || tiles >= 2) && this.workerAwake();
     if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while we copy the operands in
-    this.ensure(end * 4);
+    const base = this.scratch(4 * o) / 4;
+    if (aIn >= 0 || bIn >= 0) {
+      if (!arena.ensure(Math.max(aIn + 4 * aLen, bIn + 4 * bLen))) throw new RangeError('gemm: operand slack past the end of the wasm memory');
+      this.refresh();
+    }
     const f = this.f32;
-    f.set(a.subarray(aOff, aOff + m * k), aBase);
-    f.fill(0, aBase + m * k, aBase + aLen);
-    f.set(b.subarray(bOff, bOff + k * n), bBase);
-    f.fill(0, bBase + k * n, bBase + bLen);
+    const aBase = base + aOfs, bBase = base + bOfs;
+    if (aIn < 0) {
+      f.set(a.subarray(aOff, aOff + m * k), aBase);
+      f.fill(0, aBase + m * k, aBase + aLen);
+    }
+    if (bIn < 0) {
+      f.set(b.subarray(bOff, bOff + k * n), bBase);
+      f.fill(0, bBase + k * n, bBase + bLen);
+    }
+    const apBase = base + apOfs, bpBase = base + bpOfs, cBase = cIn >= 0 ? cIn / 4 : base + cOfs;
 
     const q = this.params;
     q[0] = transA ? 1 : 0; q[1] = transB ? 1 : 0;
-    q[2] = aBase * 4; q[3] = transA ? m * 4 : k * 4; q[4] = apBase * 4;
-    q[5] = bBase * 4; q[6] = transB ? n : n * 4;
+    q[2] = aIn >= 0 ? aIn : aBase * 4; q[3] = transA ? m * 4 : k * 4; q[4] = apBase * 4;
+    q[5] = bIn >= 0 ? bIn : bBase * 4; q[6] = transB ? n : n * 4;
     q[7] = bpBase * 4; q[8] = cBase * 4; q[9] = ldc * 4; q[10] = k;
     q[19] = 0; q[20] = 0;
     const set = (t0: number, t1: number, p0: number, p1: number, q0: number, q1: number, a0: number, a1: number) => {
@@ -363,6 +423,7 @@ class GemmImpl implements Gemm {
       this.join();
     }
 
+    if (cIn >= 0) return; // written in place
     // copy the valid m x n block out
     const f2 = this.f32;
     if (ldc === n) c.set(f2.subarray(cBase, cBase + m * n), cOff);
