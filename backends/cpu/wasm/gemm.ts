@@ -6,7 +6,7 @@
 // (arrays from allocArray, or other blocks of its arena: see ./arena.ts); A is packed into MR-row
 // tiles and B into NR-column panels by wasm routines (transA/transB are absorbed there), one
 // micro-kernel computes MR x NR tiles of C into a padded buffer, and the valid m x n part is copied
-// out (or, for a C in that memory whose tiles need no padding, written in place). When split over two
+// out (or, for a C in that memory, written in place, edge tiles clipped by the kernel). When split over two
 // threads by column panels, each thread packs its own B panels; the calling thread packs A, and
 // a per-call flag word tells the worker when A is ready.
 import os from 'node:os';
@@ -23,8 +23,8 @@ export interface Gemm extends Splitter {
          m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   /**
    * An (m, n) float32 array in the GEMM's own memory, or null (its heap is full). A product that reads it as
-   * A or B skips the copy in; one that writes it as C skips the copy out where m and n are multiples of the
-   * tile (4 x 8). Freed by freeArray, or once garbage-collected.
+   * A or B skips the copy in; one that writes it as C skips the copy out. Freed by freeArray, or once
+   * garbage-collected.
    */
   allocArray(m: number, n: number): Float32Array | null;
   /** Free an array from allocArray now; it must not be used afterwards. */
@@ -93,8 +93,9 @@ const AWAKE = 7;
 const RET = 32, CALLS = 48, CALLS_END = CTL_BYTES / 8;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
-//         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none)
-const NPRM = 21;
+//         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
+//         tLast, mEdge, pLast, nEdge (the edge tiles of a C written in place: see the kernel's gemm)
+const NPRM = 25;
 // Atomics.load polls before the worker sleeps (~3-5 ms). A training step runs elementwise work for
 // 0.1-1 ms between matmuls; a worker that slept after ~20 us took so long to wake on this VM that
 // 2 threads ran the VAE's matmuls at 33-50 GFLOPS in place, 1 thread at 37-43 (9.0 vs 9.6-12.1 ms of
@@ -115,6 +116,7 @@ const JOB_SRC = `
   const transA = q[0], transB = q[1], aRaw = q[2], lda = q[3], aPack = q[4], bRaw = q[5], ldbOrN = q[6];
   const bp = q[7], cPtr = q[8], ldc = q[9], k = q[10], t0 = q[11], t1 = q[12], p0 = q[13], p1 = q[14];
   const q0 = q[15], q1 = q[16], a0 = q[17], a1 = q[18], setFlag = q[19], waitFlag = q[20];
+  const tLast = q[21], mEdge = q[22], pLast = q[23], nEdge = q[24];
   if (a1 > a0) (transA ? ex.packAT : ex.packAN)(aRaw, aPack, k, lda, a0, a1);
   if (setFlag) { Atomics.store(ctl, setFlag, seq); Atomics.notify(ctl, setFlag); }
   if (q1 > q0) (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, q0, q1);
@@ -127,7 +129,7 @@ const JOB_SRC = `
       Atomics.wait(ctl, waitFlag, Atomics.load(ctl, waitFlag), 1);
     }
   }
-  if (p1 > p0 && t1 > t0) ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1);
+  if (p1 > p0 && t1 > t0) ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge);
 `;
 
 type JobFn = (ex: Exports, q: Int32Array, ctl: Int32Array, seq: number, abandon: () => boolean) => void;
@@ -321,7 +323,7 @@ class GemmImpl implements Gemm {
 
   /**
    * An (m, n) float32 array in this GEMM's memory, or null (the arena is full). A product that reads it as A or
-   * B skips the copy in; one that writes it as C skips the copy out (m and n multiples of the tile, 4 x 8). Its block
+   * B skips the copy in; one that writes it as C skips the copy out. Its block
    * is freed by freeArray, or once the array is garbage-collected.
    */
   allocArray(m: number, n: number): Float32Array | null {
@@ -355,8 +357,8 @@ class GemmImpl implements Gemm {
     // lies there, which only reaches C's padding rows and columns, never copied out
     const aAt = arena.addressOf(a), bAt = arena.addressOf(b), cAt = arena.addressOf(c);
     const aIn = aAt >= 0 ? aAt + 4 * aOff : -1, bIn = bAt >= 0 ? bAt + 4 * bOff : -1;
-    // C is written in place when its tiles have no padding (rows or columns): the kernel then writes exactly C
-    const cIn = cAt >= 0 && ldc === n && mPad === m ? cAt + 4 * cOff : -1;
+    // C is written in place, its edge tiles clipped to m x n by the kernel
+    const cIn = cAt >= 0 ? cAt + 4 * cOff : -1;
     // scratch layout (float offsets from its start)
     let o = 0;
     const aOfs = aIn < 0 ? o : -1; if (aIn < 0) o = al(o + aLen);
@@ -389,7 +391,8 @@ class GemmImpl implements Gemm {
     q[0] = transA ? 1 : 0; q[1] = transB ? 1 : 0;
     q[2] = aIn >= 0 ? aIn : aBase * 4; q[3] = transA ? m * 4 : k * 4; q[4] = apBase * 4;
     q[5] = bIn >= 0 ? bIn : bBase * 4; q[6] = transB ? n : n * 4;
-    q[7] = bpBase * 4; q[8] = cBase * 4; q[9] = ldc * 4; q[10] = k;
+    q[7] = bpBase * 4; q[8] = cBase * 4; q[9] = (cIn >= 0 ? n : ldc) * 4; q[10] = k;
+    q[21] = tiles - 1; q[22] = cIn >= 0 ? m - (tiles - 1) * mr : mr; q[23] = panels - 1; q[24] = cIn >= 0 ? n - (panels - 1) * nr : nr;
     q[19] = 0; q[20] = 0;
     const set = (t0: number, t1: number, p0: number, p1: number, q0: number, q1: number, a0: number, a1: number) => {
       q[11] = t0; q[12] = t1; q[13] = p0; q[14] = p1; q[15] = q0; q[16] = q1; q[17] = a0; q[18] = a1;

@@ -35,14 +35,17 @@ export const MEM_MODULE = 'env';
 export const MEM_FIELD = 'mem';
 export const MAX_PAGES = 32768; // 2 GiB
 
-/** gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1): for panels p in [p0,p1) and row tiles t in
- *  [t0,t1), C tile = packed A tile @ packed B panel. */
+/** gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge): for panels p in [p0,p1)
+ *  and row tiles t in [t0,t1), C tile = packed A tile @ packed B panel. Tile tLast stores only its first
+ *  mEdge rows and panel pLast its first nEdge columns (mEdge = MR and nEdge = NR store whole tiles), so C
+ *  can be the caller's exact m x n array, with row stride ldc = 4n bytes. */
 function emitGemm(c: Code, cfg: KernelConfig): void {
   const { mr, nv, relaxed, order } = cfg;
   const nrBytes = nv * 16, aStep = mr * 4;
-  const [aPack, bp, cPtr, ldc, t0, t1, k, p0, p1] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const p = c.local(I32), t = c.local(I32), pa = c.local(I32), pb = c.local(I32), pbEnd = c.local(I32);
   const pbBase = c.local(I32), crow = c.local(I32), aTile = c.local(I32), kB = c.local(I32);
+  const rows = c.local(I32), cols = c.local(I32);
   const acc: number[][] = [];
   for (let r = 0; r < mr; r++) { acc.push([]); for (let v = 0; v < nv; v++) acc[r].push(c.local(V128)); }
   const bv: number[] = [];
@@ -84,12 +87,30 @@ function emitGemm(c: Code, cfg: KernelConfig): void {
   c.get(pa).i32(aStep).i32Add().set(pa);
   c.get(pb).i32(nrBytes).i32Add().tee(pb).get(pbEnd).i32Ne().brIf(0);
   c.end();
-  // store the tile
+  // store the tile: whole, or (edge tiles) its first `rows` rows and `cols` columns lane by lane
   c.get(cPtr).get(t).i32(mr).i32Mul().get(ldc).i32Mul().i32Add().get(p).i32(nrBytes).i32Mul().i32Add().set(crow);
+  c.get(mEdge).i32(mr).get(t).get(tLast).i32Eq().select().set(rows);
+  c.get(nEdge).i32(nv * 4).get(p).get(pLast).i32Eq().select().set(cols);
+  c.get(rows).i32(mr).i32Eq().get(cols).i32(nv * 4).i32Eq().i32And();
+  c.if_();
   for (let r = 0; r < mr; r++) {
     for (let v = 0; v < nv; v++) c.get(crow).get(acc[r][v]).v128Store(v * 16);
     if (r + 1 < mr) c.get(crow).get(ldc).i32Add().set(crow);
   }
+  c.else_();
+  for (let r = 0; r < mr; r++) {
+    c.get(rows).i32(r).i32GtS().if_();
+    for (let v = 0; v < nv; v++) {
+      for (let l = 0; l < 4; l++) {
+        c.get(cols).i32(v * 4 + l).i32GtS().if_();
+        c.get(crow).get(acc[r][v]).f32x4ExtractLane(l).f32Store(v * 16 + l * 4);
+        c.end();
+      }
+    }
+    c.end();
+    if (r + 1 < mr) c.get(crow).get(ldc).i32Add().set(crow);
+  }
+  c.end();
   c.get(t).i32(1).i32Add().set(t);
   c.br(0);
   c.end().end();
@@ -306,12 +327,12 @@ function emitPackT(c: Code, cfg: KernelConfig): void {
 }
 
 const P6 = [I32, I32, I32, I32, I32, I32] as const;
-const P9 = [I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
+const P13 = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
 
 /** Build the module bytes (memory imported as env.mem, shared). */
 export function buildKernelModule(cfg: KernelConfig): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder({ module: MEM_MODULE, field: MEM_FIELD, initialPages: 1, maxPages: MAX_PAGES, shared: true });
-  m.func('gemm', [...P9], [], (c) => emitGemm(c, cfg));
+  m.func('gemm', [...P13], [], (c) => emitGemm(c, cfg));
   m.func('packAN', [...P6], [], (c) => emitPackAN(c, cfg));
   m.func('packAT', [...P6], [], (c) => emitPackAT(c, cfg));
   m.func('packN', [...P6], [], (c) => emitPackN(c, cfg));
