@@ -1,5 +1,7 @@
 // Matmul throughput on the VAE's shapes: plain-JS register-blocked reference vs the wasm SIMD
-// GEMM on 1 and 2 threads.   Run: npx tsx bench/matmul.ts [--relaxed] [--ms=400]
+// GEMM on 1 and 2 threads, with the operands in ordinary arrays (copied in, C copied out) and in
+// place (A, B and C arrays of the GEMM's own memory, as the CPU backend's matmul outputs and Adam's
+// parameters are).   Run: npx tsx bench/matmul.ts [--relaxed] [--ms=400]
 //
 // Timing: each call is timed on its own; we report the best (min) and the median per-call time
 // as GFLOPS (2*m*n*k / t). The machine may be shared, so the script also prints how busy the
@@ -97,7 +99,7 @@ console.log('GFLOPS as best / median');
 const workerUrl = new URL('./matmul_indep_worker.ts', import.meta.url).href;
 const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(workerUrl)}); })`;
 const indep = [0, 1].map(() => new Worker(boot, { eval: true, workerData: { relaxed } }));
-async function measureIndep(s: { m: number; n: number; k: number; tA: boolean; tB: boolean }, ms: number): Promise<{ best: number; median: number }> {
+async function measureIndep(s: { m: number; n: number; k: number; tA: boolean; tB: boolean; inPlace: boolean }, ms: number): Promise<{ best: number; median: number }> {
   const startAt = Date.now() + 100;
   const rs = await Promise.all(indep.map((w) => new Promise<{ best: number; median: number }>((resolve, reject) => {
     const onError = (e: Error) => { w.off('message', onMessage); reject(e); };
@@ -108,7 +110,8 @@ async function measureIndep(s: { m: number; n: number; k: number; tA: boolean; t
   })));
   return { best: rs[0].best + rs[1].best, median: rs[0].median + rs[1].median };
 }
-console.log(`${'shape'.padEnd(24)} ${'plain JS'.padStart(13)} ${'wasm 1 thread'.padStart(15)} ${'wasm 2 threads'.padStart(15)} ${'2 x 1 thread'.padStart(15)}`);
+const COLS = ['plain JS', 'wasm 1 thread', 'wasm 2 threads', '2 x 1 thread', 'wasm 2 threads in place', '2 x 1 thread in place'];
+console.log(`${'shape'.padEnd(24)} ${COLS.map((c) => c.padStart(Math.max(15, c.length))).join(' ')}`);
 const cpu0 = cpuTimes(), wall0 = performance.now(), own0 = process.cpuUsage();
 const fmt = (r: { best: number; median: number }) => `${r.best.toFixed(1)} / ${r.median.toFixed(1)}`;
 for (const s of shapes) {
@@ -118,16 +121,24 @@ for (const s of shapes) {
   const c = new Float32Array(m * n);
   const flops = 2 * m * n * k;
   const js = measure(() => jsMatmul(a, b, c, m, n, k, tA, tB), flops);
-  const t1: number[] = [], t2: number[] = [], i2s: { best: number; median: number }[] = [];
+  // the same operands as arrays of g2's memory
+  const inMem = (x: Float32Array, rows: number, cols: number) => { const r = g2.allocArray(rows, cols)!; r.set(x); return r; };
+  const aIn = inMem(a, m, k), bIn = inMem(b, k, n), cIn = g2.allocArray(m, n)!;
+  const t1: number[] = [], t2: number[] = [], t2in: number[] = [];
+  const i2s: { best: number; median: number }[] = [], i2ins: { best: number; median: number }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     t1.push(...timeCalls(() => g1.matmul(a, 0, b, 0, c, 0, m, n, k, tA, tB), budgetMs / ROUNDS));
     t2.push(...timeCalls(() => g2.matmul(a, 0, b, 0, c, 0, m, n, k, tA, tB), budgetMs / ROUNDS));
-    i2s.push(await measureIndep(s, budgetMs / ROUNDS));
+    t2in.push(...timeCalls(() => g2.matmul(aIn, 0, bIn, 0, cIn, 0, m, n, k, tA, tB), budgetMs / ROUNDS));
+    i2s.push(await measureIndep({ ...s, inPlace: false }, budgetMs / ROUNDS));
+    i2ins.push(await measureIndep({ ...s, inPlace: true }, budgetMs / ROUNDS));
   }
-  const w1 = stats(t1, flops), w2 = stats(t2, flops);
-  // the ceiling: its best round, and the median round's median
-  const i2 = { best: Math.max(...i2s.map((x) => x.best)), median: i2s.map((x) => x.median).sort((x, y) => x - y)[ROUNDS >> 1] };
-  console.log(`${s.name.padEnd(24)} ${fmt(js).padStart(13)} ${fmt(w1).padStart(15)} ${fmt(w2).padStart(15)} ${fmt(i2).padStart(15)}`);
+  for (const x of [aIn, bIn, cIn]) g2.freeArray(x);
+  // a ceiling: its best round, and the median round's median
+  const ceil = (xs: { best: number; median: number }[]) =>
+    ({ best: Math.max(...xs.map((x) => x.best)), median: xs.map((x) => x.median).sort((x, y) => x - y)[ROUNDS >> 1] });
+  const cells = [js, stats(t1, flops), stats(t2, flops), ceil(i2s), stats(t2in, flops), ceil(i2ins)];
+  console.log(`${s.name.padEnd(24)} ${cells.map((x, i) => fmt(x).padStart(Math.max(15, COLS[i].length))).join(' ')}`);
 }
 for (const w of indep) w.postMessage('stop');
 const cpu1 = cpuTimes(), wall = performance.now() - wall0, own = process.cpuUsage(own0);

@@ -103,17 +103,18 @@ if (!skip.has('webgpu')) {
 if (!skip.has('matmul')) {
   section('gapgrad matmul');
   const r = await runChild(process.execPath, [...GG, 'bench/matmul.ts', `--ms=${quick ? 100 : 200}`], 300);
-  const re = /^(.+?)\s+([\d.]+) \/ ([\d.]+)\s+([\d.]+) \/ ([\d.]+)\s+([\d.]+) \/ ([\d.]+)\s+([\d.]+) \/ ([\d.]+)\s*$/;
+  // a row: the shape's name, then one 'best / median' pair per column of COLS in bench/matmul.ts
+  const cols = ['plain JS', 'wasm 1 thread', 'wasm 2 threads', '2 x 1 thread', 'wasm 2 threads in place', '2 x 1 thread in place'];
   for (const line of r.stdout.split('\n')) {
-    const m = re.exec(line);
-    if (!m) {
+    const pairs = [...line.matchAll(/([\d.]+) \/ ([\d.]+)/g)];
+    if (pairs.length !== cols.length) {
       if (line.startsWith('CPU used by other')) gg.otherCpu = line.trim();
       const rx = /wasm relaxed madd: ([^;]+)/.exec(line);
       if (rx) gg.relaxed = rx[1];
       continue;
     }
-    const cols = ['plain JS', 'wasm 1 thread', 'wasm 2 threads', '2 x 1 thread'];
-    cols.forEach((c, i) => { (gg.matmul[c] ??= {})[m[1].trim()] = { best: Number(m[2 + 2 * i]), median: Number(m[3 + 2 * i]) }; });
+    const name = line.slice(0, pairs[0].index).trim();
+    cols.forEach((c, i) => { (gg.matmul[c] ??= {})[name] = { best: Number(pairs[i][1]), median: Number(pairs[i][2]) }; });
   }
   if (r.code !== 0) notes.push(`gapgrad matmul: ${why(r)}`);
 }
@@ -217,21 +218,27 @@ if (Object.keys(gg.matmul).length) {
   const shapes = Object.keys(gg.matmul['wasm 1 thread'] ?? {});
   const tm = (t: string, s: string): number | undefined => torch?.matmul?.[t]?.[s]?.best_gflops;
   const tj = (b: string, s: string): number | undefined => tfjs?.backends?.[b]?.matmul?.[s]?.best_gflops;
-  const g1 = (s: string) => gg.matmul['wasm 1 thread']?.[s]?.best, g2 = (s: string) => gg.matmul['wasm 2 threads']?.[s]?.best;
-  const g11 = (s: string) => gg.matmul['2 x 1 thread']?.[s]?.best;
+  const col = (c: string) => (s: string) => gg.matmul[c]?.[s]?.best;
+  const g1 = col('wasm 1 thread'), g2 = col('wasm 2 threads'), g11 = col('2 x 1 thread');
+  const g2in = col('wasm 2 threads in place'), g11in = col('2 x 1 thread in place');
   // the machine's ceiling for two threads: two independent 1-thread GEMMs at once, their GFLOPS summed
-  const headers = ['shape', 'gapgrad plain JS', 'gapgrad wasm 1T', 'gapgrad wasm 2T', '2 x 1T at once (ceiling)', '2T / ceiling'];
+  const headers = ['shape', 'gapgrad plain JS', 'gapgrad wasm 1T', 'gapgrad wasm 2T', '2 x 1T at once (ceiling)', '2T / ceiling',
+    'gapgrad wasm 2T, in place', '2 x 1T in place (ceiling)', '2T in place / ceiling'];
   if (torch) headers.push('torch 1T', 'torch 2T', 'ratio 1T vs torch', 'ratio 2T vs torch');
   if (tfjs) headers.push('tfjs-wasm 1T', 'tfjs-cpu', 'ratio 1T vs tfjs-wasm', 'ratio 1T vs tfjs-cpu');
   const rows = shapes.map((s) => {
-    const r = [s, f(gg.matmul['plain JS']?.[s]?.best), f(g1(s)), f(g2(s)), f(g11(s)), ratio(g2(s), g11(s))];
-    if (torch) r.push(f(tm('1', s)), f(tm('2', s)), ratio(tm('1', s), g1(s)), ratio(tm('2', s), g2(s)));
+    const r = [s, f(gg.matmul['plain JS']?.[s]?.best), f(g1(s)), f(g2(s)), f(g11(s)), ratio(g2(s), g11(s)),
+      f(g2in(s)), f(g11in(s)), ratio(g2in(s), g11in(s))];
+    if (torch) r.push(f(tm('1', s)), f(tm('2', s)), ratio(tm('1', s), g1(s)), ratio(tm('2', s), g2in(s) ?? g2(s)));
     if (tfjs) r.push(f(tj('wasm', s)), f(tj('cpu', s), 2), ratio(tj('wasm', s), g1(s)), ratio(tj('cpu', s), g1(s)));
     return r;
   });
   emit('', '## Matmul, GFLOPS (best per-call time)', '', table(headers, rows));
   emit('', '"2 x 1T at once": two independent 1-thread GEMMs on two worker threads, timed over the same window, their ' +
-    'GFLOPS summed: what this machine gives two threads that never wait for each other, the ceiling for a 2-thread GEMM.');
+    'GFLOPS summed: what this machine gives two threads that never wait for each other, the ceiling for a 2-thread GEMM. ' +
+    '"In place": A, B and C are arrays of the GEMM\'s own memory (as the CPU backend keeps matmul outputs and Adam\'s ' +
+    'parameters), so nothing is copied in or out; otherwise they are ordinary arrays, copied in and out per call. ' +
+    '"ratio 2T vs torch" uses the in-place column.');
   if (gg.relaxed) emit('', `Relaxed-SIMD fused multiply-add in the wasm matmul (node flags: ${nodeFlags().join(' ') || 'none needed'}): ${gg.relaxed}.`);
   if (gg.otherCpu) emit('', `bench/matmul.ts: ${gg.otherCpu}`);
 }

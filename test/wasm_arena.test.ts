@@ -237,3 +237,62 @@ describe('CPU backend: matmul outputs and Adam parameters in the GEMM memory', (
     }
   });
 });
+
+describe('GEMM epilogue (bias, relu as the tiles are stored)', () => {
+  let g1: Gemm, g2: Gemm;
+  beforeAll(async () => { g1 = createGemmSync(); g2 = await createGemm({ threads: 2, parallelThreshold: 1 }); });
+  afterAll(async () => { await g2.close(); await g1.close(); });
+
+  /** the product, then the CPU backend's JS epilogue: the values the fused path must reproduce bit for bit */
+  function reference(g: Gemm, a: Float32Array, b: Float32Array, bias: Float32Array | null, relu: boolean,
+                     m: number, n: number, k: number, tA: boolean, tB: boolean): Float32Array {
+    const C = new Float32Array(m * n);
+    g.matmul(a, 0, b, 0, C, 0, m, n, k, tA, tB);
+    for (let o = 0; o < m * n; o += n) {
+      for (let j = 0; j < n; j++) {
+        const x = bias ? C[o + j] + bias[j] : C[o + j];
+        C[o + j] = relu ? Math.max(x, 0) : x;
+      }
+    }
+    return C;
+  }
+
+  it('bit-identical to the product followed by the add and relu, NaN, infinities and signed zeros included (property)', () => {
+    const special = [NaN, Infinity, -Infinity, -0, 0];
+    fc.assert(fc.property(fc.record({
+      m: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 1, max: 40 }), k: fc.integer({ min: 0, max: 40 }),
+      tA: fc.boolean(), tB: fc.boolean(), hasBias: fc.boolean(), relu: fc.boolean(), biasIn: fc.boolean(), cIn: fc.boolean(),
+      two: fc.boolean(), seed: fc.nat(),
+    }), (cs) => {
+      const { m, n, k, tA, tB, relu } = cs;
+      const g = cs.two ? g2 : g1;
+      const rnd = mulberry32(cs.seed);
+      const a = randArray(m * k, rnd), b = randArray(k * n, rnd);
+      if (k > 0 && rnd() < 0.3) a[Math.floor(rnd() * a.length)] = special[Math.floor(rnd() * 5)];
+      let bias: Float32Array | null = null;
+      if (cs.hasBias) {
+        bias = cs.biasIn ? g.allocArray(1, n)! : new Float32Array(n);
+        for (let j = 0; j < n; j++) bias[j] = rnd() < 0.2 ? special[Math.floor(rnd() * 5)] : rnd() * 2 - 1;
+      }
+      const want = reference(g, a, b, bias, relu, m, n, k, tA, tB);
+      const C = cs.cIn ? g.allocArray(m, n)! : new Float32Array(m * n);
+      g.matmul(a, 0, b, 0, C, 0, m, n, k, tA, tB, { bias, relu });
+      const ok = C.every((v, i) => Object.is(v, want[i]));
+      for (const x of [bias, C]) if (x && g.arena.addressOf(x) >= 0) g.freeArray(x);
+      return ok;
+    }), { numRuns: 300, seed: 21 });
+  });
+
+  it('the CPU backend fuses linear + relu through it, with the values of the unfused ops', () => {
+    const be = new CpuBackend();
+    const rnd = mulberry32(9);
+    const x = be.fromArray(randArray(100 * 256, rnd)) as CpuBuf, w = be.fromArray(randArray(300 * 256, rnd)) as CpuBuf;
+    const bias = be.fromArray(randArray(300, rnd)) as CpuBuf;
+    const args = { a: x, b: w, batch: 1, m: 100, n: 300, k: 256, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0 };
+    const fused = be.matmulBiasAct(args, bias, 'relu') as CpuBuf;
+    const plain = be.matmul(args) as CpuBuf;
+    const want = Float32Array.from(plain.data, (v, i) => Math.max(v + bias.data[i % 300], 0));
+    expect(Array.from(fused.data)).toEqual(Array.from(want));
+    expect((be.gemm as Gemm).arena.addressOf(fused.data)).toBeGreaterThanOrEqual(0);
+  });
+});

@@ -9,7 +9,7 @@ import { collapse } from '../../engine/views.ts';
 import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
-import { createGemmBackground, type Gemm, type Splitter } from './wasm/gemm.ts';
+import { createGemmBackground, type Epilogue, type Gemm, type Splitter } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
 import { ewF32, ewWasmOp } from './wasm/elementwise.ts';
 
@@ -31,7 +31,7 @@ export interface FastGemm {
 
 /** A FastGemm with a heap in its own memory (the wasm GEMM): matmul outputs and Adam's parameters live there,
  *  so the products that read or write them skip their copies. */
-type ArenaGemm = FastGemm & Pick<Gemm, 'allocArray' | 'freeArray' | 'arena'>;
+type ArenaGemm = FastGemm & Pick<Gemm, 'allocArray' | 'freeArray' | 'arena' | 'matmul'>;
 const hasArena = (g: FastGemm | null): g is ArenaGemm =>
   g !== null && typeof (g as Partial<ArenaGemm>).allocArray === 'function' && (g as Partial<ArenaGemm>).arena !== undefined;
 
@@ -414,6 +414,11 @@ export class CpuBackend implements Backend {
   }
 
   matmul(p: MatmulArgs): Buf {
+    return this.product(p, null);
+  }
+
+  /** matmul, with the wasm GEMM's epilogue (bias, relu) where it runs the product; whether it did is in `fused` */
+  private product(p: MatmulArgs, epi: (Epilogue & { fused?: boolean }) | null): CpuBuf {
     const { batch, m, n, k } = p;
     const A = (p.a as CpuBuf).data, B = (p.b as CpuBuf).data;
     const dtype = p.a.dtype;
@@ -423,11 +428,15 @@ export class CpuBackend implements Backend {
     const home = g && hasArena(g) && batch * m * n >= this.residentMin ? g : null;
     const R = home ? home.allocArray(batch * m, n) : null;
     const C = R ?? this.take(dtype, batch * m * n);
+    // only the wasm GEMM (which has an arena) takes an epilogue; another FastGemm would ignore it
+    const fuse = epi !== null && g !== null && hasArena(g);
     for (let bt = 0; bt < batch; bt++) {
       const ao = bt * p.aBatchStride, bo = bt * p.bBatchStride, co = bt * m * n;
-      if (g) g.matmul(A as Float32Array, ao, B as Float32Array, bo, C as Float32Array, co, m, n, k, p.transA, p.transB);
+      if (fuse) g.matmul(A as Float32Array, ao, B as Float32Array, bo, C as Float32Array, co, m, n, k, p.transA, p.transB, epi);
+      else if (g) g.matmul(A as Float32Array, ao, B as Float32Array, bo, C as Float32Array, co, m, n, k, p.transA, p.transB);
       else matmulJs(A, ao, B, bo, C, co, m, n, k, p.transA, p.transB);
     }
+    if (epi) epi.fused = fuse;
     if (!R) return this.track(C);
     const buf = this.track(C, false);
     buf.home = home;
@@ -436,10 +445,13 @@ export class CpuBackend implements Backend {
 
   /** act(A @ B + bias) in one pass over the product: the same float values as matmul, add and relu. */
   matmulBiasAct(p: MatmulArgs, bias: Buf | null, act: 'relu' | 'none'): Buf {
-    const out = this.matmul(p) as CpuBuf;
-    const C = out.data, n = p.n, len = C.length;
     const Bv = bias ? (bias as CpuBuf).data : null;
     const relu = act === 'relu';
+    // the wasm GEMM adds the bias and applies relu as it stores each tile
+    const epi = { bias: Bv instanceof Float32Array ? Bv : null, relu, fused: false };
+    const out = this.product(p, Bv === null || Bv instanceof Float32Array ? epi : null);
+    if (epi.fused) return out;
+    const C = out.data, n = p.n, len = C.length;
     if (Bv) {
       for (let o = 0; o < len; o += n) {
         if (relu) for (let j = 0; j < n; j++) C[o + j] = Math.max(C[o + j] + Bv[j], 0);

@@ -194,6 +194,8 @@ export class Code {
   /** pseudo-min / max: pmin(a, b) = b < a ? b : a, pmax(a, b) = a < b ? b : a (one minps / maxps on x64) */
   f32x4Pmin(): this { return this.simd(0xea); }
   f32x4Pmax(): this { return this.simd(0xeb); }
+  /** IEEE-754 maximum: NaN if either is NaN, max(-0, +0) = +0 */
+  f32x4Max(): this { return this.simd(0xe9); }
   f32x4ConvertI32x4S(): this { return this.simd(0xfa); }
 
   /** Encoded function body (locals + instructions + final end). */

@@ -18,9 +18,11 @@ import { buildKernelModule, DEFAULT_CONFIG, defaultOrder, MAX_PAGES, MEM_FIELD, 
 export interface Gemm extends Splitter {
   // C (m x n, row-major, contiguous) = op(A) @ op(B), overwritten (not accumulated).
   // A is stored (m, k) row-major, or (k, m) if transA. B is stored (k, n), or (n, k) if transB.
-  // aOff/bOff/cOff are element offsets into the arrays (for batched calls).
+  // aOff/bOff/cOff are element offsets into the arrays (for batched calls). With `epi`, C is then
+  // act(C + bias) (bias: n floats added to every row), computed as each tile is stored: the same float32
+  // values as a separate add and relu.
   matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
-         m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+         m: number, n: number, k: number, transA: boolean, transB: boolean, epi?: Epilogue): void;
   /**
    * An (m, n) float32 array in the GEMM's own memory, or null (its heap is full). A product that reads it as
    * A or B skips the copy in; one that writes it as C skips the copy out. Freed by freeArray, or once
@@ -37,6 +39,9 @@ export interface Gemm extends Splitter {
   /** Resolves once the worker thread (if any) is up; rejects if it failed to start. */
   ready(): Promise<void>;
 }
+
+/** What matmul applies to C as its tiles are stored. */
+export interface Epilogue { bias?: Float32Array | null; relu?: boolean }
 
 /** The GEMM's worker thread as other kernels use it, to run their own wasm exports on part of the work (the
  *  estimator kernels, Adam). */
@@ -94,8 +99,9 @@ const RET = 32, CALLS = 48, CALLS_END = CTL_BYTES / 8;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
-//         tLast, mEdge, pLast, nEdge (the edge tiles of a C written in place: see the kernel's gemm)
-const NPRM = 25;
+//         tLast, mEdge, pLast, nEdge (the edge tiles of a C written in place: see the kernel's gemm),
+//         bias (byte address, 0 = none), relu (the epilogue)
+const NPRM = 27;
 // Atomics.load polls before the worker sleeps (~3-5 ms). A training step runs elementwise work for
 // 0.1-1 ms between matmuls; a worker that slept after ~20 us took so long to wake on this VM that
 // 2 threads ran the VAE's matmuls at 33-50 GFLOPS in place, 1 thread at 37-43 (9.0 vs 9.6-12.1 ms of
@@ -116,7 +122,7 @@ const JOB_SRC = `
   const transA = q[0], transB = q[1], aRaw = q[2], lda = q[3], aPack = q[4], bRaw = q[5], ldbOrN = q[6];
   const bp = q[7], cPtr = q[8], ldc = q[9], k = q[10], t0 = q[11], t1 = q[12], p0 = q[13], p1 = q[14];
   const q0 = q[15], q1 = q[16], a0 = q[17], a1 = q[18], setFlag = q[19], waitFlag = q[20];
-  const tLast = q[21], mEdge = q[22], pLast = q[23], nEdge = q[24];
+  const tLast = q[21], mEdge = q[22], pLast = q[23], nEdge = q[24], bias = q[25], relu = q[26];
   if (a1 > a0) (transA ? ex.packAT : ex.packAN)(aRaw, aPack, k, lda, a0, a1);
   if (setFlag) { Atomics.store(ctl, setFlag, seq); Atomics.notify(ctl, setFlag); }
   if (q1 > q0) (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, q0, q1);
@@ -129,7 +135,7 @@ const JOB_SRC = `
       Atomics.wait(ctl, waitFlag, Atomics.load(ctl, waitFlag), 1);
     }
   }
-  if (p1 > p0 && t1 > t0) ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge);
+  if (p1 > p0 && t1 > t0) ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge, bias, relu);
 `;
 
 type JobFn = (ex: Exports, q: Int32Array, ctl: Int32Array, seq: number, abandon: () => boolean) => void;
@@ -339,12 +345,22 @@ class GemmImpl implements Gemm {
   }
 
   matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
-         m: number, n: number, k: number, transA: boolean, transB: boolean): void {
+         m: number, n: number, k: number, transA: boolean, transB: boolean, epi?: Epilogue): void {
     if (this.closed) throw new Error('gemm: closed');
     if (m <= 0 || n <= 0) return;
     if (aOff + m * k > a.length || bOff + k * n > b.length || cOff + m * n > c.length)
       throw new RangeError('gemm: operand too small for the given shape/offset');
-    if (k <= 0) { c.fill(0, cOff, cOff + m * n); return; }
+    const bias = epi?.bias ?? null, relu = epi?.relu === true;
+    if (bias && bias.length < n) throw new RangeError(`gemm: bias has ${bias.length} elements, expected n = ${n}`);
+    if (k <= 0) {
+      c.fill(0, cOff, cOff + m * n);
+      if (bias || relu) {
+        for (let o = cOff; o < cOff + m * n; o += n) {
+          for (let j = 0; j < n; j++) { const x = bias ? 0 + bias[j] : 0; c[o + j] = relu ? Math.max(x, 0) : x; }
+        }
+      }
+      return;
+    }
     const { mr, nr, arena } = this;
     const panels = Math.ceil(n / nr);
     const tiles = Math.ceil(m / mr);
@@ -366,6 +382,9 @@ class GemmImpl implements Gemm {
     const bOfs = bIn < 0 ? o : -1; if (bIn < 0) o = al(o + bLen);
     const bpOfs = o; o = al(o + panels * k * nr);
     const cOfs = cIn < 0 ? o : -1; if (cIn < 0) o = al(o + mPad * ldc);
+    // the bias row, read a panel (NR floats) at a time
+    const biasAt = bias ? arena.addressOf(bias) : -1;
+    const biasOfs = bias && biasAt < 0 ? o : -1; if (biasOfs >= 0) o = al(o + ldc);
     const macs = m * n * k;
     const parallel = (this.parallelThreshold === DEFAULT_SPLIT ? macs >= DEFAULT_SPLIT && (m >= 32 || macs >= 8 * DEFAULT_SPLIT)
       : macs >= this.parallelThreshold) && (panels >= 2 || tiles >= 2) && this.workerAwake();
@@ -385,6 +404,10 @@ class GemmImpl implements Gemm {
       f.set(b.subarray(bOff, bOff + k * n), bBase);
       f.fill(0, bBase + k * n, bBase + bLen);
     }
+    if (biasOfs >= 0) {
+      f.set(bias!.subarray(0, n), base + biasOfs);
+      f.fill(0, base + biasOfs + n, base + biasOfs + ldc);
+    }
     const apBase = base + apOfs, bpBase = base + bpOfs, cBase = cIn >= 0 ? cIn / 4 : base + cOfs;
 
     const q = this.params;
@@ -393,6 +416,7 @@ class GemmImpl implements Gemm {
     q[5] = bIn >= 0 ? bIn : bBase * 4; q[6] = transB ? n : n * 4;
     q[7] = bpBase * 4; q[8] = cBase * 4; q[9] = (cIn >= 0 ? n : ldc) * 4; q[10] = k;
     q[21] = tiles - 1; q[22] = cIn >= 0 ? m - (tiles - 1) * mr : mr; q[23] = panels - 1; q[24] = cIn >= 0 ? n - (panels - 1) * nr : nr;
+    q[25] = !bias ? 0 : biasOfs >= 0 ? 4 * (base + biasOfs) : biasAt; q[26] = relu ? 1 : 0;
     q[19] = 0; q[20] = 0;
     const set = (t0: number, t1: number, p0: number, p1: number, q0: number, q1: number, a0: number, a1: number) => {
       q[11] = t0; q[12] = t1; q[13] = p0; q[14] = p1; q[15] = q0; q[16] = q1; q[17] = a0; q[18] = a1;

@@ -35,14 +35,16 @@ export const MEM_MODULE = 'env';
 export const MEM_FIELD = 'mem';
 export const MAX_PAGES = 32768; // 2 GiB
 
-/** gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge): for panels p in [p0,p1)
- *  and row tiles t in [t0,t1), C tile = packed A tile @ packed B panel. Tile tLast stores only its first
- *  mEdge rows and panel pLast its first nEdge columns (mEdge = MR and nEdge = NR store whole tiles), so C
- *  can be the caller's exact m x n array, with row stride ldc = 4n bytes. */
+/** gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge, bias, relu): for panels p
+ *  in [p0,p1) and row tiles t in [t0,t1), C tile = packed A tile @ packed B panel, then (epilogue) plus the
+ *  bias row at byte address `bias` (0: none; one float per column, read a whole panel at a time) and, if
+ *  relu != 0, max(., 0). Tile tLast stores only its first mEdge rows and panel pLast its first nEdge columns
+ *  (mEdge = MR and nEdge = NR store whole tiles), so C can be the caller's exact m x n array, with row
+ *  stride ldc = 4n bytes. */
 function emitGemm(c: Code, cfg: KernelConfig): void {
   const { mr, nv, relaxed, order } = cfg;
   const nrBytes = nv * 16, aStep = mr * 4;
-  const [aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const [aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge, bias, relu] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
   const p = c.local(I32), t = c.local(I32), pa = c.local(I32), pb = c.local(I32), pbEnd = c.local(I32);
   const pbBase = c.local(I32), crow = c.local(I32), aTile = c.local(I32), kB = c.local(I32);
   const rows = c.local(I32), cols = c.local(I32);
@@ -86,6 +88,18 @@ function emitGemm(c: Code, cfg: KernelConfig): void {
   }
   c.get(pa).i32(aStep).i32Add().set(pa);
   c.get(pb).i32(nrBytes).i32Add().tee(pb).get(pbEnd).i32Ne().brIf(0);
+  c.end();
+  // epilogue: + bias (float32 adds, as the separate op rounds them), then relu (f32x4.max: NaN stays NaN,
+  // -0 becomes +0, as Math.max(x, 0) in the JS path)
+  c.get(bias).if_();
+  for (let v = 0; v < nv; v++) {
+    c.get(bias).get(p).i32(nrBytes).i32Mul().i32Add().v128Load(v * 16).set(bv[0]);
+    for (let r = 0; r < mr; r++) c.get(acc[r][v]).get(bv[0]).f32x4Add().set(acc[r][v]);
+  }
+  c.end();
+  c.get(relu).if_();
+  c.v128Const0().set(av[0]);
+  for (let r = 0; r < mr; r++) for (let v = 0; v < nv; v++) c.get(acc[r][v]).get(av[0]).f32x4Max().set(acc[r][v]);
   c.end();
   // store the tile: whole, or (edge tiles) its first `rows` rows and `cols` columns lane by lane
   c.get(cPtr).get(t).i32(mr).i32Mul().get(ldc).i32Mul().i32Add().get(p).i32(nrBytes).i32Mul().i32Add().set(crow);
@@ -327,12 +341,12 @@ function emitPackT(c: Code, cfg: KernelConfig): void {
 }
 
 const P6 = [I32, I32, I32, I32, I32, I32] as const;
-const P13 = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
+const P15 = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] as const;
 
 /** Build the module bytes (memory imported as env.mem, shared). */
 export function buildKernelModule(cfg: KernelConfig): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder({ module: MEM_MODULE, field: MEM_FIELD, initialPages: 1, maxPages: MAX_PAGES, shared: true });
-  m.func('gemm', [...P13], [], (c) => emitGemm(c, cfg));
+  m.func('gemm', [...P15], [], (c) => emitGemm(c, cfg));
   m.func('packAN', [...P6], [], (c) => emitPackAN(c, cfg));
   m.func('packAT', [...P6], [], (c) => emitPackAT(c, cfg));
   m.func('packN', [...P6], [], (c) => emitPackN(c, cfg));
