@@ -81,8 +81,8 @@ emit(`\`uptime\` at start: \`${startUptime}\``);
 
 // ----------------------------------------------------------------------------- gapgrad runs
 type MM = Record<string, { best: number; median: number }>;
-const gg: { matmul: Record<string, MM>; vae: Record<string, Record<string, number>>; est: Record<string, Record<string, Record<string, number>>>; otherCpu?: string; relaxed?: string; webgpuAdapter?: string } =
-  { matmul: {}, vae: {}, est: {} };
+const gg: { matmul: Record<string, MM>; vae: Record<string, Record<string, number>>; products: Record<string, Record<string, { calls: number; ms: number; gflops: number }>>; est: Record<string, Record<string, Record<string, number>>>; otherCpu?: string; relaxed?: string; webgpuAdapter?: string } =
+  { matmul: {}, vae: {}, products: {}, est: {} };
 const loads: string[] = [];
 const section = (name: string) => { loads.push(`${name}: ${load()}`); say(`${name} (load ${load()})`); };
 
@@ -129,6 +129,8 @@ if (!skip.has('vae')) {
   for (const line of (r.stdout + '\n' + r.stderr).split('\n')) {
     const m = /^\|\s*(cpu|webgpu)\s*\|\s*([\d-]+)\s*\|\s*([\w.-]+)\s*\|\s*([\d.]+)\s*\|/.exec(line.trim());
     if (m) (gg.vae[m[1] === 'cpu' ? `cpu ${m[2]}T` : 'webgpu'] ??= {})[m[3]] = Number(m[4]);
+    const p = /^products: (cpu \d+T) ([\w.-]+): (\d+) GEMM calls per step, ([\d.]+) ms per step, ([\d.]+) GFLOPS/.exec(line.trim());
+    if (p) (gg.products[p[1]] ??= {})[p[2]] = { calls: Number(p[3]), ms: Number(p[4]), gflops: Number(p[5]) };
   }
   if (r.code !== 0) notes.push(`gapgrad vae: ${why(r)} (rows printed before that are kept)`);
   if (r.stderr.includes('webgpu skipped')) notes.push(`gapgrad vae on webgpu: ${r.stderr.split('\n').find((l) => l.includes('webgpu skipped'))}`);
@@ -262,6 +264,15 @@ if (Object.keys(gg.vae).length || torch || tfjs) {
   emit('', '## VAE training step (batch 100, 30×10 latents, forward + backward + Adam), median ms / step', '',
     `timed steps after warm-up: ${steps}`, '', table(['method', ...cols.map((c) => c.name), ...ratios.map((r) => r.name)], rowsMs));
   emit('', '## Full epoch estimate (600 steps × median step), seconds', '', table(['method', ...cols.map((c) => c.name)], rowsEp));
+  const pk = Object.keys(gg.products);
+  if (pk.length) {
+    const rowsP = methods.map((m) => [m, ...pk.flatMap((k) => {
+      const x = gg.products[k][m];
+      return x ? [`${x.ms.toFixed(2)} (${x.calls})`, x.gflops.toFixed(1)] : ['–', '–'];
+    })]);
+    emit('', '## The step\'s products: GEMM time per step (calls), ms, and their GFLOPS, over the timed steps', '',
+      table(['method', ...pk.flatMap((k) => [`gapgrad ${k} ms`, `gapgrad ${k} GFLOPS`])], rowsP));
+  }
 }
 
 // estimators
