@@ -5,6 +5,7 @@ import { Arena } from '../backends/cpu/wasm/arena.ts';
 import { createGemm, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
 import { CpuBackend, CpuBuf } from '../backends/cpu/index.ts';
 import { createAdamWasm } from '../backends/cpu/wasm/adam.ts';
+import { cpuBackend, linear, mean, mul, nn, optim, random, tensor, tidy } from '../index.ts';
 
 function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
@@ -210,6 +211,26 @@ describe('CPU backend: matmul outputs and Adam parameters in the GEMM memory', (
     expect(Array.from(outside.data)).toEqual(Array.from(inside.data));
   });
 
+  it('GAPGRAD_WASM_HEAP_MB=0 keeps nothing there (same values); a bad value is refused by name', async () => {
+    const old = process.env.GAPGRAD_WASM_HEAP_MB;
+    try {
+      process.env.GAPGRAD_WASM_HEAP_MB = '0';
+      const be = new CpuBackend();
+      const rnd = mulberry32(5);
+      const x = be.fromArray(randArray(100 * 64, rnd)) as CpuBuf, w = be.fromArray(randArray(64 * 256, rnd)) as CpuBuf;
+      const out = mm(be, x, w, 100, 256, 64);
+      expect((be.gemm as Gemm).arena.addressOf(out.data)).toBe(-1);
+      const ref = new CpuBackend();
+      process.env.GAPGRAD_WASM_HEAP_MB = '64';
+      expect(Array.from(mm(ref, x, w, 100, 256, 64).data)).toEqual(Array.from(out.data));
+      await (be.gemm as Gemm).close(); await (ref.gemm as Gemm).close();
+      process.env.GAPGRAD_WASM_HEAP_MB = '-1';
+      expect(() => new CpuBackend().gemm).toThrow(/GAPGRAD_WASM_HEAP_MB: expected a number of MiB from 0 to 2048, got '-1'/);
+    } finally {
+      if (old === undefined) delete process.env.GAPGRAD_WASM_HEAP_MB; else process.env.GAPGRAD_WASM_HEAP_MB = old;
+    }
+  });
+
   it('Adam keeps a parameter there, reads its gradient in place, and matches the slot in its own memory bit for bit', async () => {
     const hp = (step: number) => ({ lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: step % 2 ? 0 : 1e-2, step });
     const kern = createAdamWasm()!;
@@ -294,5 +315,45 @@ describe('GEMM epilogue (bias, relu as the tiles are stored)', () => {
     const want = Float32Array.from(plain.data, (v, i) => Math.max(v + bias.data[i % 300], 0));
     expect(Array.from(fused.data)).toEqual(Array.from(want));
     expect((be.gemm as Gemm).arena.addressOf(fused.data)).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('training with the GEMM memory holding outputs and parameters', () => {
+  /** 6 Adam steps of a 2-layer MLP (linear + relu, linear); the final parameters */
+  function train(inMemory: boolean): Float32Array[] {
+    const be = cpuBackend;
+    const saved = { residentMin: be.residentMin, adam: be.adamInGemmMemory };
+    be.residentMin = inMemory ? saved.residentMin : Infinity;
+    be.adamInGemmMemory = inMemory;
+    try {
+      const [k1, k2] = random.split(random.key(3), 2);
+      const l1 = new nn.Linear(96, 256, { key: k1 }), l2 = new nn.Linear(256, 64, { key: k2 });
+      const params = [l1.weight, l1.bias!, l2.weight, l2.bias!];
+      const opt = new optim.Adam(params, { lr: 1e-2 });
+      const rnd = mulberry32(8);
+      for (let s = 0; s < 6; s++) {
+        const x = tensor(randArray(128 * 96, rnd), [128, 96]);
+        tidy(() => {
+          const h = linear(x, l1.weight, l1.bias, 'relu');
+          const y = linear(h, l2.weight, l2.bias);
+          mean(mul(y, y)).backward();
+          opt.step();
+          opt.zeroGrad();
+        });
+        x.dispose();
+      }
+      const gm = be.gemm as Gemm;
+      const where = params.map((p) => gm.arena.addressOf(be.readSync(p.buf) as Float32Array) >= 0);
+      expect(where).toEqual(params.map(() => inMemory));
+      return params.map((p) => p.dataSync() as Float32Array);
+    } finally {
+      be.residentMin = saved.residentMin;
+      be.adamInGemmMemory = saved.adam;
+    }
+  }
+
+  it('gives bit-identical parameters to keeping everything in ordinary arrays', () => {
+    const a = train(false), b = train(true);
+    for (let i = 0; i < a.length; i++) expect(Array.from(b[i])).toEqual(Array.from(a[i]));
   });
 });

@@ -146,11 +146,23 @@ function defaultGemm(): FastGemm | null {
     threads = Number(env);
     if (threads !== 1 && threads !== 2) throw new Error(`GAPGRAD_THREADS: expected 1 or 2, got '${env}'`);
   }
+  const heapEnv = process.env.GAPGRAD_WASM_HEAP_MB;
+  let heapMb = 1024;
+  if (heapEnv !== undefined && heapEnv !== '') {
+    heapMb = Number(heapEnv);
+    if (!Number.isFinite(heapMb) || heapMb < 0 || heapMb > 2048) {
+      throw new Error(`GAPGRAD_WASM_HEAP_MB: expected a number of MiB from 0 to 2048, got '${heapEnv}'`);
+    }
+  }
+  let g: Gemm;
   try {
-    return createGemmBackground(threads ? { threads } : {});
+    g = createGemmBackground(threads ? { threads } : {});
   } catch {
     return null;
   }
+  // the bytes of arrays the backend may keep in the GEMM's memory (matmul outputs, Adam's parameters)
+  g.arena.limitBytes = heapMb * 2 ** 20;
+  return g;
 }
 
 function numel(shape: number[]): number {
