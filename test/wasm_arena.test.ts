@@ -1,22 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { mulberry32 } from './estimators_stats.ts';
 import { Arena } from '../backends/cpu/wasm/arena.ts';
 import { createGemm, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
 import { CpuBackend, CpuBuf } from '../backends/cpu/index.ts';
 import { createAdamWasm } from '../backends/cpu/wasm/adam.ts';
 import { cpuBackend, linear, mean, mul, nn, optim, random, tensor, tidy } from '../index.ts';
 
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const randArray = (len: number, rnd: () => number) => Float32Array.from({ length: len }, () => rnd() * 2 - 1);
 
 describe('arena allocator', () => {
@@ -174,11 +165,16 @@ describe('products over operands in the GEMM memory', () => {
 describe('CPU backend: matmul outputs and Adam parameters in the GEMM memory', () => {
   const mm = (be: CpuBackend, a: CpuBuf, b: CpuBuf, m: number, n: number, k: number) =>
     be.matmul({ a, b, batch: 1, m, n, k, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0 }) as CpuBuf;
+  /** a fresh backend and random (m, k) and (k, n) operands */
+  const setup = (seed: number, m: number, k: number, n: number) => {
+    const be = new CpuBackend();
+    const rnd = mulberry32(seed);
+    const x = be.fromArray(randArray(m * k, rnd)) as CpuBuf, w = be.fromArray(randArray(k * n, rnd)) as CpuBuf;
+    return { be, rnd, x, w };
+  };
 
   it('a large output lives there, is read in place by the next product, and release frees its block', () => {
-    const be = new CpuBackend();
-    const rnd = mulberry32(3);
-    const x = be.fromArray(randArray(64 * 96, rnd)) as CpuBuf, w = be.fromArray(randArray(96 * 128, rnd)) as CpuBuf;
+    const { be, rnd, x, w } = setup(3, 64, 96, 128);
     const h = mm(be, x, w, 64, 128, 96);
     const gm = be.gemm as Gemm;
     const base = gm.arena.usedBytes;
@@ -199,9 +195,7 @@ describe('CPU backend: matmul outputs and Adam parameters in the GEMM memory', (
   });
 
   it('with the arena full, outputs fall back to ordinary arrays with the same values', () => {
-    const be = new CpuBackend();
-    const rnd = mulberry32(4);
-    const x = be.fromArray(randArray(100 * 64, rnd)) as CpuBuf, w = be.fromArray(randArray(64 * 256, rnd)) as CpuBuf;
+    const { be, x, w } = setup(4, 100, 64, 256);
     const inside = mm(be, x, w, 100, 256, 64);
     const gm = be.gemm as Gemm;
     gm.arena.limitBytes = gm.arena.usedBytes; // nothing more fits
@@ -215,9 +209,7 @@ describe('CPU backend: matmul outputs and Adam parameters in the GEMM memory', (
     const old = process.env.GAPGRAD_WASM_HEAP_MB;
     try {
       process.env.GAPGRAD_WASM_HEAP_MB = '0';
-      const be = new CpuBackend();
-      const rnd = mulberry32(5);
-      const x = be.fromArray(randArray(100 * 64, rnd)) as CpuBuf, w = be.fromArray(randArray(64 * 256, rnd)) as CpuBuf;
+      const { be, x, w } = setup(5, 100, 64, 256);
       const out = mm(be, x, w, 100, 256, 64);
       expect((be.gemm as Gemm).arena.addressOf(out.data)).toBe(-1);
       const ref = new CpuBackend();

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { mulberry32 } from './estimators_stats.ts';
 import { createGemm, createGemmBackground, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
 import { CpuBackend } from '../backends/cpu/index.ts';
 import { ModuleBuilder, I32, sleb, uleb } from '../backends/cpu/wasm/emit.ts';
@@ -13,16 +14,6 @@ import { ModuleBuilder, I32, sleb, uleb } from '../backends/cpu/wasm/emit.ts';
 const U = 2 ** -24;
 const gamma = (k: number) => (k * U) / (1 - k * U);
 
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Values of mixed sign and magnitude (so cancellation happens and the bound is exercised). */
 function randArray(len: number, rnd: () => number): Float32Array {
