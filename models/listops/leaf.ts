@@ -22,6 +22,12 @@ export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Ar
   else matmulJs(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
 }
 
+/** Whether the backend has a fast float32 GEMM (which absorbs transposes in its packing, and reads a weight in
+ *  place where the weight lives in its memory): then weights are passed as stored, with transB. */
+export function hasFastGemm(be: Backend): boolean {
+  return Boolean((be as unknown as { gemm?: FastGemmLike | null }).gemm);
+}
+
 /** The transpose of a row-major (r, c) matrix. */
 export function transpose(A: Float32Array, r: number, c: number): Float32Array {
   const out = new Float32Array(r * c);
@@ -46,13 +52,14 @@ export function leafLstmFused(xp: Tensor, whh: Tensor): Tensor {
   const op = ops.customVjp<Res>({
     name: 'leafLstm',
     forward: ([xT, wT]) => {
-      const XP = f32(xT), Wt = transpose(f32(wT), H4, H); // (H, 4H)
+      // Whh is (4H, H): the fast GEMM takes it as stored (transB); the JS kernel runs faster on (H, 4H)
+      const XP = f32(xT), fast = hasFastGemm(xT.backend), W0 = fast ? f32(wT) : transpose(f32(wT), H4, H);
       const S = new Float32Array(B * T * H2);
       const gates = new Float32Array(T * B * H4); // i, f, g, o (activated)
       const tcs = new Float32Array(T * B * H); // tanh(c)
       const hPrev = new Float32Array(B * H), rec = new Float32Array(B * H4);
       for (let t = 0; t < T; t++) {
-        if (t > 0) gemmF32(xT.backend, hPrev, 0, Wt, 0, rec, 0, B, H4, H, false, false);
+        if (t > 0) gemmF32(xT.backend, hPrev, 0, W0, 0, rec, 0, B, H4, H, false, fast);
         for (let b = 0; b < B; b++) {
           const zo = (t * B + b) * H4, ro = b * H4, so = (b * T + t) * H2, po = (b * T + t - 1) * H2, to = (t * B + b) * H;
           for (let j = 0; j < H; j++) {

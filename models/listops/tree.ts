@@ -22,7 +22,7 @@
 import { Tensor, tensor, isGradEnabled } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
 import type { Backend } from '../../engine/backend.ts';
-import { gemmF32, f32, transpose } from './leaf.ts';
+import { gemmF32, f32, hasFastGemm, transpose } from './leaf.ts';
 import * as fastmath from './fastmath.ts';
 
 type Out = Float32Array | Float64Array;
@@ -81,7 +81,9 @@ export class TreeCtx {
   DZQ: Float32Array | null = null; // the pre-activation cotangent behind U
   DZP: Float32Array | null = null; // the pre-activation cotangent from the chosen pair's new node
   sAcc: Float64Array | null = null; // summed score cotangents per pair
-  private readonly Wt: Float32Array; // W^T (2H, 5H): the composition as X @ Wt (the plain JS kernel's fast layout)
+  // W^T (2H, 5H): the composition as X @ Wt, the plain JS kernel's fast layout; null with a fast GEMM, which takes
+  // W as stored (transB) and reads it in place where it lives in the GEMM's memory
+  private readonly Wt: Float32Array | null;
 
   constructor(
     readonly backend: Backend, readonly B: number, readonly T: number,
@@ -99,7 +101,7 @@ export class TreeCtx {
     this.res = keepResiduals ? new Float32Array(pairCap * 6 * H) : null;
     this.cand = new Float32Array(pairCap * 2 * H);
     this.score = new Float32Array(pairCap);
-    this.Wt = transpose(W, 5 * H, 2 * H);
+    this.Wt = hasFastGemm(backend) ? null : transpose(W, 5 * H, 2 * H);
   }
 
   /** Leaves from S0 (B, T, 2H) and the pairs of adjacent leaves. */
@@ -137,7 +139,8 @@ export class TreeCtx {
       X.set(nodes.subarray(r, r + H), o + H);
     }
     const Z = new Float32Array(N * H5);
-    gemmF32(this.backend, X, p0 * H2, this.Wt, 0, Z, 0, N, H5, H2, false, false);
+    if (this.Wt) gemmF32(this.backend, X, p0 * H2, this.Wt, 0, Z, 0, N, H5, H2, false, false);
+    else gemmF32(this.backend, X, p0 * H2, W, 0, Z, 0, N, H5, H2, false, true);
     for (let p = p0; p < p1; p++) {
       const zo = (p - p0) * H5, so = p * H2, ro = p * 6 * H;
       const lo = this.pL[p] * H2 + H, rc = this.pR[p] * H2 + H;
