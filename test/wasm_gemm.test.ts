@@ -94,14 +94,17 @@ describe('wasm gemm', () => {
   let g1: Gemm;
   let g2: Gemm; // two threads, parallel path forced even for tiny products
   let g2d: Gemm; // two threads, default threshold
+  let g2h: Gemm; // two threads, every product split in two fixed halves instead of chunks taken in turn
   beforeAll(async () => {
     g1 = createGemmSync();
     g2 = await createGemm({ threads: 2, parallelThreshold: 0 });
     g2d = await createGemm({ threads: 2 });
+    g2h = await createGemm({ threads: 2, parallelThreshold: 0, chunked: false });
   });
   afterAll(async () => {
     await g2?.close();
     await g2d?.close();
+    await g2h?.close();
   });
 
   it('reports its configuration', () => {
@@ -118,17 +121,18 @@ describe('wasm gemm', () => {
     fc.assert(fc.property(caseArb, (cs) => check(g2, cs) === null), { numRuns: 150 });
   });
 
-  it('threaded and single-thread results agree bit-for-bit when both use the same kernel', () => {
+  it('threaded (panels taken in chunks, or two fixed halves) and single-thread results agree bit-for-bit', () => {
     if (g1.relaxed !== g2.relaxed) return; // fused vs unfused rounding may differ
     fc.assert(fc.property(caseArb, (cs) => {
       const { m, n, k, tA, tB } = cs;
       const rnd = mulberry32(cs.seed);
       const a = randArray(m * k, rnd), b = randArray(k * n, rnd);
-      const c1 = new Float32Array(m * n), c2 = new Float32Array(m * n);
+      const c1 = new Float32Array(m * n), c2 = new Float32Array(m * n), c3 = new Float32Array(m * n);
       g1.matmul(a, 0, b, 0, c1, 0, m, n, k, tA, tB);
       g2.matmul(a, 0, b, 0, c2, 0, m, n, k, tA, tB);
-      return c1.every((v, i) => Object.is(v, c2[i]));
-    }), { numRuns: 50 });
+      g2h.matmul(a, 0, b, 0, c3, 0, m, n, k, tA, tB);
+      return c1.every((v, i) => Object.is(v, c2[i]) && Object.is(v, c3[i]));
+    }), { numRuns: 80 });
   });
 
   it('handles degenerate shapes', () => {

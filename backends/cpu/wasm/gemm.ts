@@ -74,6 +74,9 @@ export interface GemmOptions {
   enableRelaxedSimd?: boolean;
   /** Kernel shape override (for benchmarking). */
   kernel?: Partial<Omit<KernelConfig, 'relaxed'>>;
+  /** Split products by column panels taken in chunks from a shared counter (default), or false: in two fixed
+   *  halves (for benchmarking; results are the same bits either way). */
+  chunked?: boolean;
 }
 
 const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
@@ -96,12 +99,16 @@ const AWAKE = 7;
 // call lists, in float64 slots of the control block: results of call i at RET + i; the list at CALLS:
 // [count, then per call: module slot, function index, argument count, arguments...]
 const RET = 32, CALLS = 48, CALLS_END = CTL_BYTES / 8;
+// the next panel to take, when the two threads share a product's panels out chunk by chunk (Int32 index)
+const NEXT = 40;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
 //         tLast, mEdge, pLast, nEdge (the edge tiles of a C written in place: see the kernel's gemm),
-//         bias (byte address, 0 = none), relu (the epilogue)
-const NPRM = 27;
+//         bias (byte address, 0 = none), relu (the epilogue),
+//         chunk (> 0: instead of the fixed ranges, take panels `chunk` at a time from ctl[NEXT] up to q1,
+//         packing each chunk's B panels, then computing tiles [t0,t1) of them)
+const NPRM = 28;
 // Atomics.load polls before the worker sleeps (~3-5 ms). A training step runs elementwise work for
 // 0.1-1 ms between matmuls; a worker that slept after ~20 us took so long to wake on this VM that
 // 2 threads ran the VAE's matmuls at 33-50 GFLOPS in place, 1 thread at 37-43 (9.0 vs 9.6-12.1 ms of
@@ -118,15 +125,14 @@ interface Exports {
 // One job (the same source runs inside the worker, see WORKER_SRC): pack A tiles [a0,a1), publish
 // them (ctl[setFlag] := seq), pack B panels [q0,q1), wait for the other side's A tiles
 // (ctl[waitFlag] == seq; only the worker ever waits), then compute tiles [t0,t1) x panels [p0,p1).
+// With chunk > 0 the panels are not fixed: each thread takes the next `chunk` of them from a shared
+// counter until none is left, so a thread that runs slower (a busy core) simply computes fewer.
 const JOB_SRC = `
   const transA = q[0], transB = q[1], aRaw = q[2], lda = q[3], aPack = q[4], bRaw = q[5], ldbOrN = q[6];
   const bp = q[7], cPtr = q[8], ldc = q[9], k = q[10], t0 = q[11], t1 = q[12], p0 = q[13], p1 = q[14];
   const q0 = q[15], q1 = q[16], a0 = q[17], a1 = q[18], setFlag = q[19], waitFlag = q[20];
-  const tLast = q[21], mEdge = q[22], pLast = q[23], nEdge = q[24], bias = q[25], relu = q[26];
-  if (a1 > a0) (transA ? ex.packAT : ex.packAN)(aRaw, aPack, k, lda, a0, a1);
-  if (setFlag) { Atomics.store(ctl, setFlag, seq); Atomics.notify(ctl, setFlag); }
-  if (q1 > q0) (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, q0, q1);
-  if (waitFlag) {
+  const tLast = q[21], mEdge = q[22], pLast = q[23], nEdge = q[24], bias = q[25], relu = q[26], chunk = q[27];
+  const waitForA = () => {
     let spins = 0;
     while (Atomics.load(ctl, waitFlag) !== seq) {
       if (++spins < 4000) continue;
@@ -134,8 +140,24 @@ const JOB_SRC = `
       if (abandon()) throw new Error('gemm: the other thread did not publish its A tiles');
       Atomics.wait(ctl, waitFlag, Atomics.load(ctl, waitFlag), 1);
     }
+  };
+  if (a1 > a0) (transA ? ex.packAT : ex.packAN)(aRaw, aPack, k, lda, a0, a1);
+  if (setFlag) { Atomics.store(ctl, setFlag, seq); Atomics.notify(ctl, setFlag); }
+  if (chunk > 0) {
+    let haveA = !waitFlag;
+    for (;;) {
+      const c0 = Atomics.add(ctl, ${NEXT}, chunk);
+      if (c0 >= q1) break;
+      const c1 = Math.min(c0 + chunk, q1);
+      (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, c0, c1);
+      if (!haveA) { waitForA(); haveA = true; }
+      ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, c0, c1, tLast, mEdge, pLast, nEdge, bias, relu);
+    }
+  } else {
+    if (q1 > q0) (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, q0, q1);
+    if (waitFlag) waitForA();
+    if (p1 > p0 && t1 > t0) ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge, bias, relu);
   }
-  if (p1 > p0 && t1 > t0) ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, p0, p1, tLast, mEdge, pLast, nEdge, bias, relu);
 `;
 
 type JobFn = (ex: Exports, q: Int32Array, ctl: Int32Array, seq: number, abandon: () => boolean) => void;
@@ -253,7 +275,7 @@ class GemmImpl implements Gemm {
   private scrBytes = 0;
 
   constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: Worker | null,
-              private readonly parallelThreshold: number) {
+              private readonly parallelThreshold: number, private readonly chunked = true) {
     this.memory = memory; this.ex = ex; this.cfg = cfg;
     this.mr = cfg.mr; this.nr = cfg.nv * 4;
     this.threads = worker ? 2 : 1;
@@ -416,7 +438,7 @@ class GemmImpl implements Gemm {
     q[5] = bIn >= 0 ? bIn : bBase * 4; q[6] = transB ? n : n * 4;
     q[7] = bpBase * 4; q[8] = cBase * 4; q[9] = (cIn >= 0 ? n : ldc) * 4; q[10] = k;
     q[21] = tiles - 1; q[22] = cIn >= 0 ? m - (tiles - 1) * mr : mr; q[23] = panels - 1; q[24] = cIn >= 0 ? n - (panels - 1) * nr : nr;
-    q[25] = !bias ? 0 : biasOfs >= 0 ? 4 * (base + biasOfs) : biasAt; q[26] = relu ? 1 : 0;
+    q[25] = !bias ? 0 : biasOfs >= 0 ? 4 * (base + biasOfs) : biasAt; q[26] = relu ? 1 : 0; q[27] = 0;
     q[19] = 0; q[20] = 0;
     const set = (t0: number, t1: number, p0: number, p1: number, q0: number, q1: number, a0: number, a1: number) => {
       q[11] = t0; q[12] = t1; q[13] = p0; q[14] = p1; q[15] = q0; q[16] = q1; q[17] = a0; q[18] = a1;
@@ -430,12 +452,24 @@ class GemmImpl implements Gemm {
       // (small next to B) and publishes it; the worker packs its B panels meanwhile and waits for
       // A only if it gets there first. (Splitting the A packing too made the calling thread wait
       // on the worker mid-job, which collapsed when the two cores were oversubscribed.)
-      const split = Math.max(1, Math.min(panels - 1, Math.round(panels * this.mainShare)));
-      set(0, tiles, split, panels, split, panels, 0, 0);
-      q[19] = 0; q[20] = AFLAG_MAIN;
-      this.dispatch(q);
-      set(0, tiles, 0, split, 0, split, 0, tiles);
-      q[19] = AFLAG_MAIN; q[20] = 0;
+      // Both threads take chunks of about 1/16 of the panels from a shared counter (when they run the same
+      // kernel, so that which thread computes a tile cannot change its bits), else a fixed split.
+      if (this.mainShare === 0.5 && this.chunked) {
+        q[27] = Math.max(1, Math.ceil(panels / 16));
+        Atomics.store(this.ctl, NEXT, 0);
+        set(0, tiles, 0, 0, 0, panels, 0, 0);
+        q[19] = 0; q[20] = AFLAG_MAIN;
+        this.dispatch(q);
+        set(0, tiles, 0, 0, 0, panels, 0, tiles);
+        q[19] = AFLAG_MAIN; q[20] = 0;
+      } else {
+        const split = Math.max(1, Math.min(panels - 1, Math.round(panels * this.mainShare)));
+        set(0, tiles, split, panels, split, panels, 0, 0);
+        q[19] = 0; q[20] = AFLAG_MAIN;
+        this.dispatch(q);
+        set(0, tiles, 0, split, 0, split, 0, tiles);
+        q[19] = AFLAG_MAIN; q[20] = 0;
+      }
       runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
       this.join();
     } else {
@@ -583,7 +617,7 @@ export function createGemmBackground(opts?: GemmOptions): Gemm {
     workerData: { plainBytes, relaxedBytes, memory },
   });
   worker.unref();
-  return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT);
+  return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT, opts?.chunked ?? true);
 }
 
 /** GEMM on the calling thread plus (threads - 1) worker, resolved once the worker is ready. */
