@@ -154,6 +154,26 @@ describe('products over operands in the GEMM memory', () => {
     fc.assert(fc.property(caseArb, (cs) => inPlaceCheck(g2, cs) === null), { numRuns: 150, seed: 12 });
   });
 
+  it('a C that overlaps an operand in the same memory still gets the product of the operands as they were', () => {
+    for (const g of [g1, g2]) {
+      const rnd = mulberry32(17);
+      const m = 128, n = 128, k = 128;
+      const buf = g.allocArray(1, 2 * m * k)!;
+      for (const [tA, tB] of [[false, false], [true, true], [false, true]]) {
+        buf.set(randArray(2 * m * k, rnd));
+        const a = buf.slice(0, m * k), b = buf.slice(m * k);
+        const want = new Float32Array(m * n);
+        g.matmul(a, 0, b, 0, want, 0, m, n, k, tA, tB);
+        g.matmul(buf, 0, buf, m * k, buf, 0, m, n, k, tA, tB); // C over A
+        expect(Array.from(buf.subarray(0, m * n))).toEqual(Array.from(want));
+        buf.set(a, 0); buf.set(b, m * k);
+        g.matmul(buf, 0, buf, m * k, buf, m * k, m, n, k, tA, tB); // C over B
+        expect(Array.from(buf.subarray(m * k, m * k + m * n))).toEqual(Array.from(want));
+      }
+      g.freeArray(buf);
+    }
+  });
+
   it('the VAE shapes (and 300 columns: a clipped edge panel) with every operand in place, both thread counts', () => {
     const shapes = [[100, 512, 784], [100, 256, 512], [784, 512, 100], [100, 784, 512], [100, 300, 256]];
     for (const g of [g1, g2]) for (const [m, n, k] of shapes) for (const [tA, tB] of [[false, false], [true, false], [false, true]]) {

@@ -395,8 +395,11 @@ class GemmImpl implements Gemm {
     // lies there, which only reaches C's padding rows and columns, never copied out
     const aAt = arena.addressOf(a), bAt = arena.addressOf(b), cAt = arena.addressOf(c);
     const aIn = aAt >= 0 ? aAt + 4 * aOff : -1, bIn = bAt >= 0 ? bAt + 4 * bOff : -1;
-    // C is written in place, its edge tiles clipped to m x n by the kernel
-    const cIn = cAt >= 0 ? cAt + 4 * cOff : -1;
+    // C is written in place, its edge tiles clipped to m x n by the kernel, unless it overlaps an operand read in
+    // place (B is packed chunk by chunk while C tiles are being written)
+    const cStart = cAt + 4 * cOff, cEnd = cStart + 4 * m * n;
+    const overlaps = (at: number, len: number) => at >= 0 && at < cEnd && cStart < at + 4 * len;
+    const cIn = cAt >= 0 && !overlaps(aIn, m * k) && !overlaps(bIn, k * n) ? cStart : -1;
     // scratch layout (float offsets from its start)
     let o = 0;
     const aOfs = aIn < 0 ? o : -1; if (aIn < 0) o = al(o + aLen);
