@@ -5,6 +5,9 @@ import * as g from '../index.ts';
 import { CpuBackend } from '../backends/cpu/index.ts';
 
 const be = new CpuBackend();
+// ordinary arrays only: large float32 results would otherwise live in the GEMM's memory (its own reuse,
+// tested in wasm_arena.test.ts), not in the pool
+be.residentMin = Infinity;
 g.registerBackend('cpu-pool-test', be);
 const dev = { device: 'cpu-pool-test' as const };
 

@@ -11,7 +11,7 @@ import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
 import { createGemmBackground, type Epilogue, type Gemm, type Splitter } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
-import { ewF32, ewWasmOp } from './wasm/elementwise.ts';
+import { ewF32, ewInMemory, ewWasmOp } from './wasm/elementwise.ts';
 
 export class CpuBuf implements Buf {
   /** pooled: the backend allocated this array for an op's output and may reuse it after release */
@@ -202,7 +202,8 @@ export class CpuBackend implements Backend {
   /** WebAssembly SIMD Adam for float32 parameters: built on first use (undefined); null = use the
    *  JS loop (set it to null to force the fallback, e.g. in tests). */
   adamKernel: AdamKernel | null | undefined = undefined;
-  /** float32 matmul outputs of at least this many elements are kept in the wasm GEMM's memory (Infinity: none) */
+  /** float32 results of at least this many elements (matmul, and add / sub / mul / div / relu's backward on
+   *  contiguous arrays) are kept in the wasm GEMM's memory (Infinity: none) */
   residentMin = RESIDENT_MIN;
   /** whether Adam keeps parameters (and their moments) in the wasm GEMM's memory at their first step */
   adamInGemmMemory = true;
@@ -294,10 +295,39 @@ export class CpuBackend implements Backend {
     return this.track(out);
   }
 
+  /**
+   * float32 add / sub / mul / div / reluGrad of a contiguous array and a same-length array or a scalar, into a
+   * new array in the GEMM's memory (null where that does not apply): read in place where the operands live there
+   * too, and split across the worker for large ones. Same bits as the other paths.
+   */
+  private binaryInMemory(op: BinaryOp, A: TypedArray, B: TypedArray | number, n: number): CpuBuf | null {
+    if (n < this.residentMin || !(A instanceof Float32Array) || !(typeof B === 'number' || B instanceof Float32Array) || !ewWasmOp(op)) return null;
+    const g = this.gemm;
+    if (!hasArena(g)) return null;
+    const ew = ewInMemory(g.arena.memory);
+    const R = ew ? g.allocArray(1, n) : null;
+    if (!R) return null;
+    const aAt = g.arena.addressOf(A), bAt = typeof B === 'number' ? 0 : g.arena.addressOf(B);
+    if (aAt >= 0 && bAt >= 0) {
+      const sp = g as unknown as Partial<Splitter>;
+      ew!.run(op, aAt, typeof B === 'number' ? { scalar: B } : bAt, g.arena.addressOf(R), n,
+        typeof sp.split === 'function' ? sp as Splitter : null);
+    } else {
+      ewF32(op, A, B, R, n);
+    }
+    const buf = this.track(R, false);
+    buf.home = g;
+    return buf;
+  }
+
   binary(op: BinaryOp, a: View, b: View, shape: number[], outDtype: DType): Buf {
     const n = numel(shape);
-    const out = this.take(outDtype, n);
     const A = (a.buf as CpuBuf).data, B = (b.buf as CpuBuf).data;
+    if (outDtype === 'float32' && isContiguous(a, shape) && (isContiguous(b, shape) || isScalarView(b))) {
+      const r = this.binaryInMemory(op, A, isScalarView(b) && !isContiguous(b, shape) ? B[b.offset] : B, n);
+      if (r) return r;
+    }
+    const out = this.take(outDtype, n);
     if (isContiguous(a, shape) && isContiguous(b, shape)) {
       if ((op === 'bceLogits' || op === 'bceLogitsGrad') && n >= 256 && out instanceof Float32Array &&
           A instanceof Float32Array && B instanceof Float32Array && bceWasmAvailable()) {
