@@ -106,8 +106,9 @@ const PRM = 8;
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
 //         tLast, mEdge, pLast, nEdge (the edge tiles of a C written in place: see the kernel's gemm),
 //         bias (byte address, 0 = none), relu (the epilogue),
-//         chunk (> 0: instead of the fixed ranges, take panels `chunk` at a time from ctl[NEXT] up to q1,
-//         packing each chunk's B panels, then computing tiles [t0,t1) of them)
+//         chunk (> 0: instead of the fixed ranges, take panels from ctl[NEXT] up to q1, a quarter of those
+//         left at a time but at least `chunk`, packing each chunk's B panels, then computing tiles [t0,t1)
+//         of them)
 const NPRM = 28;
 // Atomics.load polls before the worker sleeps (~3-5 ms). A training step runs elementwise work for
 // 0.1-1 ms between matmuls; a worker that slept after ~20 us took so long to wake on this VM that
@@ -125,8 +126,10 @@ interface Exports {
 // One job (the same source runs inside the worker, see WORKER_SRC): pack A tiles [a0,a1), publish
 // them (ctl[setFlag] := seq), pack B panels [q0,q1), wait for the other side's A tiles
 // (ctl[waitFlag] == seq; only the worker ever waits), then compute tiles [t0,t1) x panels [p0,p1).
-// With chunk > 0 the panels are not fixed: each thread takes the next `chunk` of them from a shared
-// counter until none is left, so a thread that runs slower (a busy core) simply computes fewer.
+// With chunk > 0 the panels are not fixed: each thread takes the next ones from a shared counter until
+// none is left, a quarter of those left at a time (at least `chunk`), so that the chunks shrink toward
+// the end: a thread that runs slower (a busy core) computes fewer, and the other waits at most for a
+// small last chunk.
 const JOB_SRC = `
   const transA = q[0], transB = q[1], aRaw = q[2], lda = q[3], aPack = q[4], bRaw = q[5], ldbOrN = q[6];
   const bp = q[7], cPtr = q[8], ldc = q[9], k = q[10], t0 = q[11], t1 = q[12], p0 = q[13], p1 = q[14];
@@ -146,9 +149,10 @@ const JOB_SRC = `
   if (chunk > 0) {
     let haveA = !waitFlag;
     for (;;) {
-      const c0 = Atomics.add(ctl, ${NEXT}, chunk);
+      const c0 = Atomics.load(ctl, ${NEXT});
       if (c0 >= q1) break;
-      const c1 = Math.min(c0 + chunk, q1);
+      const c1 = Math.min(q1, c0 + Math.max(chunk, Math.ceil((q1 - c0) / 4)));
+      if (Atomics.compareExchange(ctl, ${NEXT}, c0, c1) !== c0) continue;
       (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, c0, c1);
       if (!haveA) { waitForA(); haveA = true; }
       ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, c0, c1, tLast, mEdge, pLast, nEdge, bias, relu);
@@ -455,10 +459,10 @@ class GemmImpl implements Gemm {
       // (small next to B) and publishes it; the worker packs its B panels meanwhile and waits for
       // A only if it gets there first. (Splitting the A packing too made the calling thread wait
       // on the worker mid-job, which collapsed when the two cores were oversubscribed.)
-      // Both threads take chunks of about 1/16 of the panels from a shared counter (when they run the same
+      // Both threads take shrinking chunks of the panels from a shared counter (when they run the same
       // kernel, so that which thread computes a tile cannot change its bits), else a fixed split.
       if (this.mainShare === 0.5 && this.chunked) {
-        q[27] = Math.max(1, Math.ceil(panels / 16));
+        q[27] = 1;
         Atomics.store(this.ctl, NEXT, 0);
         set(0, tiles, 0, 0, 0, panels, 0, 0);
         q[19] = 0; q[20] = AFLAG_MAIN;
