@@ -165,11 +165,9 @@ export function createAdamWasm(): AdamKernel | null {
         slot = sp!.shareModule(slotBytes, s.mem, ['adam', 'adamWd']);
         s.shared.set(sp!, slot);
       }
-      if (gAt < 0) s.g.set(G.subarray(half, n), half); // the worker's half of the gradient first
-      sp!.split(slot, [[name, range(half, n)]], () => {
-        if (gAt < 0) s.g.set(G.subarray(0, half));
-        (s.fns[name] as (...a: number[]) => void)(...range(0, half));
-      });
+      if (gAt < 0) s.g.set(n === G.length ? G : G.subarray(0, n));
+      // both threads take chunks of the elements (multiples of 16, shrinking toward the end) from a shared counter
+      sp!.splitRange(slot, name, range(0, n), [4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4, 4, n, 16, s.fns[name] as (...a: number[]) => void);
     },
     update(P, G, M, V, hp) {
       const n = P.length;

@@ -193,8 +193,8 @@ export function ewInMemory(memory: WebAssembly.Memory): EwInMemory | null {
       if (!half) { r.fns[op](a, bAddr, out, n, scalar, useSc); return; }
       let slot = r.shared.get(sp!);
       if (slot === undefined) { slot = sp!.shareModule(bytes, memory, OPS); r.shared.set(sp!, slot); }
-      const o = 4 * half;
-      sp!.split(slot, [[op, [a + o, useSc ? 0 : bAddr + o, out + o, n - half, scalar, useSc]]], () => r.fns[op](a, bAddr, out, half, scalar, useSc));
+      // both threads take chunks (multiples of 16 elements, shrinking toward the end) from a shared counter
+      sp!.splitRange(slot, op, [a, bAddr, out, n, scalar, useSc], [4, useSc ? 0 : 4, 4, 0, 0, 0], 3, 1, n, 16, r.fns[op]);
     },
   };
 }

@@ -61,6 +61,14 @@ export interface Splitter {
    * The two sides must not write the same bytes.
    */
   split(slot: number, calls: [string, number[]][], here: () => void): number[];
+  /**
+   * Run the shared module's export `name` over elements [0, n) on both threads, in chunks they take from a
+   * shared counter (a quarter of those left at a time, in multiples of `grain`, so the last ones are small).
+   * For a chunk [lo, hi) the call gets args[i] + perElem[i] * lo, except args[countIdx] = ceil((hi - lo) /
+   * countDiv). `here` is the same export on the calling thread. Only while workerActive.
+   */
+  splitRange(slot: number, name: string, args: number[], perElem: number[], countIdx: number, countDiv: number,
+             n: number, grain: number, here: (...args: number[]) => unknown): void;
 }
 
 export interface GemmOptions {
@@ -92,7 +100,8 @@ const PAGE = 65536;
 const SEQ = 0, DONE = 1, STATUS = 2, STOP = 3, AFLAG_MAIN = 4;
 // the worker's state, written by the worker: 0 = starting, 1 = ready (plain SIMD), 2 = ready (relaxed madd)
 const READY = 5;
-// what a job is: 0 = a GEMM share (the params at PRM), 1 = a list of calls into a shared module (below)
+// what a job is: 0 = a GEMM share (the params at PRM), 1 = a list of calls into a shared module (below),
+// 2 = a range job over a shared module's export (splitRange)
 const KIND = 6;
 // 1 while the worker spins (or works), 0 while it sleeps in Atomics.wait (written by the worker)
 const AWAKE = 7;
@@ -164,6 +173,25 @@ const JOB_SRC = `
   }
 `;
 
+// A range job (splitRange), the same source on both threads: take chunks of [0, n) from ctl[NEXT] and call fn.
+const RANGE_SRC = `
+  const a = args.slice();
+  for (;;) {
+    const c0 = Atomics.load(ctl, ${NEXT});
+    if (c0 >= n) break;
+    const size = Math.ceil(Math.max(grain, Math.ceil((n - c0) / 4)) / grain) * grain;
+    const c1 = Math.min(n, c0 + size);
+    if (Atomics.compareExchange(ctl, ${NEXT}, c0, c1) !== c0) continue;
+    for (let i = 0; i < a.length; i++) a[i] = args[i] + per[i] * c0;
+    a[countIdx] = Math.ceil((c1 - c0) / countDiv);
+    fn(...a);
+  }
+`;
+type RangeFn = (fn: (...a: number[]) => unknown, args: number[], per: number[], countIdx: number, countDiv: number,
+  n: number, grain: number, ctl: Int32Array) => void;
+// eslint-disable-next-line @typescript-eslint/no-implied-eval
+const runRange = new Function('fn', 'args', 'per', 'countIdx', 'countDiv', 'n', 'grain', 'ctl', RANGE_SRC) as RangeFn;
+
 type JobFn = (ex: Exports, q: Int32Array, ctl: Int32Array, seq: number, abandon: () => boolean) => void;
 // eslint-disable-next-line @typescript-eslint/no-implied-eval
 const runJob = new Function('ex', 'q', 'ctl', 'seq', 'abandon', JOB_SRC) as JobFn;
@@ -213,6 +241,16 @@ function runCalls() {
     f64[${RET} + i] = typeof r === 'number' ? r : 0;
   }
 }
+function runRange(fn, args, per, countIdx, countDiv, n, grain, ctl) { ${RANGE_SRC} }
+// a range job: [slot, function index, nargs, args..., perElem..., countIdx, countDiv, n, grain] at CALLS
+function runRangeJob() {
+  let p = ${CALLS};
+  const fn = moduleIn(f64[p])[f64[p + 1]], na = f64[p + 2];
+  p += 3;
+  const args = Array.from(f64.subarray(p, p + na)), per = Array.from(f64.subarray(p + na, p + 2 * na));
+  p += 2 * na;
+  runRange(fn, args, per, f64[p], f64[p + 1], f64[p + 2], f64[p + 3], ctl);
+}
 // read the job counter BEFORE announcing readiness: the caller may dispatch its first job as soon
 // as it hears 'ready', and a counter read after that would already include (and so skip) that job
 let seq = Atomics.load(ctl, ${SEQ});
@@ -240,7 +278,9 @@ for (;;) {
   seq = s;
   let status = 0;
   try {
-    if (Atomics.load(ctl, ${KIND}) === 1) runCalls();
+    const kind = Atomics.load(ctl, ${KIND});
+    if (kind === 1) runCalls();
+    else if (kind === 2) runRangeJob();
     else runJob(ex, ctl.slice(${PRM}, ${PRM + NPRM}), ctl, seq, abandon);
   } catch (e) { status = 1; }
   Atomics.store(ctl, ${STATUS}, status);
@@ -537,6 +577,31 @@ class GemmImpl implements Gemm {
       this.join();
     }
     return Array.from(f64.subarray(RET, RET + calls.length));
+  }
+
+  splitRange(slot: number, name: string, args: number[], perElem: number[], countIdx: number, countDiv: number,
+             n: number, grain: number, here: (...args: number[]) => unknown): void {
+    if (this.closed) throw new Error('gemm: closed');
+    const names = this.shared[slot];
+    if (!names || !this.workerReady()) throw new Error('gemm.splitRange: the worker is not active, or the module was not shared with it');
+    const fi = names.get(name);
+    if (fi === undefined) throw new Error(`gemm.splitRange: the shared module has no function '${name}'`);
+    if (perElem.length !== args.length || CALLS + 7 + 2 * args.length > CALLS_END) throw new Error('gemm.splitRange: bad or too many arguments');
+    const f64 = new Float64Array(this.memory.buffer, 0, CTL_BYTES / 8);
+    let p = CALLS;
+    f64[p] = slot; f64[p + 1] = fi; f64[p + 2] = args.length;
+    p += 3;
+    for (let i = 0; i < args.length; i++) { f64[p + i] = args[i]; f64[p + args.length + i] = perElem[i]; }
+    p += 2 * args.length;
+    f64[p] = countIdx; f64[p + 1] = countDiv; f64[p + 2] = n; f64[p + 3] = grain;
+    Atomics.store(this.ctl, NEXT, 0);
+    this.ctl[KIND] = 2;
+    this.kick();
+    try {
+      runRange(here, args, perElem, countIdx, countDiv, n, grain, this.ctl);
+    } finally {
+      this.join();
+    }
   }
 
   private kick(): void {
