@@ -147,7 +147,9 @@ function defaultGemm(): FastGemm | null {
     if (threads !== 1 && threads !== 2) throw new Error(`GAPGRAD_THREADS: expected 1 or 2, got '${env}'`);
   }
   const heapEnv = process.env.GAPGRAD_WASM_HEAP_MB;
-  let heapMb = 1024;
+  // 256 MiB: the MNIST-VAE keeps ~24 MB there. Arrays nobody disposes return only when garbage-collected, which a
+  // loop that never yields to the event loop does not allow; the cap bounds what such a loop holds there.
+  let heapMb = 256;
   if (heapEnv !== undefined && heapEnv !== '') {
     heapMb = Number(heapEnv);
     if (!Number.isFinite(heapMb) || heapMb < 0 || heapMb > 2048) {

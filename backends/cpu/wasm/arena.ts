@@ -33,7 +33,7 @@ export class Arena {
   private readonly held = new Map<number, Held>(); // adopted blocks, for drop()
 
   /** Manages the bytes of `memory` from `base` on (below it: the owner's own use). */
-  constructor(readonly memory: WebAssembly.Memory, base: number, readonly maxBytes: number, limitBytes = 1 << 30) {
+  constructor(readonly memory: WebAssembly.Memory, base: number, readonly maxBytes: number, limitBytes = 256 * 2 ** 20) {
     this.top = Math.ceil(base / ALIGN) * ALIGN;
     this.limitBytes = limitBytes;
   }
