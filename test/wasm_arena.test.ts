@@ -369,3 +369,36 @@ describe('training with the GEMM memory holding outputs and parameters', () => {
     for (let i = 0; i < a.length; i++) expect(Array.from(b[i])).toEqual(Array.from(a[i]));
   });
 });
+
+describe('one-row products (no packing)', () => {
+  let g1: Gemm;
+  beforeAll(() => { g1 = createGemmSync(); });
+  afterAll(async () => { await g1.close(); });
+
+  it('have the bits of the first row of the same product through the GEMM path, epilogue and in-place operands included (property)', () => {
+    fc.assert(fc.property(fc.record({
+      k: fc.integer({ min: 1, max: 70 }), n: fc.integer({ min: 1, max: 70 }), tA: fc.boolean(), hasBias: fc.boolean(),
+      relu: fc.boolean(), inA: fc.boolean(), inB: fc.boolean(), inC: fc.boolean(), seed: fc.nat(),
+    }), (cs) => {
+      const { k, n, tA, relu } = cs;
+      const rnd = mulberry32(cs.seed);
+      const a = randArray(k, rnd), b = randArray(k * n, rnd);
+      const bias = cs.hasBias ? randArray(n, rnd) : null;
+      // two rows: row 0 is a, so the GEMM path (tiles, packing) computes it; tA stores the 2 rows as (k, 2)
+      const a2 = new Float32Array(2 * k);
+      for (let p = 0; p < k; p++) { if (tA) a2[2 * p] = a[p]; else a2[p] = a[p]; }
+      const want = new Float32Array(2 * n);
+      g1.matmul(a2, 0, b, 0, want, 0, 2, n, k, tA, false, { bias, relu });
+      const put = (x: Float32Array, inside: boolean) => { if (!inside) return x; const r = g1.allocArray(1, x.length)!; r.set(x); return r; };
+      const A = put(a, cs.inA), B = put(b, cs.inB);
+      // C with 8 sentinel floats after it: a partial last vector must not store past n
+      const Cbig = cs.inC ? g1.allocArray(1, n + 8)! : new Float32Array(n + 8);
+      Cbig.fill(777.25);
+      const C = Cbig.subarray(0, n);
+      g1.matmul(A, 0, B, 0, C, 0, 1, n, k, tA, false, { bias, relu });
+      const ok = C.every((v, j) => Object.is(v, want[j])) && Cbig.subarray(n).every((v) => v === 777.25);
+      for (const x of [A, B, Cbig]) if (g1.arena.addressOf(x) >= 0) g1.freeArray(x);
+      return ok;
+    }), { numRuns: 300, seed: 31 });
+  });
+});

@@ -128,6 +128,7 @@ const SPIN_LONG = 300000; // after a pre-wake
 
 interface Exports {
   gemm: (...a: number[]) => void;
+  gemv: (a: number, b: number, c: number, k: number, n: number, bias: number, relu: number) => void;
   packAN: (...a: number[]) => void; packAT: (...a: number[]) => void;
   packN: (...a: number[]) => void; packT: (...a: number[]) => void;
 }
@@ -427,6 +428,7 @@ class GemmImpl implements Gemm {
       }
       return;
     }
+    if (m === 1 && !transB) { this.rowProduct(a, aOff, b, bOff, c, cOff, n, k, bias, relu); return; }
     const { mr, nr, arena } = this;
     const panels = Math.ceil(n / nr);
     const tiles = Math.ceil(m / mr);
@@ -536,6 +538,40 @@ class GemmImpl implements Gemm {
     const f2 = this.f32;
     if (ldc === n) c.set(f2.subarray(cBase, cBase + m * n), cOff);
     else for (let i = 0; i < m; i++) c.set(f2.subarray(cBase + i * ldc, cBase + i * ldc + n), cOff + i * n);
+  }
+
+  /**
+   * A one-row product (bias gradients are ones @ G; batch-1 inference), on this thread without packing: a 1-row
+   * GEMM would pack all of B and compute 4-row tiles. The same bits as the GEMM (see the kernel's gemv).
+   */
+  private rowProduct(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
+                     n: number, k: number, bias: Float32Array | null, relu: boolean): void {
+    const arena = this.arena;
+    const al = (x: number) => (x + 15) & ~15;
+    const aAt = arena.addressOf(a), bAt = arena.addressOf(b), cAt = arena.addressOf(c), biasAt = bias ? arena.addressOf(bias) : -1;
+    const aIn = aAt >= 0 ? aAt + 4 * aOff : -1, bIn = bAt >= 0 ? bAt + 4 * bOff : -1;
+    const cStart = cAt + 4 * cOff, cEnd = cStart + 4 * n;
+    const overlaps = (at: number, len: number) => at >= 0 && at < cEnd && cStart < at + 4 * len;
+    const cIn = cAt >= 0 && !overlaps(aIn, k) && !overlaps(bIn, k * n) ? cStart : -1;
+    // scratch (float offsets): the operands that are not in place; B and the bias with 4 floats of slack (a partial
+    // last vector reads past the row)
+    let o = 0;
+    const aOfs = aIn < 0 ? o : -1; if (aIn < 0) o = al(o + k);
+    const bOfs = bIn < 0 ? o : -1; if (bIn < 0) o = al(o + k * n + 4);
+    const cOfs = cIn < 0 ? o : -1; if (cIn < 0) o = al(o + n + 4);
+    const biasOfs = bias && biasAt < 0 ? o : -1; if (biasOfs >= 0) o = al(o + n + 4);
+    const base = this.scratch(4 * Math.max(o, 16)) / 4;
+    if (aIn >= 0 || bIn >= 0) {
+      if (!arena.ensure(Math.max(aIn + 4 * k, bIn + 4 * (k * n + 4)))) throw new RangeError('gemm: operand slack past the end of the wasm memory');
+      this.refresh();
+    }
+    const f = this.f32;
+    if (aIn < 0) f.set(a.subarray(aOff, aOff + k), base + aOfs);
+    if (bIn < 0) { f.set(b.subarray(bOff, bOff + k * n), base + bOfs); f.fill(0, base + bOfs + k * n, base + bOfs + k * n + 4); }
+    if (biasOfs >= 0) { f.set(bias!.subarray(0, n), base + biasOfs); f.fill(0, base + biasOfs + n, base + biasOfs + n + 4); }
+    this.ex.gemv(aIn >= 0 ? aIn : 4 * (base + aOfs), bIn >= 0 ? bIn : 4 * (base + bOfs), cIn >= 0 ? cIn : 4 * (base + cOfs), k, n,
+      !bias ? 0 : biasOfs >= 0 ? 4 * (base + biasOfs) : biasAt, relu ? 1 : 0);
+    if (cIn < 0) c.set(this.f32.subarray(base + cOfs, base + cOfs + n), cOff);
   }
 
   private dispatch(q: Int32Array): void {

@@ -133,6 +133,83 @@ function emitGemm(c: Code, cfg: KernelConfig): void {
   c.end().end();
 }
 
+/** gemv(a, b, c, k, n, bias, relu): the one-row product c (n) = a (k) @ B (k, n row-major, stride 4n bytes), then
+ *  the epilogue as gemm's (bias: byte address or 0; relu). Each c[j] is accumulated over p = 0..k-1 from 0 with
+ *  the same vector multiply-add as the gemm kernel's, so the result has the same bits as a 1-row gemm. Columns
+ *  go 16 at a time, then 4 at a time; a last partial vector stores only its first n % 4 lanes. */
+function emitGemv(c: Code, cfg: KernelConfig): void {
+  const { relaxed } = cfg;
+  const [a, b, cp, k, n, bias, relu] = [0, 1, 2, 3, 4, 5, 6];
+  const pa = c.local(I32), pb = c.local(I32), pe = c.local(I32), j = c.local(I32), rowB = c.local(I32), full = c.local(I32);
+  const nv = c.local(I32), rem = c.local(I32);
+  const s = c.local(V128), zero = c.local(V128);
+  const acc = [0, 1, 2, 3].map(() => c.local(V128));
+  const madd = (x: number) => {
+    // acc[x] += s * load(pb + 16x)
+    if (relaxed) c.get(s).get(pb).v128Load(16 * x).get(acc[x]).f32x4RelaxedMadd().set(acc[x]);
+    else c.get(acc[x]).get(s).get(pb).v128Load(16 * x).f32x4Mul().f32x4Add().set(acc[x]);
+  };
+  const epilogue = (count: number, col: number) => {
+    // acc[0..count) at columns col.. (a local holding the byte offset of the first column)
+    c.get(bias).if_();
+    for (let x = 0; x < count; x++) c.get(acc[x]).get(bias).get(col).i32Add().v128Load(16 * x).f32x4Add().set(acc[x]);
+    c.end();
+    c.get(relu).if_();
+    for (let x = 0; x < count; x++) c.get(acc[x]).get(zero).f32x4Max().set(acc[x]);
+    c.end();
+  };
+  c.v128Const0().set(zero);
+  c.get(n).i32(4).i32Mul().set(rowB);
+  c.get(a).get(k).i32(4).i32Mul().i32Add().set(pe);
+  c.get(n).i32(-16).i32And().i32(4).i32Mul().set(full); // bytes of the 16-column groups
+  // 16 columns at a time
+  c.i32(0).set(j);
+  c.block().loop();
+  c.get(j).get(full).i32GeS().brIf(1);
+  for (let x = 0; x < 4; x++) c.get(zero).set(acc[x]);
+  c.get(a).set(pa);
+  c.get(b).get(j).i32Add().set(pb);
+  c.loop();
+  c.get(pa).v128Load32Splat(0).set(s);
+  for (let x = 0; x < 4; x++) madd(x);
+  c.get(pb).get(rowB).i32Add().set(pb);
+  c.get(pa).i32(4).i32Add().tee(pa).get(pe).i32Ne().brIf(0);
+  c.end();
+  epilogue(4, j);
+  for (let x = 0; x < 4; x++) c.get(cp).get(j).i32Add().get(acc[x]).v128Store(16 * x);
+  c.get(j).i32(64).i32Add().set(j);
+  c.br(0);
+  c.end().end();
+  // then 4 columns at a time; the last vector may be partial
+  c.get(n).i32(3).i32Add().i32(-4).i32And().i32(4).i32Mul().set(nv); // bytes up to the end of the last vector
+  c.block().loop();
+  c.get(j).get(nv).i32GeS().brIf(1);
+  c.get(zero).set(acc[0]);
+  c.get(a).set(pa);
+  c.get(b).get(j).i32Add().set(pb);
+  c.loop();
+  c.get(pa).v128Load32Splat(0).set(s);
+  madd(0);
+  c.get(pb).get(rowB).i32Add().set(pb);
+  c.get(pa).i32(4).i32Add().tee(pa).get(pe).i32Ne().brIf(0);
+  c.end();
+  epilogue(1, j);
+  c.get(rowB).get(j).i32Sub().set(rem); // bytes of columns left from j
+  c.get(rem).i32(16).i32GeS();
+  c.if_();
+  c.get(cp).get(j).i32Add().get(acc[0]).v128Store(0);
+  c.else_();
+  for (let l = 0; l < 3; l++) {
+    c.get(rem).i32(4 * l).i32GtS().if_();
+    c.get(cp).get(j).i32Add().get(acc[0]).f32x4ExtractLane(l).f32Store(4 * l);
+    c.end();
+  }
+  c.end();
+  c.get(j).i32(16).i32Add().set(j);
+  c.br(0);
+  c.end().end();
+}
+
 // float lane shuffle -> byte lanes
 const sh = (lanes: number[]) => lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 const LO = sh([0, 4, 1, 5]), HI = sh([2, 6, 3, 7]), LO2 = sh([0, 1, 4, 5]), HI2 = sh([2, 3, 6, 7]);
@@ -347,6 +424,7 @@ const P15 = [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I3
 export function buildKernelModule(cfg: KernelConfig): Uint8Array<ArrayBuffer> {
   const m = new ModuleBuilder({ module: MEM_MODULE, field: MEM_FIELD, initialPages: 1, maxPages: MAX_PAGES, shared: true });
   m.func('gemm', [...P15], [], (c) => emitGemm(c, cfg));
+  m.func('gemv', [I32, I32, I32, I32, I32, I32, I32], [], (c) => emitGemv(c, cfg));
   m.func('packAN', [...P6], [], (c) => emitPackAN(c, cfg));
   m.func('packAT', [...P6], [], (c) => emitPackAT(c, cfg));
   m.func('packN', [...P6], [], (c) => emitPackN(c, cfg));
