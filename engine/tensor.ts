@@ -426,31 +426,38 @@ export function checkShape(shape: unknown, where: string): number[] {
 export function tensor(values: Nested | TypedArray | number[], shape?: number[] | null, opts: TensorOptions = {}): Tensor {
   const device = opts.device ?? defaultDevice;
   const backend = getBackend(device);
-  let data: TypedArray;
+  let src: TypedArray | number[];
   let dtype: DType;
   if (ArrayBuffer.isView(values)) {
     dtype = checkDtype(opts.dtype ?? dtypeOf(values as TypedArray), 'tensor');
-    const src = values as TypedArray;
-    data = arrayFor(dtype, src.length);
-    data.set(src as never);
+    src = values as TypedArray;
     shape = shape ?? [src.length];
   } else {
     dtype = checkDtype(opts.dtype ?? 'float32', 'tensor');
     const inferred = inferShape(values as Nested);
     const flat: number[] = [];
     flatten(values as Nested, inferred, flat);
-    data = arrayFor(dtype, flat.length);
-    data.set(flat);
+    src = flat;
     shape = shape ?? inferred;
   }
   shape = checkShape(shape, 'tensor');
-  if (numel(shape) !== data.length) {
-    throw new Error(`tensor: shape [${shape}] needs ${numel(shape)} values, got ${data.length}`);
+  if (numel(shape) !== src.length) {
+    throw new Error(`tensor: shape [${shape}] needs ${numel(shape)} values, got ${src.length}`);
   }
   if (dtype === 'float64' && !backend.supportsFloat64) {
     throw new Error(`tensor: device '${device}' does not support float64; use float32 or device 'cpu'`);
   }
-  const t = Tensor.fromBuf(backend.fromArray(data), shape, device);
+  let buf: Buf;
+  if (backend.readSync) {
+    // a backend whose buffers are host arrays: fill one of its own (pooled, or where its kernels read in place)
+    buf = backend.alloc(src.length, dtype);
+    (backend.readSync(buf) as TypedArray).set(src as never);
+  } else {
+    const data = arrayFor(dtype, src.length);
+    data.set(src as never);
+    buf = backend.fromArray(data);
+  }
+  const t = Tensor.fromBuf(buf, shape, device);
   if (opts.requiresGrad) t.requireGrad();
   return t;
 }

@@ -236,7 +236,19 @@ export class CpuBackend implements Backend {
     return new CpuBuf(data, pooled);
   }
 
-  alloc(size: number, dtype: DType): Buf { return this.track(this.take(dtype, size)); }
+  alloc(size: number, dtype: DType): Buf {
+    // large float32 arrays (a batch of inputs from tensor(), a concatenation) where products read them in place
+    if (dtype === 'float32' && size >= this.residentMin) {
+      const g = this.gemm;
+      const R = hasArena(g) ? g.allocArray(1, size) : null;
+      if (R) {
+        const buf = this.track(R, false);
+        buf.home = g as ArenaGemm;
+        return buf;
+      }
+    }
+    return this.track(this.take(dtype, size));
+  }
   fromArray(data: TypedArray): Buf { return this.track(data, false); }
   async read(buf: Buf): Promise<TypedArray> { return (buf as CpuBuf).data; }
   readSync(buf: Buf): TypedArray { return (buf as CpuBuf).data; }
