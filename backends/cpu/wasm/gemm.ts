@@ -115,9 +115,8 @@ const PRM = 8;
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
 //         tLast, mEdge, pLast, nEdge (the edge tiles of a C written in place: see the kernel's gemm),
 //         bias (byte address, 0 = none), relu (the epilogue),
-//         chunk (> 0: instead of the fixed ranges, take panels from ctl[NEXT] up to q1, a quarter of those
-//         left at a time but at least `chunk`, packing each chunk's B panels, then computing tiles [t0,t1)
-//         of them)
+//         chunk (> 0: instead of the fixed ranges, take panels up to q1 from ctl[NEXT] (CHUNK_SRC), at least
+//         `chunk` at a time, packing each chunk's B panels, then computing tiles [t0,t1) of them)
 const NPRM = 28;
 // Atomics.load polls before the worker sleeps (~3-5 ms). A training step runs elementwise work for
 // 0.1-1 ms between matmuls; a worker that slept after ~20 us took so long to wake on this VM that
@@ -133,6 +132,20 @@ interface Exports {
   packN: (...a: number[]) => void; packT: (...a: number[]) => void;
 }
 
+// Taking work from the shared counter ctl[NEXT] (both threads, GEMM panels and range jobs alike): the next chunk
+// of [ctl[NEXT], end) is a quarter of what is left, at least `grain`, a multiple of it (the end excepted), so
+// the chunks shrink toward the end. takeChunk returns the chunk's start (its end is chunkEnd of that), or -1.
+const CHUNK_SRC = `
+  const chunkEnd = (c0, end, grain) => Math.min(end, c0 + Math.ceil(Math.max(grain, Math.ceil((end - c0) / 4)) / grain) * grain);
+  const takeChunk = (end, grain) => {
+    for (;;) {
+      const c0 = Atomics.load(ctl, ${NEXT});
+      if (c0 >= end) return -1;
+      if (Atomics.compareExchange(ctl, ${NEXT}, c0, chunkEnd(c0, end, grain)) === c0) return c0;
+    }
+  };
+`;
+
 // One job (the same source runs inside the worker, see WORKER_SRC): pack A tiles [a0,a1), publish
 // them (ctl[setFlag] := seq), pack B panels [q0,q1), wait for the other side's A tiles
 // (ctl[waitFlag] == seq; only the worker ever waits), then compute tiles [t0,t1) x panels [p0,p1).
@@ -140,7 +153,7 @@ interface Exports {
 // none is left, a quarter of those left at a time (at least `chunk`), so that the chunks shrink toward
 // the end: a thread that runs slower (a busy core) computes fewer, and the other waits at most for a
 // small last chunk.
-const JOB_SRC = `
+const JOB_SRC = `${CHUNK_SRC}
   const transA = q[0], transB = q[1], aRaw = q[2], lda = q[3], aPack = q[4], bRaw = q[5], ldbOrN = q[6];
   const bp = q[7], cPtr = q[8], ldc = q[9], k = q[10], t0 = q[11], t1 = q[12], p0 = q[13], p1 = q[14];
   const q0 = q[15], q1 = q[16], a0 = q[17], a1 = q[18], setFlag = q[19], waitFlag = q[20];
@@ -158,11 +171,8 @@ const JOB_SRC = `
   if (setFlag) { Atomics.store(ctl, setFlag, seq); Atomics.notify(ctl, setFlag); }
   if (chunk > 0) {
     let haveA = !waitFlag;
-    for (;;) {
-      const c0 = Atomics.load(ctl, ${NEXT});
-      if (c0 >= q1) break;
-      const c1 = Math.min(q1, c0 + Math.max(chunk, Math.ceil((q1 - c0) / 4)));
-      if (Atomics.compareExchange(ctl, ${NEXT}, c0, c1) !== c0) continue;
+    for (let c0; (c0 = takeChunk(q1, chunk)) >= 0;) {
+      const c1 = chunkEnd(c0, q1, chunk);
       (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, c0, c1);
       if (!haveA) { waitForA(); haveA = true; }
       ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, c0, c1, tLast, mEdge, pLast, nEdge, bias, relu);
@@ -175,14 +185,10 @@ const JOB_SRC = `
 `;
 
 // A range job (splitRange), the same source on both threads: take chunks of [0, n) from ctl[NEXT] and call fn.
-const RANGE_SRC = `
+const RANGE_SRC = `${CHUNK_SRC}
   const a = args.slice();
-  for (;;) {
-    const c0 = Atomics.load(ctl, ${NEXT});
-    if (c0 >= n) break;
-    const size = Math.ceil(Math.max(grain, Math.ceil((n - c0) / 4)) / grain) * grain;
-    const c1 = Math.min(n, c0 + size);
-    if (Atomics.compareExchange(ctl, ${NEXT}, c0, c1) !== c0) continue;
+  for (let c0; (c0 = takeChunk(n, grain)) >= 0;) {
+    const c1 = chunkEnd(c0, n, grain);
     for (let i = 0; i < a.length; i++) a[i] = args[i] + per[i] * c0;
     a[countIdx] = Math.ceil((c1 - c0) / countDiv);
     fn(...a);
