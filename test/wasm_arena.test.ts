@@ -402,3 +402,24 @@ describe('one-row products (no packing)', () => {
     }), { numRuns: 300, seed: 31 });
   });
 });
+
+describe('tensor() on the CPU backend', () => {
+  it('copies its input into a buffer of the backend (a large float32 batch into the GEMM memory), for every dtype', () => {
+    for (const [dtype, n] of [['float32', 100], ['float32', 8192], ['float64', 8192], ['int32', 8192]] as const) {
+      const src = dtype === 'float64' ? Float64Array.from({ length: n }, (_, i) => i * 0.5)
+        : dtype === 'int32' ? Int32Array.from({ length: n }, (_, i) => i - 7) : Float32Array.from({ length: n }, (_, i) => i * 0.25);
+      const t = tensor(src, [n], { dtype });
+      const stor = cpuBackend.readSync(t.buf);
+      expect(stor).not.toBe(src);
+      expect(stor.constructor).toBe(src.constructor);
+      const before = Array.from(src);
+      src[3] = 999; // the tensor does not see later writes to the source
+      expect(Array.from(t.dataSync())).toEqual(before);
+      const inGemm = (cpuBackend.gemm as Gemm).arena.addressOf(stor as Float32Array) >= 0;
+      expect(inGemm).toBe(dtype === 'float32' && n >= cpuBackend.residentMin);
+      t.dispose();
+    }
+    // nested arrays too
+    expect(Array.from(tensor([[1, 2], [3, 4]]).dataSync())).toEqual([1, 2, 3, 4]);
+  });
+});
