@@ -135,7 +135,7 @@ async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void>
     out: { type: 'string', default: join('runs', `sweep-${model}`), help: 'output directory' },
     valid: { type: 'string', help: 'listops: validation split path' },
     test: { type: 'string', help: 'listops: test split path (reported, never used to select)' },
-    extra: { type: 'string', default: '', help: 'extra flags passed to every run, e.g. "--train-limit 10000"' },
+    extra: { type: 'string', default: '', help: 'extra flags passed to every run, written with =, e.g. --extra="--train-limit 10000"' },
   };
   const f = parse(args, spec as never, `Usage: gapgrad sweep ${model} [flags]`);
   const { runSweep } = await import('./sweep.ts');
