@@ -236,15 +236,20 @@ export class CpuBackend implements Backend {
     return new CpuBuf(data, pooled);
   }
 
+  /** a buffer over an array of the GEMM's memory: never pooled, its block handed back at release */
+  private trackHome(data: Float32Array, home: ArenaGemm): CpuBuf {
+    const buf = this.track(data, false);
+    buf.home = home;
+    return buf;
+  }
+
   alloc(size: number, dtype: DType): Buf {
     // large float32 arrays (a batch of inputs from tensor(), a concatenation) where products read them in place
     if (dtype === 'float32' && size >= this.residentMin) {
       const g = this.gemm;
       const R = hasArena(g) ? g.allocArray(1, size) : null;
       if (R) {
-        const buf = this.track(R, false);
-        buf.home = g as ArenaGemm;
-        return buf;
+        return this.trackHome(R, g as ArenaGemm);
       }
     }
     return this.track(this.take(dtype, size));
@@ -329,9 +334,7 @@ export class CpuBackend implements Backend {
     } else {
       ewF32(op, A, B, R, n);
     }
-    const buf = this.track(R, false);
-    buf.home = g;
-    return buf;
+    return this.trackHome(R, g);
   }
 
   binary(op: BinaryOp, a: View, b: View, shape: number[], outDtype: DType): Buf {
@@ -494,9 +497,7 @@ export class CpuBackend implements Backend {
     }
     if (epi) epi.fused = fuse;
     if (!R) return this.track(C);
-    const buf = this.track(C, false);
-    buf.home = home;
-    return buf;
+    return this.trackHome(R, home!);
   }
 
   /** act(A @ B + bias) in one pass over the product: the same float values as matmul, add and relu. */

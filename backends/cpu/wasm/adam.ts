@@ -150,24 +150,19 @@ export function createAdamWasm(): AdamKernel | null {
       // G read in place: it lives in the slot's memory already (a matmul output in the GEMM's arena)
       const gAt = s.arena ? s.arena.addressOf(G) : -1;
       const gAddr = gAt >= 0 ? gAt : s.g.byteOffset;
-      // elements [a, b) (a a multiple of 4; the last vector may run into the slot's padding, and read up to
-      // 3 floats past G's end: within the arena's guard)
-      const range = (a: number, b: number) => [s.P.byteOffset + 4 * a, gAddr + 4 * a, s.M.byteOffset + 4 * a,
-        s.V.byteOffset + 4 * a, (b - a + 3) >> 2, ...args];
-      const half = sp && sp.workerActive && n >= SPLIT_MIN ? (n >> 1) & ~15 : 0;
-      if (!half) {
-        if (gAt < 0) s.g.set(n === G.length ? G : G.subarray(0, n));
-        (s.fns[name] as (...a: number[]) => void)(...range(0, n));
-        return;
-      }
-      let slot = s.shared.get(sp!);
-      if (slot === undefined) {
-        slot = sp!.shareModule(slotBytes, s.mem, ['adam', 'adamWd']);
-        s.shared.set(sp!, slot);
-      }
+      // all n elements (the last vector may run into the slot's padding, and read up to 3 floats past G's end:
+      // within the arena's guard); splitRange offsets the four pointers per chunk
+      const callArgs = [s.P.byteOffset, gAddr, s.M.byteOffset, s.V.byteOffset, (n + 3) >> 2, ...args];
+      const fn = s.fns[name] as (...a: number[]) => void;
       if (gAt < 0) s.g.set(n === G.length ? G : G.subarray(0, n));
+      if (!(sp && sp.workerActive && n >= SPLIT_MIN)) { fn(...callArgs); return; }
+      let slot = s.shared.get(sp);
+      if (slot === undefined) {
+        slot = sp.shareModule(slotBytes, s.mem, ['adam', 'adamWd']);
+        s.shared.set(sp, slot);
+      }
       // both threads take chunks of the elements (multiples of 16, shrinking toward the end) from a shared counter
-      sp!.splitRange(slot, name, range(0, n), [4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4, 4, n, 16, s.fns[name] as (...a: number[]) => void);
+      sp.splitRange(slot, name, callArgs, [4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4, 4, n, 16, fn);
     },
     update(P, G, M, V, hp) {
       const n = P.length;

@@ -189,12 +189,11 @@ export function ewInMemory(memory: WebAssembly.Memory): EwInMemory | null {
     run(op, a, b, out, n, sp) {
       const scalar = typeof b === 'number' ? 0 : b.scalar, useSc = typeof b === 'number' ? 0 : 1;
       const bAddr = typeof b === 'number' ? b : 0;
-      const half = sp && sp.workerActive && n >= SPLIT_MIN ? (n >> 1) & ~15 : 0;
-      if (!half) { r.fns[op](a, bAddr, out, n, scalar, useSc); return; }
-      let slot = r.shared.get(sp!);
-      if (slot === undefined) { slot = sp!.shareModule(bytes, memory, OPS); r.shared.set(sp!, slot); }
+      if (!(sp && sp.workerActive && n >= SPLIT_MIN)) { r.fns[op](a, bAddr, out, n, scalar, useSc); return; }
+      let slot = r.shared.get(sp);
+      if (slot === undefined) { slot = sp.shareModule(bytes, memory, OPS); r.shared.set(sp, slot); }
       // both threads take chunks (multiples of 16 elements, shrinking toward the end) from a shared counter
-      sp!.splitRange(slot, op, [a, bAddr, out, n, scalar, useSc], [4, useSc ? 0 : 4, 4, 0, 0, 0], 3, 1, n, 16, r.fns[op]);
+      sp.splitRange(slot, op, [a, bAddr, out, n, scalar, useSc], [4, useSc ? 0 : 4, 4, 0, 0, 0], 3, 1, n, 16, r.fns[op]);
     },
   };
 }

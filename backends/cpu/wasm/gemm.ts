@@ -300,6 +300,18 @@ for (;;) {
 let relaxedSupportedHere: boolean | undefined;
 const neverAbandon = (): boolean => false;
 
+/**
+ * Where C (cLen floats at element offset cOff of an array at byte address cAt, -1: not in this memory) is written
+ * in place: its byte address, or -1 when it is not in this memory or overlaps an operand read in place (aIn, bIn:
+ * byte addresses or -1, of aLen / bLen floats), since B is packed chunk by chunk while C is being written.
+ */
+function cInPlace(cAt: number, cOff: number, cLen: number, aIn: number, aLen: number, bIn: number, bLen: number): number {
+  if (cAt < 0) return -1;
+  const cStart = cAt + 4 * cOff, cEnd = cStart + 4 * cLen;
+  const overlaps = (at: number, len: number) => at >= 0 && at < cEnd && cStart < at + 4 * len;
+  return overlaps(aIn, aLen) || overlaps(bIn, bLen) ? -1 : cStart;
+}
+
 class GemmImpl implements Gemm {
   readonly threads: number;
   readonly relaxed: boolean;
@@ -381,6 +393,14 @@ class GemmImpl implements Gemm {
     }
   }
 
+  /** Operands read in place at byte addresses aIn / bIn (-1: not in place) are read for aLen / bLen floats,
+   *  slack included: the memory must reach that far. */
+  private ensureSlack(aIn: number, aLen: number, bIn: number, bLen: number): void {
+    if (aIn < 0 && bIn < 0) return;
+    if (!this.arena.ensure(Math.max(aIn + 4 * aLen, bIn + 4 * bLen))) throw new RangeError('gemm: operand slack past the end of the wasm memory');
+    this.refresh();
+  }
+
   private refresh(): void {
     if (this.f32.buffer.byteLength !== this.memory.buffer.byteLength) this.f32 = new Float32Array(this.memory.buffer);
   }
@@ -449,9 +469,7 @@ class GemmImpl implements Gemm {
     const aIn = aAt >= 0 ? aAt + 4 * aOff : -1, bIn = bAt >= 0 ? bAt + 4 * bOff : -1;
     // C is written in place, its edge tiles clipped to m x n by the kernel, unless it overlaps an operand read in
     // place (B is packed chunk by chunk while C tiles are being written)
-    const cStart = cAt + 4 * cOff, cEnd = cStart + 4 * m * n;
-    const overlaps = (at: number, len: number) => at >= 0 && at < cEnd && cStart < at + 4 * len;
-    const cIn = cAt >= 0 && !overlaps(aIn, m * k) && !overlaps(bIn, k * n) ? cStart : -1;
+    const cIn = cInPlace(cAt, cOff, m * n, aIn, m * k, bIn, k * n);
     // scratch layout (float offsets from its start)
     let o = 0;
     const aOfs = aIn < 0 ? o : -1; if (aIn < 0) o = al(o + aLen);
@@ -467,10 +485,7 @@ class GemmImpl implements Gemm {
       : macs >= this.parallelThreshold) && (panels >= 2 || tiles >= 2) && this.workerAwake();
     if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while we copy the operands in
     const base = this.scratch(4 * o) / 4;
-    if (aIn >= 0 || bIn >= 0) {
-      if (!arena.ensure(Math.max(aIn + 4 * aLen, bIn + 4 * bLen))) throw new RangeError('gemm: operand slack past the end of the wasm memory');
-      this.refresh();
-    }
+    this.ensureSlack(aIn, aLen, bIn, bLen);
     const f = this.f32;
     const aBase = base + aOfs, bBase = base + bOfs;
     if (aIn < 0) {
@@ -556,9 +571,7 @@ class GemmImpl implements Gemm {
     const al = (x: number) => (x + 15) & ~15;
     const aAt = arena.addressOf(a), bAt = arena.addressOf(b), cAt = arena.addressOf(c), biasAt = bias ? arena.addressOf(bias) : -1;
     const aIn = aAt >= 0 ? aAt + 4 * aOff : -1, bIn = bAt >= 0 ? bAt + 4 * bOff : -1;
-    const cStart = cAt + 4 * cOff, cEnd = cStart + 4 * n;
-    const overlaps = (at: number, len: number) => at >= 0 && at < cEnd && cStart < at + 4 * len;
-    const cIn = cAt >= 0 && !overlaps(aIn, k) && !overlaps(bIn, k * n) ? cStart : -1;
+    const cIn = cInPlace(cAt, cOff, n, aIn, k, bIn, k * n);
     // scratch (float offsets): the operands that are not in place; B and the bias with 4 floats of slack (a partial
     // last vector reads past the row)
     let o = 0;
@@ -567,10 +580,7 @@ class GemmImpl implements Gemm {
     const cOfs = cIn < 0 ? o : -1; if (cIn < 0) o = al(o + n + 4);
     const biasOfs = bias && biasAt < 0 ? o : -1; if (biasOfs >= 0) o = al(o + n + 4);
     const base = this.scratch(4 * Math.max(o, 16)) / 4;
-    if (aIn >= 0 || bIn >= 0) {
-      if (!arena.ensure(Math.max(aIn + 4 * k, bIn + 4 * (k * n + 4)))) throw new RangeError('gemm: operand slack past the end of the wasm memory');
-      this.refresh();
-    }
+    this.ensureSlack(aIn, k, bIn, k * n + 4);
     const f = this.f32;
     if (aIn < 0) f.set(a.subarray(aOff, aOff + k), base + aOfs);
     if (bIn < 0) { f.set(b.subarray(bOff, bOff + k * n), base + bOfs); f.fill(0, base + bOfs + k * n, base + bOfs + k * n + 4); }
