@@ -6,6 +6,7 @@ import { arrayFor, bytesPerElement, dtypeOf, type DType, type TypedArray } from 
 import { UNARY, BINARY, toJs, select, bitsToUniform, type UnaryOp, type BinaryOp } from '../../engine/elementwise.ts';
 import { philoxFill } from '../../engine/philox.ts';
 import { collapse } from '../../engine/views.ts';
+import { setting } from '../../engine/config.ts';
 import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
@@ -140,22 +141,10 @@ function softmaxRowJs(X: TypedArray, out: TypedArray, o: number, cols: number, l
 /** The default fast matmul: the wasm GEMM on GAPGRAD_THREADS (1 or 2) or min(2, cores) threads; null where
  *  WebAssembly SIMD is unavailable (the JS kernel then runs). */
 function defaultGemm(): FastGemm | null {
-  const env = process.env.GAPGRAD_THREADS;
-  let threads: number | undefined;
-  if (env !== undefined && env !== '') {
-    threads = Number(env);
-    if (threads !== 1 && threads !== 2) throw new Error(`GAPGRAD_THREADS: expected 1 or 2, got '${env}'`);
-  }
-  const heapEnv = process.env.GAPGRAD_WASM_HEAP_MB;
+  const threads = setting('threads');
   // 256 MiB: the MNIST-VAE keeps ~24 MB there. Arrays nobody disposes return only when garbage-collected, which a
   // loop that never yields to the event loop does not allow; the cap bounds what such a loop holds there.
-  let heapMb = 256;
-  if (heapEnv !== undefined && heapEnv !== '') {
-    heapMb = Number(heapEnv);
-    if (!Number.isFinite(heapMb) || heapMb < 0 || heapMb > 2048) {
-      throw new Error(`GAPGRAD_WASM_HEAP_MB: expected a number of MiB from 0 to 2048, got '${heapEnv}'`);
-    }
-  }
+  const heapMb = setting('wasmHeapMB') ?? 256;
   let g: Gemm;
   try {
     g = createGemmBackground(threads ? { threads } : {});
@@ -219,7 +208,7 @@ export class CpuBackend implements Backend {
   private pool = new Map<string, TypedArray[]>();
   private pooledBytes = 0;
   /** Cap on the bytes kept for reuse (GAPGRAD_CPU_POOL_MB, default 256; 0 turns pooling off). */
-  poolLimitBytes = Number(process.env.GAPGRAD_CPU_POOL_MB ?? 256) * 2 ** 20;
+  poolLimitBytes = (setting('cpuPoolMB') ?? 256) * 2 ** 20;
 
   private take(dtype: DType, n: number): TypedArray {
     if (n >= POOL_MIN) {

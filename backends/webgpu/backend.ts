@@ -10,6 +10,7 @@
 // are recorded but not yet submitted, so fromArray never writes into a pooled buffer that the pending
 // batch uses (it takes another one, submits first, or maps a fresh buffer).
 import { collapse as collapseViews } from '../../engine/views.ts';
+import { setting } from '../../engine/config.ts';
 import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper } from '../../engine/backend.ts';
 import type { DType } from '../../engine/dtype.ts';
 import type { UnaryOp, BinaryOp } from '../../engine/elementwise.ts';
@@ -115,9 +116,9 @@ export class WebGpuBackend implements Backend {
    */
   uboTile = { tm: 20, tq: 0, wgx: 8 };
   /** software adapters: elementwise kernels read float32 inputs through texture copies */
-  texInputs = process.env.GAPGRAD_WEBGPU_TEXIN !== '0';
+  texInputs = setting('webgpuTexInputs') ?? true;
   /** software adapters: index arithmetic of elementwise kernels through float32 division (see UDIV21) */
-  fastDiv = process.env.GAPGRAD_WEBGPU_FASTDIV !== '0';
+  fastDiv = setting('webgpuFastDiv') ?? true;
   /** validation / out-of-memory errors Dawn reported; read() throws the first one */
   readonly errors: string[] = [];
 
@@ -155,7 +156,7 @@ export class WebGpuBackend implements Backend {
     this.queue = device.queue;
     this.adapterName = info.name;
     this.isSoftware = info.software;
-    const forced = process.env.GAPGRAD_WEBGPU_MATMUL;
+    const forced = setting('webgpuMatmul');
     this.maxTexture = info.maxTexture ?? 8192;
     // software rasterisers (llvmpipe): storage-buffer loads at per-invocation addresses are scalar
     // loops there while texel fetches are vectorised, and barriers are slow: pack the operands into
@@ -347,7 +348,7 @@ export class WebGpuBackend implements Backend {
       const pipeline = this.device.createComputePipeline({ layout: l.pl, compute: { module, entryPoint: 'main' } });
       k = { pipeline, sig, layout: l.bgl };
       this.bySource.set(src, k);
-      if (process.env.GAPGRAD_WEBGPU_DEBUG) {
+      if (setting('webgpuDebug')) {
         void module.getCompilationInfo().then((info) => {
           for (const m of info.messages) console.error(`[webgpu ${key}] ${m.type} ${m.lineNum}:${m.linePos} ${m.message}`);
         });

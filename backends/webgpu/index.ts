@@ -6,6 +6,7 @@
 // picks one explicitly.
 import { registerBackend } from '../../engine/tensor.ts';
 import { WebGpuBackend } from './backend.ts';
+import { setting } from '../../engine/config.ts';
 
 export { WebGpuBackend } from './backend.ts';
 
@@ -108,7 +109,7 @@ async function createBackend(choice: string): Promise<WebGpuBackend> {
  */
 export function initWebGPU(opts: { backend?: string } = {}): Promise<WebGpuBackend> {
   if (!backendPromise) {
-    const choice = (opts.backend ?? process.env.GAPGRAD_WEBGPU_BACKEND ?? 'auto').toLowerCase();
+    const choice = (opts.backend ?? setting('webgpuBackend') ?? 'auto').toLowerCase();
     backendPromise = createBackend(choice).then(
       (b) => {
         registerBackend('webgpu', b);
