@@ -18,4 +18,6 @@ export * as random from './engine/random.ts';
 export * as nn from './engine/nn.ts';
 export * as optim from './engine/optim.ts';
 export * as estimators from './estimators/index.ts';
-export { save, load } from './engine/serialize.ts';
+export { saveBytes, loadBytes } from './engine/serialize.ts';
+export { configure, type Settings } from './engine/config.ts';
+export { initWebGPU } from './backends/webgpu/index.ts';

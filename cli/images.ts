@@ -3,7 +3,9 @@
 // files are written atomically.
 
 import { PNG } from 'pngjs';
-import { writeFileAtomic } from '../engine/atomic.ts';
+import { writeFileAtomic } from '../platform/atomic.ts';
+import { join } from 'node:path';
+import type { VaePictures } from '../models/vae/train.ts';
 
 export type RGB = [number, number, number];
 
@@ -391,4 +393,20 @@ export function renderLineChart(
 export function saveLineChart(path: string, series: ChartSeries[], opts: LineChartOptions = {}): void {
   const { width, height, rgba } = renderLineChart(series, opts);
   writeFileAtomic(path, encodeRgbaPng(width, height, rgba));
+}
+
+/** The VAE run's pictures (models/vae/train.ts PictureWriter): recon.png (test images over their
+ *  reconstructions), samples.png (decodes of random codes) and loss.png (train and test loss per epoch). */
+export function writeVaePictures(dir: string, p: VaePictures): void {
+  const both = new Float32Array(2 * p.n * 784);
+  both.set(p.images.subarray(0, p.n * 784), 0);
+  both.set(p.recon, p.n * 784);
+  saveImageGrid(join(dir, 'recon.png'), both, 2 * p.n, 28, 28, p.n, { scale: 2 });
+  saveImageGrid(join(dir, 'samples.png'), p.samples, 64, 28, 28, 8, { scale: 2 });
+  if (p.metrics.length) {
+    saveLineChart(join(dir, 'loss.png'), [
+      { name: 'train', points: p.metrics.map((m) => [m.epoch, m.train_loss]), color: [30, 90, 200] },
+      { name: 'test', points: p.metrics.map((m) => [m.epoch, m.test_loss]), color: [220, 60, 30] },
+    ], { width: 640, height: 400, title: `${p.cfg.method} tau ${p.cfg.tau}` });
+  }
 }

@@ -64,11 +64,12 @@ async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promi
   await useDevice(cfg.device);
   const out = resolve((f.out as string) ?? join('runs', `vae-${cfg.method}-t${cfg.tau}-s${cfg.seed}`));
   const { trainVae } = await import('../models/vae/train.ts');
+  const { writeVaePictures } = await import('./images.ts');
   process.stdout.write(`training VAE ${cfg.method} tau=${cfg.tau} seed=${cfg.seed} on ${cfg.device} for ${cfg.epochs} epochs -> ${out}\n`);
   let bar: ReturnType<typeof createProgress> | null = null;
   let last = 0;
   const run = await trainVae(cfg, {
-    out, resume: Boolean(f.resume),
+    out, resume: Boolean(f.resume), pictures: writeVaePictures,
     onStep: (epoch, i, total, running) => {
       if (!bar) { bar = createProgress({ total, label: `epoch ${epoch}/${cfg.epochs}` }); last = 0; }
       bar.tick(i - last, { loss: running });
@@ -120,7 +121,7 @@ async function varianceVaeCmd(args: string[]): Promise<void> {
   }
   if (out) {
     mkdirSync(out, { recursive: true });
-    const { writeFileAtomic } = await import('../engine/atomic.ts');
+    const { writeFileAtomic } = await import('../platform/atomic.ts');
     writeFileAtomic(join(out, 'variance.json'), JSON.stringify({ config: cfg, rows }, null, 2));
   }
 }
@@ -167,7 +168,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'sweep listops': return sweepCmd('listops', rest);
     case 'train listops':
     case 'eval listops': {
-      const m = await import('../models/listops/cli.ts');
+      const m = await import('./listops.ts');
       return cmd === 'train' ? m.trainListopsCmd(rest) : m.evalListopsCmd(rest);
     }
     default:

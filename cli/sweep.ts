@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, existsSync, readFileSync, openSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../engine/atomic.ts';
+import { writeFileAtomic } from '../platform/atomic.ts';
 import { nodeFlags } from './node_flags.ts';
 
 export interface SweepOptions {
@@ -19,7 +19,9 @@ export interface SweepOptions {
   extra: string[];
 }
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'gapgrad.js');
+// the package's bin script: ../bin from the sources (cli/), ../../bin from the build (dist/cli/)
+const HERE = dirname(fileURLToPath(import.meta.url));
+const BIN = [join(HERE, '..', 'bin', 'gapgrad.js'), join(HERE, '..', '..', 'bin', 'gapgrad.js')].find((p) => existsSync(p)) ?? join(HERE, '..', 'bin', 'gapgrad.js');
 
 interface Job { method: string; tau: number; seed: number; dir: string; args: string[] }
 

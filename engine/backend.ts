@@ -43,10 +43,13 @@ export interface Backend {
   // --- memory ---
   alloc(size: number, dtype: DType): Buf; // contents unspecified
   fromArray(data: Float32Array | Float64Array | Int32Array): Buf;
-  // read/readSync may return the buffer's own storage (the CPU backend does): valid until the buffer
-  // is released, after which the backend may reuse it; Tensor.data()/dataSync() hand users a copy
+  // read/readSync may return a copy or the buffer's own storage (the CPU backend does): valid until the
+  // buffer is released, after which the backend may reuse it. Callers must never write into the result
+  // (it may be a copy, or storage another tensor shares); Tensor.data()/dataSync() hand users a copy.
   read(buf: Buf): Promise<Float32Array | Float64Array | Int32Array>;
   readSync?(buf: Buf): Float32Array | Float64Array | Int32Array; // absent where the device cannot
+  /** Copy `src` into elements [offset, offset + src.length) of a buffer (present where readSync is). */
+  writeSync?(buf: Buf, src: ArrayLike<number>, offset?: number): void;
   release(buf: Buf): void;
   memory(): MemoryStats;
 
@@ -81,6 +84,63 @@ export interface Backend {
   // their VJPs from the output y and cotangent g: y (g - <y, g>), or (log) g - exp(y) sum(g)
   softmaxLastVjp?(y: Buf, g: Buf, rows: number, cols: number, log: boolean): Buf;
   flush?(): void; // submit recorded work (devices that batch dispatches)
+
+  /**
+   * A float32 GEMM over host arrays, for models that keep their state in typed arrays (the ListOps
+   * Tree-LSTM). Present on devices whose buffers are host arrays (readSync); `fast` says whether it is a
+   * tuned kernel (the CPU backend's WebAssembly SIMD GEMM) or a plain loop.
+   */
+  readonly hostGemm?: HostGemm;
+  /**
+   * One-pass estimator kernels (forward sample and surrogate, and its backward) for float32 logits; returns
+   * null where this call is not covered (the caller then runs its own path). See estimators/fused.ts.
+   */
+  fusedEstimator?(args: FusedEstimatorArgs): FusedEstimatorSample | null;
+}
+
+/** See Backend.hostGemm. */
+export interface HostGemm {
+  /**
+   * C (m x n, row-major, contiguous at cOff) = op(A) @ op(B), overwritten. A is stored (m, k) row-major at aOff,
+   * or (k, m) if transA; B is stored (k, n) at bOff, or (n, k) if transB.
+   */
+  matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
+    m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  /** whether this is a tuned kernel rather than a plain loop */
+  readonly fast: boolean;
+}
+
+/** The estimator families a fused kernel may implement: the surrogate each backpropagates through. */
+export type FusedEstimatorKind = 'st' | 'gumbel' | 'gst' | 'gstp' | 'reinmax' | 'rao';
+
+/** Arguments of Backend.fusedEstimator: logits viewed as (rows, cols), contiguous. */
+export interface FusedEstimatorArgs {
+  kind: FusedEstimatorKind;
+  logits: Buf;
+  /** 0 = masked, same size as logits; null for none */
+  mask: Buf | null;
+  rows: number;
+  cols: number;
+  tau: number;
+  /** gst: the gap g */
+  gap: number;
+  /** Philox key of the Gumbel-max sample (the same stream as random.gumbel) */
+  key: readonly [number, number];
+  /** rao: key of the K conditional draws, and K */
+  raoKey: readonly [number, number];
+  k: number;
+  /** whether a backward will follow (else the surrogate need not be computed) */
+  surrogate: boolean;
+}
+
+/** What Backend.fusedEstimator returns. */
+export interface FusedEstimatorSample {
+  /** the one-hot sample (a new buffer, logits' dtype) */
+  onehot: Buf;
+  /** the maximum of the masked logits per row (-Infinity: every category masked) */
+  rowMax: ArrayLike<number>;
+  /** the logits' cotangent from the sample's cotangent g (a new buffer); called at most once */
+  backward(g: Buf): Buf;
 }
 
 export interface AdamHyper {

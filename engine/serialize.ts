@@ -1,44 +1,45 @@
-// save/load of named tensors as safetensors files (atomic writes; corrupt files raise).
+// save/load of named tensors in the safetensors format, as bytes (every platform). Files on Node: platform/files.ts.
 import { Tensor, tensor, type Device } from './tensor.ts';
-import { saveSafetensors, loadSafetensors, type NamedArray } from './safetensors.ts';
+import { encodeSafetensors, decodeSafetensors, type NamedArray } from './safetensors.ts';
 
-/** Write tensors (read from any device) and string metadata to `path`, atomically. */
-export async function save(path: string, tree: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
+async function toArrays(tree: Record<string, Tensor>, where: string): Promise<Record<string, NamedArray>> {
+  if (tree === null || typeof tree !== 'object') throw new Error(`${where}: argument 'tensors' must be an object of named Tensors`);
   const arrays: Record<string, NamedArray> = {};
   for (const [name, t] of Object.entries(tree)) {
-    if (!(t instanceof Tensor)) throw new Error(`save: entry '${name}' is not a Tensor`);
+    if (!(t instanceof Tensor)) throw new Error(`${where}: entry '${name}' is not a Tensor`);
     arrays[name] = { dtype: t.dtype, shape: t.shape.slice(), data: await t.data() };
   }
-  saveSafetensors(path, arrays, metadata);
+  return arrays;
 }
 
-/** Read a safetensors file into tensors on `device`. */
-export function load(path: string, opts: { device?: Device } = {}): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
-  const { tensors, metadata } = loadSafetensors(path);
-  const out: Record<string, Tensor> = {};
-  for (const [name, a] of Object.entries(tensors)) out[name] = tensor(a.data, a.shape, { dtype: a.dtype, device: opts.device });
-  return { tensors: out, metadata };
-}
-
-interface HasState { stateDict(): Record<string, Tensor>; loadStateDict(s: Record<string, Tensor>): void }
-interface OptState { tensors: Record<string, Tensor>; step: number; lr: number }
-interface HasOptState { stateDict(): OptState; loadStateDict(s: OptState): void }
+/** @internal the named arrays of a tensor tree (read from any device), for file writers */
+export const tensorsToArrays = toArrays;
 
 /**
- * A model and its optimizer as one tensor tree ('model.<name>', 'adam.<name>') and the optimizer's
- * scalars as metadata (adam_step, lr): the shared part of every training checkpoint.
+ * Encode tensors (read from any device) and string metadata as safetensors bytes.
+ *
+ * @example
+ * const bytes = await saveBytes({ w: model.weight }, { epoch: '3' });
  */
-export function trainingState(model: HasState, opt: HasOptState): { tensors: Record<string, Tensor>; meta: Record<string, string> } {
-  const sd = opt.stateDict();
-  const tensors: Record<string, Tensor> = {};
-  for (const [n, p] of Object.entries(model.stateDict())) tensors[`model.${n}`] = p;
-  for (const [n, t] of Object.entries(sd.tensors)) tensors[`adam.${n}`] = t;
-  return { tensors, meta: { adam_step: String(sd.step), lr: String(sd.lr) } };
+export async function saveBytes(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<Uint8Array> {
+  return encodeSafetensors(await toArrays(tensors, 'saveBytes'), metadata);
 }
 
-/** Inverse of trainingState: loads the model and optimizer from a checkpoint's tensors and metadata. */
-export function restoreTrainingState(tensors: Record<string, Tensor>, meta: Record<string, string>, model: HasState, opt: HasOptState): void {
-  const pick = (prefix: string) => Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
-  model.loadStateDict(pick('model.'));
-  opt.loadStateDict({ tensors: pick('adam.'), step: Number(meta.adam_step), lr: Number(meta.lr) });
+/** @internal named arrays to tensors on a device */
+export function arraysToTensors(arrays: Record<string, NamedArray>, device?: Device): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [name, a] of Object.entries(arrays)) out[name] = tensor(a.data, a.shape, { dtype: a.dtype, device });
+  return out;
+}
+
+/**
+ * Decode safetensors bytes (validated: a corrupt or truncated file raises) into tensors on `device`.
+ *
+ * @param bytes the file's contents
+ * @param opts.device where the tensors live (default: the default device)
+ * @param opts.source a name for error messages (e.g. the file path)
+ */
+export function loadBytes(bytes: Uint8Array, opts: { device?: Device; source?: string } = {}): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  const { tensors, metadata } = decodeSafetensors(bytes, opts.source ?? 'bytes');
+  return { tensors: arraysToTensors(tensors, opts.device), metadata };
 }

@@ -448,10 +448,10 @@ export function tensor(values: Nested | TypedArray | number[], shape?: number[] 
     throw new Error(`tensor: device '${device}' does not support float64; use float32 or device 'cpu'`);
   }
   let buf: Buf;
-  if (backend.readSync) {
-    // a backend whose buffers are host arrays: fill one of its own (pooled, or where its kernels read in place)
+  if (backend.writeSync) {
+    // a backend that writes host values in: fill a buffer of its own (pooled, or where its kernels read in place)
     buf = backend.alloc(src.length, dtype);
-    (backend.readSync(buf) as TypedArray).set(src as never);
+    backend.writeSync(buf, src);
   } else {
     const data = arrayFor(dtype, src.length);
     data.set(src as never);

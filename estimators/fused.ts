@@ -24,12 +24,7 @@ import { philoxWords } from '../engine/philox.ts';
 import { bitsToUniform } from '../engine/elementwise.ts';
 import type { Key } from '../engine/random.ts';
 import type { ParsedMethod } from './index.ts';
-import { estimatorKernels, type FwdKind, type FwdResult } from '../backends/cpu/wasm/estimator_kernels.ts';
-import type { Splitter } from '../backends/cpu/wasm/gemm.ts';
-
-let wasmOn = true;
-/** Turn the WebAssembly kernels for float32 logits on or off (tests and benchmarks compare the two paths). */
-export function useWasmEstimators(on: boolean): void { wasmOn = on; }
+import type { FusedEstimatorKind } from '../engine/backend.ts';
 
 export interface FusedArgs {
   logits: Tensor;
@@ -48,12 +43,6 @@ export interface FusedArgs {
 export function fusedEligible(logits: Tensor, pm: ParsedMethod, hard: boolean | undefined): boolean {
   return Boolean(logits.backend.readSync) && (logits.dtype === 'float32' || logits.dtype === 'float64')
     && pm.kind !== 'nd_gst' && !(pm.kind === 'gumbel' && hard === false);
-}
-
-/** the backend's matmul worker thread, where it can run the estimator kernels on half of the rows */
-function splitterOf(t: Tensor): Splitter | null {
-  const g = (t.backend as unknown as { gemm?: Partial<Splitter> | null }).gemm;
-  return g && typeof g.split === 'function' && typeof g.shareModule === 'function' ? g as Splitter : null;
 }
 
 function read(t: Tensor): ArrayLike<number> {
@@ -88,17 +77,12 @@ function rowsMaskedError(logits: Tensor, r: number): Error {
   return new Error(`estimators.sample: row ${r} of 'logits' (shape [${logits.shape}]) has every category masked`);
 }
 
-/** float32 logits through the wasm kernels; null where they do not apply (the JS kernel takes over). */
-function sampleWasm(a: FusedArgs): Tensor | null {
-  const { logits, mask, pm, tau, k } = a;
-  // (past 2^26 elements the arrays would crowd the wasm memory's 4 GiB: the JS kernel takes those)
-  if (!wasmOn || logits.dtype !== 'float32' || logits.size === 0 || logits.size > 2 ** 26) return null;
-  const K = estimatorKernels();
-  if (!K) return null;
-  const C = logits.shape[logits.rank - 1];
-  const N = logits.size;
-  const R = N / C;
-  let kind: FwdKind;
+/** The backend's own fused kernel (Backend.fusedEstimator); null where it has none for this call. */
+function sampleBackend(a: FusedArgs): Tensor | null {
+  const { logits, mask, pm } = a;
+  const be = logits.backend;
+  if (!be.fusedEstimator || logits.size === 0) return null;
+  let kind: FusedEstimatorKind;
   let gap = 0;
   switch (pm.kind) {
     case 'st': case 'gumbel': case 'reinmax': kind = pm.kind; break;
@@ -106,41 +90,32 @@ function sampleWasm(a: FusedArgs): Tensor | null {
     case 'rao_gumbel': kind = 'rao'; break;
     default: return null;
   }
-  const X = read(logits) as Float32Array;
-  const sp = splitterOf(logits);
+  const C = logits.shape[logits.rank - 1];
+  const R = logits.size / C;
   // without a backward to come (no grad, or logits that need none) the surrogate is not computed
   const surrogate = isGradEnabled() && logits.requiresGrad;
-  const f: FwdResult | null = K.forward(kind, X, mask ? read(mask) : null, R, C, tau, gap, a.kSample[0], a.kSample[1], sp, surrogate);
+  const f = be.fusedEstimator({
+    kind, logits: logits.buf, mask: mask ? mask.buf : null, rows: R, cols: C, tau: a.tau, gap,
+    key: a.kSample, raoKey: a.kRao, k: a.k, surrogate,
+  });
   if (!f) return null;
-  if (a.check) for (let r = 0; r < R; r++) if (f.rowMax[r] === -Infinity) throw rowsMaskedError(logits, r);
-  // outputs in the backend's own (recycled) arrays: fresh 120 KB arrays cost page faults on every call
-  const be = logits.backend;
+  if (a.check) {
+    for (let r = 0; r < R; r++) {
+      if (f.rowMax[r] === -Infinity) { be.release(f.onehot); throw rowsMaskedError(logits, r); }
+    }
+  }
   const dev = logits.device;
   const op = ops.customVjp<null>({
     name: `estimator:${a.method}`,
-    forward: () => {
-      const buf = be.fill(N, 0, 'float32');
-      const onehot = be.readSync!(buf);
-      for (let r = 0; r < R; r++) onehot[r * C + f.index[r]] = 1;
-      return { outputs: [Tensor.fromBuf(buf, logits.shape.slice(), dev)], residuals: null };
-    },
-    backward: (_r, [g]) => {
-      if (!g) return [null];
-      const G = read(g);
-      const buf = be.alloc(N, 'float32'); // every element is written below
-      const out = be.readSync!(buf) as Float32Array;
-      if (kind === 'rao') K.backwardRao(f.e, f.z, f.index, G, R, C, tau, k, a.kRao[0], a.kRao[1], out, sp);
-      else K.backwardSoftmax(f, G, R, C, 1 / tau, out, sp);
-      K.recycle(f); // a node's backward runs at most once (the tape frees it)
-      return [Tensor.fromBuf(buf, logits.shape.slice(), dev)];
-    },
+    forward: () => ({ outputs: [Tensor.fromBuf(f.onehot, logits.shape.slice(), dev)], residuals: null }),
+    backward: (_r, [g]) => (g ? [Tensor.fromBuf(f.backward(g.buf), logits.shape.slice(), dev)] : [null]),
   });
   return op(logits)[0];
 }
 
 export function sampleFused(a: FusedArgs): Tensor {
-  const viaWasm = sampleWasm(a);
-  if (viaWasm) return viaWasm;
+  const viaBackend = sampleBackend(a);
+  if (viaBackend) return viaBackend;
   const { logits, mask, pm, tau, k } = a;
   const C = logits.shape[logits.rank - 1];
   const N = logits.size;

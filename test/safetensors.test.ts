@@ -6,11 +6,10 @@ import { join } from 'node:path';
 import {
   decodeSafetensors,
   encodeSafetensors,
-  loadSafetensors,
-  saveSafetensors,
   type NamedArray,
 } from '../engine/safetensors.ts';
-import { writeFileAtomic } from '../engine/atomic.ts';
+import { loadSafetensors, saveSafetensors } from '../platform/safetensors_file.ts';
+import { writeFileAtomic } from '../platform/atomic.ts';
 
 function bytesOf(a: Float32Array | Float64Array | Int32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

@@ -1,7 +1,8 @@
 // The CPU backend: typed arrays, float32/float64/int32. Elementwise kernels are compiled from the
 // shared definitions in engine/elementwise.ts; float32 matmul runs the WebAssembly SIMD GEMM by default
 // (pluggable; a register-blocked JS kernel otherwise and for other dtypes).
-import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper } from '../../engine/backend.ts';
+import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper, HostGemm, FusedEstimatorArgs, FusedEstimatorSample } from '../../engine/backend.ts';
+import { fusedEstimatorCpu, type EstimatorHost } from './estimators.ts';
 import { arrayFor, bytesPerElement, dtypeOf, type DType, type TypedArray } from '../../engine/dtype.ts';
 import { UNARY, BINARY, toJs, select, bitsToUniform, type UnaryOp, type BinaryOp } from '../../engine/elementwise.ts';
 import { philoxFill } from '../../engine/philox.ts';
@@ -246,6 +247,37 @@ export class CpuBackend implements Backend {
   fromArray(data: TypedArray): Buf { return this.track(data, false); }
   async read(buf: Buf): Promise<TypedArray> { return (buf as CpuBuf).data; }
   readSync(buf: Buf): TypedArray { return (buf as CpuBuf).data; }
+  writeSync(buf: Buf, src: ArrayLike<number>, offset = 0): void {
+    const d = (buf as CpuBuf).data;
+    if (offset < 0 || offset + src.length > d.length) throw new Error(`writeSync: ${src.length} values at offset ${offset} do not fit a buffer of ${d.length}`);
+    d.set(src as never, offset);
+  }
+
+  /** The float32 GEMM over host arrays (Backend.hostGemm): the wasm GEMM where there is one (products of at least
+   *  4096 multiply-adds), else the JS kernel. */
+  get hostGemm(): HostGemm {
+    const g = this.gemm;
+    return g ? { fast: true, matmul: (a, ao, b, bo, c, co, m, n, k, ta, tb) => {
+      if (m === 0 || n === 0) return;
+      if (m * n * k >= 4096) g.matmul(a, ao, b, bo, c, co, m, n, k, ta, tb);
+      else matmulJs(a, ao, b, bo, c, co, m, n, k, ta, tb);
+    } } : { fast: false, matmul: matmulJs };
+  }
+
+  /** Whether fusedEstimator runs the WebAssembly kernels (tests and benchmarks turn them off to compare paths). */
+  wasmEstimators = true;
+  private estimatorHost: EstimatorHost = {
+    data: (b) => (b as CpuBuf).data,
+    zeros: (n) => { const buf = this.fill(n, 0, 'float32') as CpuBuf; return { buf, data: buf.data as Float32Array }; },
+    empty: (n) => { const buf = this.alloc(n, 'float32') as CpuBuf; return { buf, data: buf.data as Float32Array }; },
+    splitter: () => {
+      const g = this.gemm as (FastGemm & Partial<Splitter>) | null;
+      return g && typeof g.split === 'function' && typeof g.shareModule === 'function' ? g as Splitter : null;
+    },
+  };
+  fusedEstimator(args: FusedEstimatorArgs): FusedEstimatorSample | null {
+    return this.wasmEstimators ? fusedEstimatorCpu(this.estimatorHost, args) : null;
+  }
   release(buf: Buf): void {
     const b = buf as CpuBuf;
     const bytes = b.data.length * bytesPerElement(b.dtype);

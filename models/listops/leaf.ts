@@ -2,30 +2,27 @@
 // composition (gates [i, f, g, o], c_0 = h_0 = 0), with a hand-written backward through time.
 import { Tensor, tensor } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
-import type { Backend } from '../../engine/backend.ts';
-import { matmulJs } from '../../backends/cpu/matmul_js.ts';
+import type { Backend, HostGemm } from '../../engine/backend.ts';
 import * as fastmath from './fastmath.ts';
 // local bindings: the hot loops call these directly (no module-binding indirection)
 const sig = fastmath.sig, ftanh = fastmath.ftanh;
 
-interface FastGemmLike {
-  matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
-    m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+function hostGemmOf(be: Backend): HostGemm {
+  if (!be.hostGemm) throw new Error(`listops fused kernel: device '${be.name}' has no host GEMM (Backend.hostGemm)`);
+  return be.hostGemm;
 }
 
-/** C (m x n) = op(A) @ op(B), overwritten; the backend's fast float32 kernel where it has one. */
+/** C (m x n) = op(A) @ op(B), overwritten, by the backend's host GEMM (Backend.hostGemm). */
 export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Array, bOff: number, C: Float32Array, cOff: number,
   m: number, n: number, k: number, transA: boolean, transB: boolean): void {
   if (m === 0 || n === 0) return;
-  const g = (be as unknown as { gemm?: FastGemmLike | null }).gemm;
-  if (g && m * n * k >= 4096) g.matmul(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
-  else matmulJs(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
+  hostGemmOf(be).matmul(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
 }
 
-/** Whether the backend has a fast float32 GEMM (which absorbs transposes in its packing, and reads a weight in
+/** Whether the backend's host GEMM is a tuned kernel (which absorbs transposes in its packing, and reads a weight in
  *  place where the weight lives in its memory): then weights are passed as stored, with transB. */
 export function hasFastGemm(be: Backend): boolean {
-  return Boolean((be as unknown as { gemm?: FastGemmLike | null }).gemm);
+  return hostGemmOf(be).fast;
 }
 
 /** The transpose of a row-major (r, c) matrix. */

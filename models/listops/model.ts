@@ -345,7 +345,7 @@ export class GumbelTreeLstm extends nn.Module {
   tree = true;
 
   private useFused(t: Tensor): boolean {
-    return this.fused ?? Boolean(t.backend.readSync);
+    return this.fused ?? Boolean(t.backend.hostGemm);
   }
 
   /**

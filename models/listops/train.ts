@@ -8,8 +8,9 @@ import { Tensor, tensor, tidy, noGrad } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
-import { save, load, trainingState, restoreTrainingState } from '../../engine/serialize.ts';
-import { writeFileAtomic } from '../../engine/atomic.ts';
+import { save, load } from '../../platform/files.ts';
+import { trainingState, restoreTrainingState } from '../checkpoint.ts';
+import { writeFileAtomic } from '../../platform/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
 import {
   Vocab, formatExpression, generateListOps, lengthBuckets, loadExpressions, loadListOps, parse, tokenize,

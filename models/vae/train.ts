@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { Tensor, tensor, tidy, noGrad, keep } from '../../engine/tensor.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
-import { save, load, trainingState, restoreTrainingState } from '../../engine/serialize.ts';
-import { writeFileAtomic } from '../../engine/atomic.ts';
+import { save, load } from '../../platform/files.ts';
+import { trainingState, restoreTrainingState } from '../checkpoint.ts';
+import { writeFileAtomic } from '../../platform/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
 import { CategoricalVae, DEFAULT_VAE, type VaeConfig } from './model.ts';
 import { loadMnist, type Mnist, type MnistSplit } from './mnist.ts';
-import { saveImageGrid, saveLineChart } from '../../cli/images.ts';
 
 export interface VaeTrainConfig {
   method: string;
@@ -227,7 +227,8 @@ export class VaeRun {
   }
 
   // ---- pictures
-  async savePictures(dir: string): Promise<void> {
+  /** Test images with their reconstructions, decodes of random codes, and the metrics so far (for a PictureWriter). */
+  async pictures(): Promise<VaePictures> {
     const c = this.cfg;
     const test = this.data.test;
     const n = Math.min(16, test.count);
@@ -238,26 +239,27 @@ export class VaeRun {
       const codes = random.categorical(this.k(PURPOSE.pictures, 1), tensor(new Float32Array(64 * c.latent * c.categories), [64, c.latent, c.categories], { device: c.device }));
       return [reconLogits.sigmoid(), this.model.decode(oneHotCodes(codes, c.categories))];
     }));
-    {
-      const recon = (await reconT.data()) as Float32Array;
-      const both = new Float32Array(2 * n * 784);
-      both.set(xs, 0);
-      both.set(recon, n * 784);
-      saveImageGrid(join(dir, 'recon.png'), both, 2 * n, 28, 28, n, { scale: 2 });
-      // decodes of random one-hot codes
-      const imgs = (await imgsT.data()) as Float32Array;
-      saveImageGrid(join(dir, 'samples.png'), imgs, 64, 28, 28, 8, { scale: 2 });
-      reconT.dispose();
-      imgsT.dispose();
-    }
-    if (this.metrics.length) {
-      saveLineChart(join(dir, 'loss.png'), [
-        { name: 'train', points: this.metrics.map((m) => [m.epoch, m.train_loss]), color: [30, 90, 200] },
-        { name: 'test', points: this.metrics.map((m) => [m.epoch, m.test_loss]), color: [220, 60, 30] },
-      ], { width: 640, height: 400, title: `${c.method} tau ${c.tau}` });
-    }
+    const recon = (await reconT.data()) as Float32Array;
+    const samples = (await imgsT.data()) as Float32Array;
+    reconT.dispose();
+    imgsT.dispose();
+    return { cfg: c, images: xs.slice(), recon, n, samples, metrics: this.metrics.slice() };
   }
 }
+
+/** What VaeRun.pictures() returns: n test images (n x 784 in [0, 1]) and their reconstructions, 64 decodes of
+ *  random codes, and the metrics per epoch. */
+export interface VaePictures {
+  cfg: VaeTrainConfig;
+  images: Float32Array;
+  recon: Float32Array;
+  n: number;
+  samples: Float32Array;
+  metrics: EpochMetrics[];
+}
+
+/** Writes a run's pictures into its directory (the CLI's writes recon.png, samples.png and loss.png). */
+export type PictureWriter = (dir: string, p: VaePictures) => void | Promise<void>;
 
 function oneHotCodes(idx: Tensor, C: number): Tensor {
   return noGrad(() => {
@@ -272,7 +274,8 @@ export interface TrainVaeOptions {
   data?: Mnist;
   onStep?: (epoch: number, i: number, total: number, running: number) => void;
   onEpoch?: (m: EpochMetrics) => void;
-  pictures?: boolean;
+  /** called after each epoch's checkpoint to write pictures (none by default) */
+  pictures?: PictureWriter | false;
 }
 
 /** Train (or resume) into `out`: config.json, metrics.jsonl, checkpoint.safetensors, pictures. */
@@ -309,7 +312,7 @@ export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise
     // metrics first (rewritten whole, atomically), then the checkpoint that points past them
     writeFileAtomic(join(o.out, 'metrics.jsonl'), run.metrics.map((x) => JSON.stringify(x)).join('\n') + '\n');
     await run.saveCheckpoint(ckpt);
-    if (o.pictures !== false) await run.savePictures(o.out);
+    if (o.pictures) await o.pictures(o.out, await run.pictures());
     o.onEpoch?.(m);
   }
   return run;

@@ -1,9 +1,9 @@
 // `gapgrad train listops` and `gapgrad eval listops` (dispatched from cli/main.ts).
-import { parseFlags, numFlag, UsageError, type Flags, type FlagSpec } from '../../cli/args.ts';
+import { parseFlags, numFlag, UsageError, type Flags, type FlagSpec } from './args.ts';
 import { join, resolve } from 'node:path';
-import { createProgress } from '../../cli/progress.ts';
-import { useDevice } from '../../cli/device.ts';
-import { DEFAULT_LISTOPS, PAPER_PRESET, type ListopsTrainConfig } from './train.ts';
+import { createProgress } from './progress.ts';
+import { useDevice } from './device.ts';
+import { DEFAULT_LISTOPS, PAPER_PRESET, type ListopsTrainConfig } from '../models/listops/train.ts';
 
 type Spec = FlagSpec;
 
@@ -95,7 +95,7 @@ export async function trainListopsCmd(args: string[]): Promise<void> {
   // separated by JS work, and two threads ran no faster (hidden 300: 49.8 vs 48.8 examples/s) or slower (hidden 64:
   // 453 to 536 vs 336 to 491; hidden 128: 170 vs 145), measured with --examples 480 to 6000
   await useDevice(cfg.device, 1);
-  const { trainListops, trainingSet } = await import('./train.ts');
+  const { trainListops, trainingSet } = await import('../models/listops/train.ts');
   if (cfg.examples < 0) {
     // --epochs E: E passes over the training set
     const n = cfg.trainPath ? trainingSet(cfg).length : cfg.trainCount;
@@ -131,7 +131,7 @@ export async function evalListopsCmd(args: string[]): Promise<void> {
   const f = parse(args, EVAL_FLAGS, 'Usage: gapgrad eval listops --checkpoint PATH --data PATH');
   if (!f.checkpoint || !f.data) throw new UsageError('eval listops: --checkpoint PATH and --data PATH are required');
   await useDevice(String(f.device));
-  const { evalListopsFile } = await import('./train.ts');
+  const { evalListopsFile } = await import('../models/listops/train.ts');
   const t0 = performance.now();
   const r = evalListopsFile(String(f.checkpoint), String(f.data), { device: String(f.device), maxLen: opt(f, 'max-len'), evalBatch: opt(f, 'eval-batch') });
   process.stdout.write(`${JSON.stringify({
