@@ -2,7 +2,7 @@
 // Paper's claim to check: GST costs about what ST Gumbel-softmax costs, far less than rao_gumbel (K = 100).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { tensor, tidy, random, estimators, type Device, type DType } from '../index.ts';
+import { tensor, tidy, random, estimators, type Device, type DType } from '../node.ts';
 
 const METHODS: { name: string; method: string; k?: number }[] = [
   { name: 'st', method: 'st' },

@@ -6,6 +6,7 @@
 // Timing: each call is timed on its own; we report the best (min) and the median per-call time
 // as GFLOPS (2*m*n*k / t). The machine may be shared, so the script also prints how busy the
 // CPUs were with *other* processes while it ran (from /proc/stat minus our own CPU time).
+import '../platform/node.ts';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';

@@ -1,5 +1,6 @@
 // A worker of bench/matmul.ts: times a 1-thread GEMM on one shape over a wall-clock window, so that two of them
 // running at once measure what the machine gives two independent threads (the ceiling for a 2-thread GEMM).
+import '../platform/node.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createGemmSync } from '../backends/cpu/wasm/gemm.ts';
 

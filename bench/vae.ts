@@ -1,7 +1,7 @@
 // One MNIST-VAE training step (batch 100, 30x10 latents, forward + backward + Adam) per backend:
 // median milliseconds over repeated steps, and the implied seconds per 600-step epoch.
 // Usage: npx tsx bench/vae.ts [--methods gumbel,gst-1.0] [--steps 30] [--webgpu]
-import { cpuBackend, tidy, tensor } from '../index.ts';
+import { cpuBackend, tidy, tensor } from '../node.ts';
 import { createGemm } from '../backends/cpu/wasm/gemm.ts';
 import { VaeRun, DEFAULT_TRAIN } from '../models/vae/train.ts';
 import { loadMnist } from '../models/vae/mnist.ts';

@@ -7,8 +7,8 @@
 // --vae-profile: every backend call of one webgpu VAE step, replayed alone on copies of its inputs
 // (GPU work is flushed only on read, so per-call cost is measured this way), grouped and ranked.
 import os from 'node:os';
-import * as gg from '../index.ts';
-import { cpuBackend, tensor, tidy, nn, optim } from '../index.ts';
+import * as gg from '../node.ts';
+import { cpuBackend, tensor, tidy, nn, optim } from '../node.ts';
 import { initWebGPU } from '../backends/webgpu/index.ts';
 import { createGemmSync } from '../backends/cpu/wasm/gemm.ts';
 import type { Buf, MatmulArgs } from '../engine/backend.ts';

@@ -2,6 +2,7 @@
 // SIMD must be on from process start, so it cannot be tested inside the vitest process). Checks the
 // two-thread wasm GEMM against a float64 triple loop on shapes that are not multiples of the tile,
 // with every transpose, and prints one JSON line.
+import '../platform/node.ts';
 import { createGemm } from '../backends/cpu/wasm/gemm.ts';
 
 const U = 2 ** -24;

@@ -9,9 +9,7 @@
 // out (or, for a C in that memory, written in place, edge tiles clipped by the kernel). When split over two
 // threads by column panels, each thread packs its own B panels; the calling thread packs A, and
 // a per-call flag word tells the worker when A is ready.
-import os from 'node:os';
-import v8 from 'node:v8';
-import { Worker } from 'node:worker_threads';
+import { threadPlatform, type WorkerThread } from '../threads.ts';
 import { Arena } from './arena.ts';
 import { buildKernelModule, DEFAULT_CONFIG, defaultOrder, MAX_PAGES, MEM_FIELD, MEM_MODULE, type KernelConfig } from './kernels.ts';
 
@@ -72,7 +70,7 @@ export interface Splitter {
 }
 
 export interface GemmOptions {
-  threads?: number; // 1 or 2 (default min(2, os.availableParallelism()))
+  threads?: number; // 1 or 2 (default min(2, the platform's cores); 1 without a thread platform)
   /** Products with m*n*k below this run on the calling thread only. Default: 2^20, and 2^23 for products of
    *  fewer than 32 rows (see DEFAULT_SPLIT). */
   parallelThreshold?: number;
@@ -87,7 +85,6 @@ export interface GemmOptions {
   chunked?: boolean;
 }
 
-const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
 // By default a product is split across the two threads from 2^20 multiply-adds, and, with fewer than 32 rows,
 // from 2^23. Measured (1 vs 2 threads, us): 16x256x64 (262k) 21.8 vs 25.1; 16x640x128 (1.3M) 85 vs 102;
 // 16x1200x300 (5.8M) 369 vs 348; 32x320x128 (1.3M) 71 vs 48; 100x256x64 (1.6M) 80 vs 67; 32x1500x600 (29M)
@@ -203,9 +200,9 @@ type JobFn = (ex: Exports, q: Int32Array, ctl: Int32Array, seq: number, abandon:
 // eslint-disable-next-line @typescript-eslint/no-implied-eval
 const runJob = new Function('ex', 'q', 'ctl', 'seq', 'abandon', JOB_SRC) as JobFn;
 
-// The worker is plain JS (no TS loader needed under tsx or vitest), evaluated from a string.
+// The worker is plain JS (no TS loader needed under tsx or vitest), evaluated from a string; the platform
+// defines workerData, post() and poll() in its scope (see ../threads.ts).
 const WORKER_SRC = `
-const { workerData, parentPort } = require('node:worker_threads');
 const { plainBytes, relaxedBytes, memory } = workerData;
 let relaxed = false;
 try { relaxed = WebAssembly.validate(relaxedBytes); } catch (e) { relaxed = false; }
@@ -215,14 +212,12 @@ const ctl = new Int32Array(memory.buffer, 0, ${CTL_BYTES / 4});
 const f64 = new Float64Array(memory.buffer, 0, ${CTL_BYTES / 8});
 function runJob(ex, q, ctl, seq, abandon) { ${JOB_SRC} }
 // modules shared with this thread (shareModule): slot -> exported functions, by index
-const { receiveMessageOnPort } = require('node:worker_threads');
 const mods = [];
 function moduleIn(slot) {
   const t0 = Date.now();
   while (!mods[slot]) {
-    const m = receiveMessageOnPort(parentPort);
-    if (m) {
-      const d = m.message;
+    const d = poll();
+    if (d) {
       const inst = new WebAssembly.Instance(new WebAssembly.Module(d.bytes), { ${MEM_MODULE}: { ${MEM_FIELD}: d.memory } });
       const fns = d.names.map((n) => inst.exports[n]);
       for (const src of d.scripts) {
@@ -263,7 +258,7 @@ function runRangeJob() {
 let seq = Atomics.load(ctl, ${SEQ});
 Atomics.store(ctl, ${AWAKE}, 1);
 Atomics.store(ctl, ${READY}, relaxed ? 2 : 1);
-parentPort.postMessage({ ready: true, relaxed });
+post({ ready: true, relaxed });
 let spinLimit = ${SPIN_SHORT};
 // a newer job or a stop request while waiting for the caller's A tiles: give this one up
 const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SEQ}) !== seq;
@@ -337,7 +332,7 @@ class GemmImpl implements Gemm {
   private scr = -1;
   private scrBytes = 0;
 
-  constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: Worker | null,
+  constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: WorkerThread | null,
               private readonly parallelThreshold: number, private readonly chunked = true) {
     this.memory = memory; this.ex = ex; this.cfg = cfg;
     this.mr = cfg.mr; this.nr = cfg.nv * 4;
@@ -349,8 +344,7 @@ class GemmImpl implements Gemm {
     this.arena = new Arena(memory, CTL_BYTES, MAX_PAGES * PAGE);
     if (worker) {
       // a worker that fails to start (or dies) only costs the second thread: products stay on this one
-      worker.on('error', () => { this.workerFailed = true; });
-      worker.on('exit', () => { this.workerFailed = true; });
+      worker.onFailure(() => { this.workerFailed = true; });
     }
   }
 
@@ -690,7 +684,7 @@ class GemmImpl implements Gemm {
 
 function relaxedSupported(enable?: boolean): boolean {
   if (enable && relaxedSupportedHere !== true) {
-    v8.setFlagsFromString(RELAXED_FLAG);
+    threadPlatform()?.enableRelaxedSimd?.();
     relaxedSupportedHere = undefined;
   }
   if (relaxedSupportedHere === undefined) {
@@ -728,7 +722,11 @@ export function createGemmSync(opts?: Omit<GemmOptions, 'threads'>): Gemm {
  * not depend on whether or how a product was split.
  */
 export function createGemmBackground(opts?: GemmOptions): Gemm {
-  const threads = Math.max(1, Math.min(2, Math.floor(opts?.threads ?? Math.min(2, os.availableParallelism()))));
+  const platform = threadPlatform();
+  if (opts?.threads !== undefined && opts.threads > 1 && !platform) {
+    throw new Error(`gemm: threads=${opts.threads} needs a thread platform (on Node, import the package's Node entry); none is installed here, so only threads=1 is allowed`);
+  }
+  const threads = Math.max(1, Math.min(2, Math.floor(opts?.threads ?? Math.min(2, platform ? platform.cores() : 1))));
   const relaxed = relaxedSupported(opts?.enableRelaxedSimd);
   const cfg = configFrom(opts, relaxed);
   const memory = newMemory();
@@ -736,11 +734,7 @@ export function createGemmBackground(opts?: GemmOptions): Gemm {
   if (threads === 1) return new GemmImpl(memory, ex, cfg, null, Infinity);
   const plainBytes = buildKernelModule(configFrom(opts, false));
   const relaxedBytes = buildKernelModule(configFrom(opts, true));
-  const worker = new Worker(WORKER_SRC, {
-    eval: true,
-    workerData: { plainBytes, relaxedBytes, memory },
-  });
-  worker.unref();
+  const worker = platform!.spawn(WORKER_SRC, { plainBytes, relaxedBytes, memory });
   return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT, opts?.chunked ?? true);
 }
 
