@@ -84,6 +84,8 @@ export interface Backend {
   // their VJPs from the output y and cotangent g: y (g - <y, g>), or (log) g - exp(y) sum(g)
   softmaxLastVjp?(y: Buf, g: Buf, rows: number, cols: number, log: boolean): Buf;
   flush?(): void; // submit recorded work (devices that batch dispatches)
+  /** Resolves once the device's helpers (the CPU backend's worker thread) are up; absent where there are none. */
+  ready?(): Promise<void>;
 
   /**
    * A float32 GEMM over host arrays, for models that keep their state in typed arrays (the ListOps

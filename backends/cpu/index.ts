@@ -11,7 +11,7 @@ import { setting } from '../../engine/config.ts';
 import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
-import { createGemmBackground, type Epilogue, type Gemm, type Splitter } from './wasm/gemm.ts';
+import { createGemm, createGemmBackground, type Epilogue, type Gemm, type Splitter } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
 import { ewF32, ewInMemory, ewWasmOp } from './wasm/elementwise.ts';
 
@@ -190,6 +190,20 @@ export class CpuBackend implements Backend {
     this.gemmChosen = true;
     this.gemmIsDefault = false;
     this.gemmImpl = g;
+  }
+  /**
+   * Build the float32 GEMM now and resolve once its worker thread (if any) is up. With `threads` (1 or 2),
+   * replace the current kernel by one on that many threads.
+   */
+  async ready(threads?: 1 | 2): Promise<void> {
+    if (threads !== undefined) {
+      if (threads !== 1 && threads !== 2) throw new Error(`CpuBackend.ready: threads must be 1 or 2, got ${threads}`);
+      const current = this.gemm as Partial<Gemm> | null;
+      if (current?.threads === threads) { await current.ready?.(); return; }
+      this.gemm = await createGemm({ threads });
+      return;
+    }
+    await (this.gemm as Partial<Gemm> | null)?.ready?.();
   }
   /** WebAssembly SIMD Adam for float32 parameters: built on first use (undefined); null = use the
    *  JS loop (set it to null to force the fallback, e.g. in tests). */
