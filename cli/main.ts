@@ -38,6 +38,8 @@ Usage:
   gapgrad train listops [flags]      Gumbel Tree-LSTM on ListOps
   gapgrad eval listops --checkpoint PATH --data PATH
   gapgrad sweep listops [flags]
+  gapgrad reproduce [flags]          the paper's experiment grid (resumable; local, sharded or Slurm) and its report
+  gapgrad report DIR                 the report of a reproduce folder (HTML and Markdown, with charts)
   gapgrad start                      a short VAE run (npm start)
 
 Run 'gapgrad <command> <model> --help' for the flags of a command.`;
@@ -154,6 +156,11 @@ export async function main(argv: string[]): Promise<void> {
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
     return;
+  }
+  if (cmd === 'reproduce' || cmd === 'report') {
+    const m = await import('./reproduce.ts');
+    const a = [model, ...rest].filter((x): x is string => x !== undefined);
+    return cmd === 'reproduce' ? m.reproduceCmd(a) : m.reportCmd(a);
   }
   if (cmd === 'start') {
     process.stdout.write('npm start: a short MNIST-VAE run (3 epochs of gst-1.0, tau 1) on the CPU backend.\n');
