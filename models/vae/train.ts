@@ -276,7 +276,15 @@ export interface TrainVaeOptions {
   onEpoch?: (m: EpochMetrics) => void;
   /** called after each epoch's checkpoint to write pictures (none by default) */
   pictures?: PictureWriter | false;
+  /**
+   * Measure the encoder's gradient variance (VaeRun.gradientVariance) after these epochs (0: at initialisation)
+   * into OUT/variance.jsonl, one line per epoch; resumable like the checkpoint.
+   */
+  variance?: { at: number[]; images: number; passes: number };
 }
+
+/** One line of variance.jsonl. */
+export interface VarianceRow { epoch: number; encoder_grad_variance: number; images: number; passes: number }
 
 /** Train (or resume) into `out`: config.json, metrics.jsonl, checkpoint.safetensors, pictures. */
 export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
@@ -302,6 +310,20 @@ export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise
     run = new VaeRun(cfg, loadData(cfg));
   }
   writeFileAtomic(join(o.out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  const varPath = join(o.out, 'variance.jsonl');
+  // rows up to the checkpoint's epoch survive a resume; later ones are measured again (the same numbers)
+  const varRows: VarianceRow[] = o.variance && o.resume && existsSync(varPath)
+    ? readFileSync(varPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as VarianceRow).filter((r) => r.epoch <= run.epoch)
+    : [];
+  const measureVariance = async () => {
+    const v = o.variance;
+    if (!v || !v.at.includes(run.epoch) || varRows.some((r) => r.epoch === run.epoch)) return;
+    const value = await run.gradientVariance(v.images, v.passes);
+    if (!Number.isFinite(value)) throw new Error(`variance: the encoder's gradient variance after epoch ${run.epoch} is ${value}`);
+    varRows.push({ epoch: run.epoch, encoder_grad_variance: value, images: v.images, passes: v.passes });
+    writeFileAtomic(varPath, varRows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  };
+  await measureVariance();
   while (run.epoch < cfg.epochs) {
     const t0 = performance.now();
     const trainLoss = await run.trainEpoch((i, total, r) => o.onStep?.(run.epoch + 1, i, total, r));
@@ -313,6 +335,7 @@ export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise
     writeFileAtomic(join(o.out, 'metrics.jsonl'), run.metrics.map((x) => JSON.stringify(x)).join('\n') + '\n');
     await run.saveCheckpoint(ckpt);
     if (o.pictures) await o.pictures(o.out, await run.pictures());
+    await measureVariance();
     o.onEpoch?.(m);
   }
   return run;

@@ -1,0 +1,127 @@
+// `gapgrad reproduce --scale smoke`: locally with two workers (then rerun: nothing is redone), and through a real
+// single-node Slurm cluster (Debian's slurmctld/slurmd/munge, started by test/slurm/cluster.sh) as a job array
+// with --wait; the report's files exist, the HTML parses, and every chart has axis titles and a legend.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse, type DefaultTreeAdapterMap } from 'parse5';
+import { planGrid, shardOf, parseShard } from '../cli/reproduce.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'gapgrad.js');
+const LISTOPS = resolve(ROOT, '..', 'shared', 'data', 'listops');
+const haveListops = existsSync(join(LISTOPS, 'valid.tsv'));
+const experiments = haveListops ? 'vae,ablation,variance,listops' : 'vae,ablation,variance';
+const common = ['--scale', 'smoke', '--experiments', experiments, '--seeds', '1', ...(haveListops ? ['--listops-dir', LISTOPS] : [])];
+const haveSlurm = spawnSync('sh', ['-c', 'command -v slurmctld && command -v slurmd && command -v munged && command -v sbatch'], { encoding: 'utf8' }).status === 0;
+let work = '';
+
+function gapgrad(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+type Node = DefaultTreeAdapterMap['node'];
+function walk(n: Node, f: (n: DefaultTreeAdapterMap['element']) => void): void {
+  if ('tagName' in n) f(n);
+  for (const c of ('childNodes' in n ? n.childNodes : []) as Node[]) walk(c, f);
+}
+const cls = (e: DefaultTreeAdapterMap['element']) => e.attrs.find((a) => a.name === 'class')?.value ?? '';
+
+/** The report's checks: files, an HTML that parses, charts with axis titles and legends. */
+function checkReport(out: string, runs: number): void {
+  const dir = join(out, 'report');
+  for (const f of ['index.html', 'results.md']) expect(existsSync(join(dir, f)), f).toBe(true);
+  const md = readFileSync(join(dir, 'results.md'), 'utf8');
+  expect(md).toContain(`${runs} of ${runs} runs finished`);
+  for (const h of ['MNIST-VAE: test loss', 'Ablation', 'Encoder gradient variance', ...(haveListops ? ['ListOps'] : [])]) expect(md).toContain(h);
+  const html = readFileSync(join(dir, 'index.html'), 'utf8');
+  const errors: string[] = [];
+  const doc = parse(html, { onParseError: (e) => errors.push(e.code) });
+  expect(errors).toEqual([]);
+  const svgs: DefaultTreeAdapterMap['element'][] = [];
+  walk(doc as unknown as Node, (e) => { if (e.tagName === 'svg') svgs.push(e); });
+  const charts = readdirSync(join(dir, 'charts'));
+  expect(svgs.length).toBe(charts.filter((c) => c.endsWith('.svg')).length);
+  expect(charts.filter((c) => c.endsWith('.png')).length).toBe(svgs.length);
+  expect(svgs.length).toBeGreaterThanOrEqual(haveListops ? 5 : 3);
+  for (const svg of svgs) {
+    let axisTitles = 0, legends = 0;
+    walk(svg as unknown as Node, (e) => {
+      if (/\brole-axis-title\b/.test(cls(e))) axisTitles++;
+      if (/\brole-legend\b/.test(cls(e))) legends++;
+    });
+    expect(axisTitles, 'axis titles').toBeGreaterThanOrEqual(2);
+    expect(legends, 'legend').toBeGreaterThanOrEqual(1);
+  }
+}
+
+beforeAll(() => { work = mkdtempSync(join(tmpdir(), 'gapgrad-repro-')); });
+afterAll(() => { if (work) rmSync(work, { recursive: true, force: true }); });
+
+describe('the grid', () => {
+  it('shares runs between experiments and cuts deterministic, disjoint shards that cover it', () => {
+    const runs = planGrid({ scale: 'paper', experiments: ['vae', 'ablation', 'variance'], seeds: [1, 2, 3] });
+    const ids = runs.map((r) => r.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    // 4 methods x 2 taus (vae) + 2 more methods x 2 taus (ablation; gst-1.0 shared) + 4 variance runs, per seed
+    expect(runs.length).toBe(3 * (8 + 4 + 4));
+    const shared = runs.find((r) => r.id === 'vae-gst-1.0-t1-s1')!;
+    expect(shared.experiments.sort()).toEqual(['ablation', 'vae']);
+    expect(shared.args).toEqual(expect.arrayContaining(['--epochs', '40']));
+    const parts = [1, 2, 3, 4, 5].map((i) => shardOf(runs, parseShard(`${i}/5`)).map((r) => r.id));
+    expect(parts.flat().sort()).toEqual([...ids].sort());
+    expect(() => parseShard('6/5')).toThrow(/--shard: expected i\/N/);
+    expect(() => planGrid({ scale: 'paper', experiments: ['listops'], seeds: [1] })).toThrow(/--listops-dir/);
+    const lp = planGrid({ scale: 'paper', experiments: ['listops'], seeds: [1], listopsDir: '/d' });
+    expect(lp[0].args).toEqual(expect.arrayContaining(['--preset', 'paper', '--valid', '/d/valid.tsv', '--test', '/d/test.tsv']));
+  });
+
+  it('refuses bad flags before any work, with exit 2', () => {
+    for (const [args, re] of [
+      [['--scale', 'huge'], /--scale: expected one of smoke, quick, paper, got 'huge'/],
+      [['--experiments', 'vae,nope'], /--experiments: 'nope' is not one of/],
+      [['--seeds', '1,x'], /--seeds: expected comma-separated integers/],
+      [['--workers', '0'], /--workers: expected comma-separated integers >= 1/],
+      [['--shard', '0/3'], /--shard: expected i\/N/],
+      [['--wait'], /--wait: only with --slurm/],
+    ] as [string[], RegExp][]) {
+      const r = gapgrad(['reproduce', '--out', join(work, 'bad'), ...args]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(re);
+    }
+    expect(existsSync(join(work, 'bad'))).toBe(false);
+  });
+});
+
+describe('reproduce --scale smoke', () => {
+  it('runs locally with two workers, writes the report, and a rerun redoes nothing', () => {
+    const out = join(work, 'local');
+    const r = gapgrad(['reproduce', ...common, '--workers', '2', '--out', out]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const n = JSON.parse(readFileSync(join(out, 'grid.json'), 'utf8')).runs.length;
+    checkReport(out, n);
+    const again = gapgrad(['reproduce', ...common, '--workers', '2', '--out', out]);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`(${n} already finished, 0 to run)`);
+  }, 600_000);
+
+  it.skipIf(!haveSlurm)('runs as a Slurm job array on a real single-node cluster (sbatch --wait), then writes the report', () => {
+    const cluster = join(work, 'slurm');
+    const started = spawnSync('bash', [join(ROOT, 'test', 'slurm', 'cluster.sh'), 'start', cluster], { encoding: 'utf8' });
+    expect(started.status, started.stderr).toBe(0);
+    const SLURM_CONF = /SLURM_CONF=(\S+)/.exec(started.stdout)![1];
+    try {
+      const out = join(work, 'viaslurm');
+      const r = gapgrad(['reproduce', ...common, '--slurm', '--wait', '--cpus-per-task', '1', '--out', out], { SLURM_CONF });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      const n = JSON.parse(readFileSync(join(out, 'grid.json'), 'utf8')).runs.length;
+      expect(readFileSync(join(out, 'slurm', 'array.sh'), 'utf8')).toContain(`#SBATCH --array=1-${n}`);
+      expect(readdirSync(join(out, 'slurm')).filter((f) => f.startsWith('task-')).length).toBe(n);
+      checkReport(out, n);
+    } finally {
+      execFileSync('bash', [join(ROOT, 'test', 'slurm', 'cluster.sh'), 'stop', cluster]);
+    }
+  }, 600_000);
+});
