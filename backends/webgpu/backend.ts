@@ -6,7 +6,7 @@ import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper } from '../
 import type { DType } from '../../engine/dtype.ts';
 import type { UnaryOp, BinaryOp } from '../../engine/elementwise.ts';
 import { GpuRecorder } from './recorder.ts';
-import { chooseKernels, type KernelChoices, type MatmulPlan, type UboTile } from './choices.ts';
+import { chooseKernels, type KernelChoices } from './choices.ts';
 import * as elementwise from './programs/elementwise.ts';
 import * as reduce from './programs/reduce.ts';
 import * as gathers from './programs/gather.ts';
@@ -47,39 +47,16 @@ export class WebGpuBackend implements Backend, KernelChoices {
   readonly supportsFloat64 = false;
   /** The adapter's vendor / architecture / device / description, as reported. */
   readonly adapterName: string;
-  /** Whether the adapter is a software rasteriser; every kernel choice below derives from it and the settings. */
+  /** Whether the adapter is a software rasteriser; every kernel choice (KernelChoices) derives from it and the settings. */
   readonly isSoftware: boolean;
   /** How the device was obtained (the adapter attempt that succeeded), for diagnostics. */
   via?: string;
-  /** Matmul kernel family and tile. */
-  matmulPlan: MatmulPlan;
-  /**
-   * 'ubo' matmul tile: at most TM rows x 4*TQ columns per invocation, WGX invocations per workgroup.
-   * tq 0: chosen per shape (2, 3 or 4, least column padding); the row count is chosen per shape too
-   * (<= tm, least row padding), see uboPlan.
-   */
-  uboTile: UboTile;
-  /** Float32 operands of elementwise, reduction and row-packing kernels read through texture copies. */
-  texInputs: boolean;
-  /** Index arithmetic of elementwise kernels through float32 division (see UDIV21 in programs/elementwise.ts). */
-  fastDiv: boolean;
-  /** Elementwise kernels store 4 elements per invocation as one vec4. */
-  vecStores: boolean;
-  /** Adam reads its operands through texture copies. */
-  texAdam: boolean;
-
   private readonly gpu: GpuRecorder;
 
   constructor(device: GPUDevice, info: { name: string; software: boolean; maxTexture?: number }) {
     this.adapterName = info.name;
     this.isSoftware = info.software;
-    const ch = chooseKernels(info.software);
-    this.matmulPlan = ch.matmulPlan;
-    this.uboTile = ch.uboTile;
-    this.texInputs = ch.texInputs;
-    this.fastDiv = ch.fastDiv;
-    this.vecStores = ch.vecStores;
-    this.texAdam = ch.texAdam;
+    Object.assign(this, chooseKernels(info.software));
     this.gpu = new GpuRecorder(device, info.maxTexture ?? 8192);
   }
 
@@ -195,3 +172,7 @@ export class WebGpuBackend implements Backend, KernelChoices {
     adam.adamUpdate(this.gpu, this, p, g, m, v, hp);
   }
 }
+
+// the kernel choices (matmulPlan, uboTile, texInputs, fastDiv, vecStores, texAdam) are properties declared
+// once, in KernelChoices, and set from chooseKernels by the constructor
+export interface WebGpuBackend extends Omit<KernelChoices, 'isSoftware'> {}

@@ -39,21 +39,19 @@ export function scatterAddSource(t: WType): string {
 
 // ------------------------------------------------------------------ dispatch
 export function gather(gpu: GpuRecorder, x: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf {
-  const t = wtype(x.dtype);
-  const k = gpu.kernel(`gather|${t}`, () => ({ src: gatherSource(t), sig: 'rrw' }));
-  const total = outer * m * inner;
-  const out = gpu.alloc(total, x.dtype);
-  const [gx, gy, rs] = gpu.grid(total);
-  gpu.dispatch(k, [gpu.slab(x), gpu.slab(idx), gpu.slab(out)], [total, rs, n, m, inner], gx, gy);
-  return out;
+  return indexed(gpu, 'gather', gatherSource, x, idx, outer * m * inner, n, m, inner);
 }
 
 export function scatterAdd(gpu: GpuRecorder, g: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf {
-  const t = wtype(g.dtype);
-  const k = gpu.kernel(`scatter|${t}`, () => ({ src: scatterAddSource(t), sig: 'rrw' }));
-  const total = outer * n * inner;
-  const out = gpu.alloc(total, g.dtype);
+  return indexed(gpu, 'scatter', scatterAddSource, g, idx, outer * n * inner, n, m, inner);
+}
+
+/** One thread per output element of `total`: params [total, row stride, n, m, inner]. */
+function indexed(gpu: GpuRecorder, name: string, source: (t: WType) => string, x: Buf, idx: Buf, total: number, n: number, m: number, inner: number): Buf {
+  const t = wtype(x.dtype);
+  const k = gpu.kernel(`${name}|${t}`, () => ({ src: source(t), sig: 'rrw' }));
+  const out = gpu.alloc(total, x.dtype);
   const [gx, gy, rs] = gpu.grid(total);
-  gpu.dispatch(k, [gpu.slab(g), gpu.slab(idx), gpu.slab(out)], [total, rs, n, m, inner], gx, gy);
+  gpu.dispatch(k, [gpu.slab(x), gpu.slab(idx), gpu.slab(out)], [total, rs, n, m, inner], gx, gy);
   return out;
 }
