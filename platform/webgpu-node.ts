@@ -7,7 +7,8 @@
 // for it when unset). GAPGRAD_WEBGPU_BACKEND (or initWebGPU({ backend })) = default | vulkan | opengles |
 // metal | d3d12 | ... picks one explicitly.
 import './node.ts'; // settings from the environment (GAPGRAD_WEBGPU_BACKEND, ...)
-import { setGpuProvider, adapterAttempts, openFirst, type AdapterAttempt, type GpuProvider } from '../backends/webgpu/index.ts';
+import { setGpuProvider } from '../backends/webgpu/index.ts';
+import { adapterAttempts, openFirst, type AdapterAttempt, type GpuProvider } from '../backends/webgpu/open.ts';
 
 /** What gapgrad uses of the 'webgpu' package. */
 export interface Dawn {

@@ -16,7 +16,6 @@ import * as mm from './programs/matmul.ts';
 
 export type { MatmulPlan, UboTile, KernelChoices } from './choices.ts';
 export type { MatmulAct, UboPlan } from './programs/matmul.ts';
-export { GpuBuf, sizeClass } from './recorder.ts';
 
 /**
  * The WebGPU device as a gapgrad backend (device name 'webgpu'); create it with `initWebGPU()`.
