@@ -12,12 +12,12 @@ export interface MatmulPlan {
   /**
    * 'tiled': shared-memory tiles (real GPUs); 'reg': register-blocked, storage buffers; 'tex': operands
    * packed into textures; 'ubo': A through uniform blocks and B through a linear texture, the 'tex'
-   * kernel where a shape does not fit.
+   * kernel where a shape does not fit ('reg' for products under 2^17 flops).
    */
   kind: 'reg' | 'tiled' | 'tex' | 'ubo';
-  tm: number; // reg/tex: outputs per invocation (rows, multiple of 4)
-  tn: number; // reg/tex: outputs per invocation (cols, multiple of 4)
-  wg?: number; // reg/tex: workgroup side (wg x wg invocations), default 8
+  tm: number; // reg/tex (and ubo's 'reg' fallback): outputs per invocation (rows, multiple of 4)
+  tn: number; // reg/tex (and ubo's 'reg' fallback): outputs per invocation (cols, multiple of 4)
+  wg?: number; // reg/tex (and ubo's 'reg' fallback): workgroup side (wg x wg invocations), default 8
 }
 
 /** The 'ubo' matmul tile limits (see uboPlan in programs/matmul.ts). */

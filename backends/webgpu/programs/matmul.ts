@@ -4,7 +4,7 @@
 //  - 'reg': register-blocked tiles on storage buffers, no workgroup memory;
 //  - 'tex': both operands packed into rgba32float textures by a shader, register-blocked;
 //  - 'ubo' (software adapters): A through uniform blocks, B through a linear texture copy, bias and relu
-//    fused; shapes it does not fit run the 'tex' kernel.
+//    fused; shapes it does not fit run the 'tex' kernel (products under 2^17 flops: 'reg' with its 8 x 8 tile).
 // Epilogues the kernel does not fuse run as elementwise dispatches.
 import type { Buf, MatmulArgs } from '../../../engine/backend.ts';
 import { HEADER, GID, WG, LIN_W, binding } from '../wgsl.ts';
@@ -522,7 +522,7 @@ function packRows(gpu: GpuRecorder, ch: KernelChoices, x: Buf, dst: Slab, batche
   gpu.dispatch(kern, [gpu.slab(x), dst], [total, rs, R, Cc, Cp, inStride, outStride], gx, gy);
 }
 
-/** The product alone with the plan's 'tiled', 'reg' or 'tex' kernel ('ubo' plans: the 'tex' kernel). */
+/** The product alone with the plan's 'tiled', 'reg' or 'tex' kernel ('ubo' plans: 'tex', or 'reg' for small products). */
 function matmulPlain(gpu: GpuRecorder, ch: KernelChoices, a: MatmulArgs): Buf {
   const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = a;
   const out = gpu.alloc(batch * m * n, 'float32');
