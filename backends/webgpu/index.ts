@@ -1,47 +1,30 @@
-// Device creation for the WebGPU backend (Dawn's Node bindings, npm 'webgpu').
+// Device creation for the WebGPU backend, the same on every platform.
 //
-// Adapter choice: the platform default (Vulkan / Metal / D3D12) first, then OpenGL ES through EGL
-// (which is how Mesa's llvmpipe gives a software device on a machine without a GPU).
-// GAPGRAD_WEBGPU_BACKEND (or initWebGPU({backend})) = default | vulkan | opengles | metal | d3d12 | ...
-// picks one explicitly.
+// Where the WebGPU entry point (GPU) comes from, in order:
+//  1. initWebGPU({ gpu }): the caller's (a browser's navigator.gpu, Dawn's create([...]), ...);
+//  2. the provider a platform module installed with setGpuProvider (Node: platform/webgpu-node.ts, which
+//     loads Dawn's bindings, npm 'webgpu', and tries the platform default adapter, then OpenGL ES);
+//  3. navigator.gpu where it exists (browsers).
+// The adapter attempts and the device limits are shared by every platform (open.ts); nothing here
+// imports 'webgpu' or reads Node's environment.
 import { registerBackend } from '../../engine/tensor.ts';
 import { WebGpuBackend } from './backend.ts';
 import { setting } from '../../engine/config.ts';
+import { adapterAttempts, openFirst, type GpuProvider, type OpenedDevice } from './open.ts';
 
-export { WebGpuBackend } from './backend.ts';
+export type { WebGpuBackend } from './backend.ts';
+export type { GpuProvider, OpenedDevice, AdapterAttempt } from './open.ts';
 
-// Every GPU object create() returned stays referenced for the life of the process: if Dawn's instance
-// is garbage-collected while a device lives, Node crashes inside Dawn.
-const instances: unknown[] = [];
+let provider: GpuProvider | null = null;
 let backendPromise: Promise<WebGpuBackend> | null = null;
 let lastFailure = '';
 
-const INSTALL_HINT =
-  'On a machine without a GPU, install Mesa\'s software OpenGL ES (Debian/Ubuntu: ' +
-  'apt-get install -y libegl1 libgles2 libgl1-mesa-dri) and run with EGL_PLATFORM=surfaceless ' +
-  '(set automatically when unset); or set GAPGRAD_WEBGPU_BACKEND to one of default, vulkan, opengles.';
-
-interface Attempt {
-  label: string;
-  createOpts: string[];
-  featureLevel?: 'compatibility';
-}
-
-function attemptsFor(choice: string): Attempt[] {
-  const gles: Attempt = { label: 'OpenGL ES (EGL)', createOpts: ['backend=opengles'], featureLevel: 'compatibility' };
-  const dflt: Attempt[] = [
-    { label: 'platform default', createOpts: [] },
-    { label: 'platform default (compatibility)', createOpts: [], featureLevel: 'compatibility' },
-  ];
-  switch (choice) {
-    case 'auto': case '': return [...dflt, gles];
-    case 'default': return dflt;
-    case 'opengles': case 'gles': case 'gl': case 'opengl': return [gles];
-    default: return [
-      { label: choice, createOpts: [`backend=${choice}`] },
-      { label: `${choice} (compatibility)`, createOpts: [`backend=${choice}`], featureLevel: 'compatibility' },
-    ];
-  }
+/**
+ * Install (or, with null, remove) the platform's way of opening a WebGPU device; initWebGPU uses it when
+ * no `gpu` is passed. On Node, importing platform/webgpu-node.ts installs Dawn's bindings (npm 'webgpu').
+ */
+export function setGpuProvider(p: GpuProvider | null): void {
+  provider = p;
 }
 
 function describe(info: GPUAdapterInfo | undefined): { name: string; software: boolean } {
@@ -52,65 +35,64 @@ function describe(info: GPUAdapterInfo | undefined): { name: string; software: b
   return { name, software };
 }
 
-async function createBackend(choice: string): Promise<WebGpuBackend> {
-  let mod: { create: (opts: string[]) => GPU; globals: object };
-  try {
-    mod = (await import('webgpu')) as never;
-  } catch (e) {
-    throw new Error(`initWebGPU: the npm package 'webgpu' (Dawn for Node) could not be loaded: ${(e as Error).message}`);
+const NO_WEBGPU =
+  'initWebGPU: no WebGPU implementation here: no GPU was passed (initWebGPU({ gpu })), no platform provider is ' +
+  'installed, and navigator.gpu does not exist. On Node: install Dawn\'s bindings with `npm install webgpu` and ' +
+  'import gapgrad\'s Node entry (which imports platform/webgpu-node and installs them); in a browser: use one with WebGPU enabled.';
+
+async function open(choice: string, gpu: GPU | undefined): Promise<OpenedDevice> {
+  if (gpu) return openFirst(adapterAttempts(() => gpu, 'the given GPU'));
+  if (provider) return provider(choice);
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!nav) throw new Error(NO_WEBGPU);
+  if (choice !== 'auto' && choice !== 'default') {
+    throw new Error(`initWebGPU: backend '${choice}' picks one of Dawn's backends on Node; with navigator.gpu only 'auto' or 'default' apply`);
   }
-  const tried: string[] = [];
-  const gpus = new Map<string, GPU>();
-  for (const a of attemptsFor(choice)) {
-    if (a.createOpts.includes('backend=opengles')) process.env.EGL_PLATFORM ??= 'surfaceless';
-    const key = a.createOpts.join(',');
-    let gpu = gpus.get(key);
-    try {
-      if (!gpu) {
-        gpu = mod.create(a.createOpts);
-        instances.push(gpu);
-        gpus.set(key, gpu);
-      }
-      const adapter = await gpu.requestAdapter(a.featureLevel ? ({ featureLevel: a.featureLevel } as GPURequestAdapterOptions) : undefined);
-      if (!adapter) { tried.push(`${a.label}: no adapter`); continue; }
-      const L = adapter.limits;
-      const want = (name: keyof GPUSupportedLimits, v: number) => Math.min(v, Number(L[name]));
-      const device = await adapter.requestDevice({
-        requiredLimits: {
-          maxComputeInvocationsPerWorkgroup: want('maxComputeInvocationsPerWorkgroup', 256),
-          maxComputeWorkgroupSizeX: want('maxComputeWorkgroupSizeX', 256),
-          maxComputeWorkgroupSizeY: want('maxComputeWorkgroupSizeY', 256),
-          maxStorageBuffersPerShaderStage: want('maxStorageBuffersPerShaderStage', 8),
-          maxStorageTexturesPerShaderStage: want('maxStorageTexturesPerShaderStage', 4),
-          maxTextureDimension2D: Number(L.maxTextureDimension2D),
-          maxBufferSize: Number(L.maxBufferSize),
-          maxStorageBufferBindingSize: Number(L.maxStorageBufferBindingSize),
-          maxUniformBufferBindingSize: Number(L.maxUniformBufferBindingSize),
-        },
-      });
-      instances.push(adapter, device);
-      const info = { ...describe(adapter.info), maxTexture: Number(L.maxTextureDimension2D) };
-      device.lost.then((l) => {
-        if (l.reason !== 'destroyed') console.error(`gapgrad webgpu: device lost (${l.reason}): ${l.message}`);
-      });
-      const backend = new WebGpuBackend(device, info);
-      (backend as { via?: string }).via = a.label;
-      return backend;
-    } catch (e) {
-      tried.push(`${a.label}: ${(e as Error).message}`);
-    }
-  }
-  throw new Error(`initWebGPU: no WebGPU adapter found (tried ${tried.join('; ')}). ${INSTALL_HINT}`);
+  return openFirst(adapterAttempts(() => nav, 'navigator.gpu'), 'The browser offers WebGPU but no adapter: check that hardware acceleration is enabled.');
+}
+
+async function createBackend(choice: string, gpu: GPU | undefined): Promise<WebGpuBackend> {
+  const { adapter, device, via } = await open(choice, gpu);
+  const info = { ...describe(adapter.info), maxTexture: Number(adapter.limits.maxTextureDimension2D) };
+  device.lost.then((l) => {
+    if (l.reason !== 'destroyed') console.error(`gapgrad webgpu: device lost (${l.reason}): ${l.message}`);
+  });
+  const backend = new WebGpuBackend(device, info);
+  backend.via = via;
+  return backend;
+}
+
+/** Options of initWebGPU and webgpuAvailable. */
+export interface WebGpuOptions {
+  /**
+   * Which adapter backend a platform provider tries: 'auto' (default: the platform default, then OpenGL ES
+   * on Node), 'default', or a Dawn backend name such as 'vulkan', 'metal', 'd3d12', 'opengles' (Node only).
+   * Unset: the webgpuBackend setting (GAPGRAD_WEBGPU_BACKEND on Node).
+   */
+  backend?: string;
+  /** A WebGPU entry point to use instead of the platform's (e.g. navigator.gpu, or Dawn's create([...])). */
+  gpu?: GPU;
 }
 
 /**
- * Create the WebGPU device (once per process) and register it as device 'webgpu'.
- * opts.backend (or env GAPGRAD_WEBGPU_BACKEND): 'auto' (default), 'default', 'vulkan', 'opengles', ...
+ * Create the WebGPU device (once per program or page) and register it as device 'webgpu'.
+ * Later calls return the same backend (their options are ignored once it exists); after a failure a
+ * later call tries again.
+ *
+ * @example
+ * const gpu = await initWebGPU();
+ * const x = tensor([1, 2, 3], null, { device: 'webgpu' });
  */
-export function initWebGPU(opts: { backend?: string } = {}): Promise<WebGpuBackend> {
+export function initWebGPU(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
   if (!backendPromise) {
+    if (opts.backend !== undefined && (typeof opts.backend !== 'string' || !/^[a-z0-9_-]+$/i.test(opts.backend))) {
+      return Promise.reject(new Error(`initWebGPU: backend must be 'auto', 'default' or a Dawn backend name such as 'vulkan', 'metal', 'd3d12', 'opengles', got ${JSON.stringify(opts.backend)}`));
+    }
+    if (opts.gpu !== undefined && typeof (opts.gpu as { requestAdapter?: unknown } | null)?.requestAdapter !== 'function') {
+      return Promise.reject(new Error(`initWebGPU: gpu must be a WebGPU entry point (an object with requestAdapter(), such as navigator.gpu), got ${String(opts.gpu)}`));
+    }
     const choice = (opts.backend ?? setting('webgpuBackend') ?? 'auto').toLowerCase();
-    backendPromise = createBackend(choice).then(
+    backendPromise = createBackend(choice, opts.gpu).then(
       (b) => {
         registerBackend('webgpu', b);
         return b;
@@ -126,7 +108,7 @@ export function initWebGPU(opts: { backend?: string } = {}): Promise<WebGpuBacke
 }
 
 /** Whether a WebGPU device can be created here, and why not (creates and registers it when it can). */
-export async function webgpuAvailable(opts: { backend?: string } = {}): Promise<{ ok: boolean; reason: string; adapter?: string }> {
+export async function webgpuAvailable(opts: WebGpuOptions = {}): Promise<{ ok: boolean; reason: string; adapter?: string }> {
   try {
     const b = await initWebGPU(opts);
     return { ok: true, reason: `${b.adapterName}${b.isSoftware ? ' (software)' : ''}`, adapter: b.adapterName };
