@@ -4,7 +4,7 @@ import { CpuBackend } from './backends/cpu/index.ts';
 
 export const cpuBackend = new CpuBackend();
 registerBackend('cpu', cpuBackend);
-hintBackend('webgpu', "call 'await initWebGPU()' (from the package root) before using device 'webgpu'");
+hintBackend('webgpu', "call 'await initWebGPU()' (exported by 'gapgrad' and 'gapgrad/webgpu') before using device 'webgpu'");
 
 export {
   Tensor, tensor, zeros, ones, full, arange, noGrad, tidy, keep, memory, isGradEnabled,
@@ -20,4 +20,4 @@ export * as optim from './engine/optim.ts';
 export * as estimators from './estimators/index.ts';
 export { saveBytes, loadBytes } from './engine/serialize.ts';
 export { configure, type Settings } from './engine/config.ts';
-export { initWebGPU } from './backends/webgpu/index.ts';
+export { initWebGPU, webgpuAvailable, type WebGpuOptions, type WebGpuBackend } from './backends/webgpu/index.ts';

@@ -89,10 +89,10 @@ const section = (name: string) => { loads.push(`${name}: ${load()}`); say(`${nam
 let webgpuOk = false;
 if (!skip.has('webgpu')) {
   section('probing webgpu');
-  const url = pathToFileURL(join(ROOT, 'backends', 'webgpu', 'index.ts')).href;
+  const url = pathToFileURL(join(ROOT, 'node.ts')).href; // the Node entry installs Dawn as the WebGPU provider
   const code = `import(${JSON.stringify(url)}).then((m) => m.initWebGPU()).then((g) => { console.log(JSON.stringify({ name: g.adapterName, software: g.isSoftware })); process.exit(0); })`;
   const probe = existsSync(fileURLToPath(url)) ? await runChild(TSX, ['-e', code], 60) : null;
-  if (!probe) notes.push('gapgrad webgpu: backends/webgpu/index.ts not present');
+  if (!probe) notes.push('gapgrad webgpu: node.ts not present');
   try {
     const p = lastJson(probe?.stdout ?? "");
     webgpuOk = true;

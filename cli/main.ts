@@ -1,5 +1,6 @@
 // The gapgrad command line: train / eval / variance / sweep for the MNIST VAE and ListOps.
 import '../platform/node.ts';
+import '../platform/webgpu-node.ts';
 import { parseFlags, numFlag, optNumFlag, UsageError, type Flags, type FlagSpec } from './args.ts';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
