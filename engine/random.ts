@@ -6,6 +6,7 @@ import { philoxBlock } from './philox.ts';
 import * as ops from './ops.ts';
 import type { DType } from './dtype.ts';
 
+/** A PRNG key: two uint32 words. Make one with {@link key}; derive more with {@link split} / {@link foldIn}. */
 export type Key = readonly [number, number];
 
 function checkKey(k: Key, where: string): void {
@@ -14,7 +15,10 @@ function checkKey(k: Key, where: string): void {
   }
 }
 
-/** A key from an integer seed (0 <= seed < 2^53). */
+/**
+ * A key from an integer seed (like `jax.random.key`).
+ * @param seed - integer, 0 <= seed < 2^53
+ */
 export function key(seed: number): Key {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`random.key: seed must be a non-negative safe integer, got ${seed}`);
   return [seed >>> 0, Math.floor(seed / 4294967296) >>> 0];
@@ -27,18 +31,31 @@ function derive(k: Key, a: number, b: number): Key {
   return [out[0], out[1]];
 }
 
-/** n independent keys derived from k. */
+/**
+ * n independent keys derived from k.
+ * @param k - parent key
+ * @param n - how many (default 2)
+ * @example
+ * ```ts
+ * const [kInit, kData] = random.split(random.key(0));
+ * ```
+ */
 export function split(k: Key, n = 2): Key[] {
   checkKey(k, 'random.split');
   return Array.from({ length: n }, (_, i) => derive(k, i, 0x51151));
 }
 
-/** A key derived from k and an integer (e.g. a step number or a layer index). */
+/**
+ * A key derived from k and an integer (e.g. a step number or a layer index).
+ * @param k - parent key
+ * @param data - a non-negative integer
+ */
 export function foldIn(k: Key, data: number): Key {
   checkKey(k, 'random.foldIn');
   return derive(k, data >>> 0, (Math.floor(data / 4294967296) >>> 0) ^ 0xf01d);
 }
 
+/** dtype and device of a draw. */
 export interface DrawOptions {
   dtype?: DType;
   device?: Device;
@@ -48,7 +65,12 @@ function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Raw uint32 words (stored as int32): word i is word i%4 of Philox block i/4 under k. */
+/**
+ * Raw uint32 words (stored as int32): word i is word i%4 of Philox block i/4 under k. Identical on every backend.
+ * @param k - key
+ * @param shape - result shape
+ * @param opts - device
+ */
 export function bits(k: Key, shape: number[], opts: { device?: Device } = {}): Tensor {
   checkKey(k, 'random.bits');
   const device = opts.device ?? getDefaultDevice();
@@ -63,7 +85,12 @@ function unit(k: Key, shape: number[], opts: DrawOptions): Tensor {
   return u;
 }
 
-/** Uniform on the open interval (low, high); 23 bits of resolution, exact on every backend. */
+/**
+ * Uniform on the open interval (low, high); 23 bits of resolution, bit-identical on every backend.
+ * @param k - key
+ * @param shape - result shape
+ * @param opts - dtype, device, low (default 0), high (default 1)
+ */
 export function uniform(k: Key, shape: number[], opts: DrawOptions & { low?: number; high?: number } = {}): Tensor {
   return noGrad(() => {
     const u = unit(k, shape, opts);
@@ -72,17 +99,32 @@ export function uniform(k: Key, shape: number[], opts: DrawOptions & { low?: num
   });
 }
 
-/** Standard Gumbel(0, 1): -log(-log(U)). */
+/**
+ * Standard Gumbel(0, 1) draws: -log(-log(U)).
+ * @param k - key
+ * @param shape - result shape
+ * @param opts - dtype, device
+ */
 export function gumbel(k: Key, shape: number[], opts: DrawOptions = {}): Tensor {
   return noGrad(() => ops.neg(ops.log(ops.neg(ops.log(unit(k, shape, opts))))));
 }
 
-/** Exponential(1): -log(U). */
+/**
+ * Exponential(1) draws: -log(U).
+ * @param k - key
+ * @param shape - result shape
+ * @param opts - dtype, device
+ */
 export function exponential(k: Key, shape: number[], opts: DrawOptions = {}): Tensor {
   return noGrad(() => ops.neg(ops.log(unit(k, shape, opts))));
 }
 
-/** Standard normal by Box-Muller on two independent uniform streams. */
+/**
+ * Normal draws (Box-Muller on two independent uniform streams).
+ * @param k - key
+ * @param shape - result shape
+ * @param opts - dtype, device, mean (default 0), std (default 1)
+ */
 export function normal(k: Key, shape: number[], opts: DrawOptions & { mean?: number; std?: number } = {}): Tensor {
   return noGrad(() => {
     const [k1, k2] = split(k, 2);
@@ -93,7 +135,13 @@ export function normal(k: Key, shape: number[], opts: DrawOptions & { mean?: num
   });
 }
 
-/** Bernoulli(p) as 0/1 floats; p a number or a tensor of probabilities. */
+/**
+ * Bernoulli(p) draws as 0/1 floats.
+ * @param k - key
+ * @param p - a probability, or a tensor of probabilities (its shape and device are the default)
+ * @param shape - result shape
+ * @param opts - dtype, device
+ */
 export function bernoulli(k: Key, p: number | Tensor, shape?: number[], opts: DrawOptions = {}): Tensor {
   return noGrad(() => {
     const s = shape ?? (p instanceof Tensor ? p.shape : []);
@@ -103,14 +151,19 @@ export function bernoulli(k: Key, p: number | Tensor, shape?: number[], opts: Dr
 }
 
 /**
- * Categorical draws from unnormalised logits along the last axis (Gumbel-max): int32 indices.
- * -Infinity logits are never drawn.
+ * Categorical draws from unnormalised logits along the last axis (Gumbel-max), as int32 indices; -Infinity logits are never drawn.
+ * @param k - key
+ * @param logits - (..., C) floating tensor
  */
 export function categorical(k: Key, logits: Tensor): Tensor {
   return noGrad(() => ops.argmax(ops.add(logits, gumbel(k, logits.shape, { dtype: logits.dtype, device: logits.device })), -1));
 }
 
-/** A uniformly random permutation of 0..n-1 (Fisher-Yates on Philox words), on the host. */
+/**
+ * A uniformly random permutation of 0..n-1 (Fisher-Yates on Philox words), on the host.
+ * @param k - key
+ * @param n - length
+ */
 export function permutation(k: Key, n: number): Int32Array {
   checkKey(k, 'random.permutation');
   const p = Int32Array.from({ length: n }, (_, i) => i);
@@ -125,18 +178,28 @@ export function permutation(k: Key, n: number): Int32Array {
   return p;
 }
 
-/** A stateful stream of keys: each next() is foldIn(key(seed), counter++). Checkpoint with state(). */
+/**
+ * A stateful stream of keys: each `next()` is `foldIn(key(seed), counter++)`. Checkpoint with `state()`, restore with `Generator.fromState`.
+ * @example
+ * ```ts
+ * const gen = new random.Generator(42);
+ * const x = random.normal(gen.next(), [3]);
+ * ```
+ */
 export class Generator {
   private base: Key;
   constructor(readonly seed: number, private counter = 0) {
     this.base = key(seed);
   }
+  /** The next key of the stream. */
   next(): Key {
     return foldIn(this.base, this.counter++);
   }
+  /** Seed and counter, for checkpoints. */
   state(): { seed: number; counter: number } {
     return { seed: this.seed, counter: this.counter };
   }
+  /** A generator that continues from a saved {@link Generator.state}. */
   static fromState(s: { seed: number; counter: number }): Generator {
     if (!s || !Number.isSafeInteger(s.seed) || !Number.isSafeInteger(s.counter)) throw new Error(`Generator.fromState: expected {seed, counter} integers, got ${JSON.stringify(s)}`);
     return new Generator(s.seed, s.counter);
