@@ -169,7 +169,10 @@ export class Linear extends Module {
     this.weight = uniformParam(kw, [outFeatures, inFeatures], bound, opts);
     this.bias = opts.bias === false ? null : uniformParam(kb, [outFeatures], bound, opts);
   }
-  /** @param x - input (..., inFeatures) */
+  /**
+   * Apply the layer.
+   * @param x - input (..., inFeatures)
+   */
   forward(x: Tensor): Tensor {
     return ops.linear(x, this.weight, this.bias);
   }
@@ -188,7 +191,10 @@ export class Embedding extends Module {
     super();
     this.weight = random.normal(initKey(opts), [numEmbeddings, dim], { dtype: opts.dtype, device: opts.device }).requireGrad();
   }
-  /** @param indices - int32 indices of any shape; the result has shape [...indices.shape, dim] */
+  /**
+   * Look up rows.
+   * @param indices - int32 indices of any shape; the result has shape [...indices.shape, dim]
+   */
   forward(indices: Tensor): Tensor {
     return ops.take(this.weight, indices, 0);
   }
@@ -258,6 +264,7 @@ export class Dropout extends Module {
     this.generator = new random.Generator(opts.seed ?? 0);
   }
   /**
+   * Zero entries with probability p and scale the rest by 1 / (1 - p) in training mode; identity in eval mode.
    * @param x - input
    * @param key - mask key; default: the module's generator's next key
    */

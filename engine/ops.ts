@@ -10,7 +10,9 @@ import { isFloat } from './dtype.ts';
 import type { UnaryOp, BinaryOp } from './elementwise.ts';
 import type { View } from './backend.ts';
 
+/** @inline */
 type T = Tensor;
+/** A tensor or a number (a number acts as a 0-d tensor of the other argument's dtype). @inline */
 type TN = Tensor | number;
 
 // ---------------------------------------------------------------- helpers
@@ -93,35 +95,35 @@ function defUnary(op: UnaryOp & string, vjp: ((x: T, y: T, g: T) => T) | null, f
   };
 }
 
-/** Elementwise negation `-x` (any dtype). */
+/** Elementwise negation `-x` (any dtype). @function */
 export const neg = defUnary('neg', (_x, _y, g) => neg(g), false);
-/** Elementwise `e^x`. */
+/** Elementwise `e^x`. @function */
 export const exp = defUnary('exp', (_x, y, g) => mul(g, y));
-/** Elementwise natural logarithm. */
+/** Elementwise natural logarithm. @function */
 export const log = defUnary('log', (x, _y, g) => div(g, x));
-/** Elementwise square root. */
+/** Elementwise square root. @function */
 export const sqrt = defUnary('sqrt', (_x, y, g) => div(g, mul(y, 2)));
-/** Elementwise absolute value (any dtype). */
+/** Elementwise absolute value (any dtype). @function */
 export const abs = defUnary('abs', (x, _y, g) => mul(g, sign(x)), false);
-/** Elementwise `max(x, 0)`. */
+/** Elementwise `max(x, 0)`. @function */
 export const relu = defUnary('relu', (x, _y, g) => mul(g, unaryRaw('step', x)));
-/** Elementwise logistic function `1 / (1 + e^-x)`. */
+/** Elementwise logistic function `1 / (1 + e^-x)`. @function */
 export const sigmoid = defUnary('sigmoid', (_x, y, g) => mul(g, mul(y, rsub(1, y))));
-/** Elementwise hyperbolic tangent. */
+/** Elementwise hyperbolic tangent. @function */
 export const tanh = defUnary('tanh', (_x, y, g) => mul(g, rsub(1, mul(y, y))));
-/** Elementwise `x * x` (any dtype). */
+/** Elementwise `x * x` (any dtype). @function */
 export const square = defUnary('square', (x, _y, g) => mul(g, mul(x, 2)), false);
-/** Elementwise `1 / x`. */
+/** Elementwise `1 / x`. @function */
 export const reciprocal = defUnary('recip', (_x, y, g) => neg(mul(g, mul(y, y))));
-/** Elementwise sign: -1, 0 or 1 (no gradient). */
+/** Elementwise sign: -1, 0 or 1 (no gradient). @function */
 export const sign = defUnary('sign', null, false);
-/** Elementwise floor (no gradient). */
+/** Elementwise floor (no gradient). @function */
 export const floor = defUnary('floor', null);
-/** Elementwise cosine. */
+/** Elementwise cosine. @function */
 export const cos = defUnary('cos', (x, _y, g) => neg(mul(g, sin(x))));
-/** Elementwise sine. */
+/** Elementwise sine. @function */
 export const sin = defUnary('sin', (x, _y, g) => mul(g, cos(x)));
-/** 1 where x is finite, 0 where it is NaN or infinite (like `torch.isfinite`, as a float tensor). */
+/** 1 where x is finite, 0 where it is NaN or infinite (like `torch.isfinite`, as a float tensor). @function */
 export const isFinite = (x: T): T => unaryRaw('isfinite', x, x.dtype === 'int32' ? 'float32' : x.dtype);
 
 function defBinary(op: BinaryOp, vjp: ((a: T, b: T, y: T, g: T) => [T | null, T | null]) | null) {
@@ -142,40 +144,41 @@ function defBinary(op: BinaryOp, vjp: ((a: T, b: T, y: T, g: T) => [T | null, T 
  * ```ts
  * add(tensor([1, 2]), 10); // [11, 12]
  * ```
+ * @function
  */
 export const add = defBinary('add', (_a, _b, _y, g) => [g, g]);
-/** Elementwise `a - b` with broadcasting; either argument may be a number (`sub(1, x)` is `1 - x`). */
+/** Elementwise `a - b` with broadcasting; either argument may be a number (`sub(1, x)` is `1 - x`). @function */
 export const sub = defBinary('sub', (_a, _b, _y, g) => [g, neg(g)]);
-/** Elementwise `a * b` with broadcasting; either argument may be a number. */
+/** Elementwise `a * b` with broadcasting; either argument may be a number. @function */
 export const mul = defBinary('mul', (a, b, _y, g) => [a.requiresGrad ? mul(g, b) : null, b.requiresGrad ? mul(g, a) : null]);
-/** Elementwise `a / b` with broadcasting; either argument may be a number. */
+/** Elementwise `a / b` with broadcasting; either argument may be a number. @function */
 export const div = defBinary('div', (a, b, y, g) => [a.requiresGrad ? div(g, b) : null, b.requiresGrad ? neg(div(mul(g, y), b)) : null]);
-/** Elementwise `a ** b` with broadcasting (as `Math.pow`); either argument may be a number. */
+/** Elementwise `a ** b` with broadcasting (as `Math.pow`); either argument may be a number. @function */
 export const pow = defBinary('pow', (a, b, y, g) => [
   a.requiresGrad ? mul(g, mul(b, pow(a, sub(b, 1)))) : null,
   b.requiresGrad ? mul(g, mul(y, log(a))) : null,
 ]);
-/** Elementwise maximum with broadcasting (at ties the gradient goes to `a`). */
+/** Elementwise maximum with broadcasting (at ties the gradient goes to `a`). @function */
 export const maximum = defBinary('maximum', (a, b, _y, g) => {
   const m = binaryRaw('ge', a, b, 'maximum', g.dtype);
   return [mul(g, m), mul(g, rsub(1, m))];
 });
-/** Elementwise minimum with broadcasting (at ties the gradient goes to `a`). */
+/** Elementwise minimum with broadcasting (at ties the gradient goes to `a`). @function */
 export const minimum = defBinary('minimum', (a, b, _y, g) => {
   const m = binaryRaw('le', a, b, 'minimum', g.dtype);
   return [mul(g, m), mul(g, rsub(1, m))];
 });
-/** Elementwise `a < b` as 0/1 (floating result, no gradient). */
+/** Elementwise `a < b` as 0/1 (floating result, no gradient). @function */
 export const lt = defBinary('lt', null);
-/** Elementwise `a <= b` as 0/1 (floating result, no gradient). */
+/** Elementwise `a <= b` as 0/1 (floating result, no gradient). @function */
 export const le = defBinary('le', null);
-/** Elementwise `a > b` as 0/1 (floating result, no gradient). */
+/** Elementwise `a > b` as 0/1 (floating result, no gradient). @function */
 export const gt = defBinary('gt', null);
-/** Elementwise `a >= b` as 0/1 (floating result, no gradient). */
+/** Elementwise `a >= b` as 0/1 (floating result, no gradient). @function */
 export const ge = defBinary('ge', null);
-/** Elementwise `a == b` as 0/1 (floating result, no gradient). */
+/** Elementwise `a == b` as 0/1 (floating result, no gradient). @function */
 export const eq = defBinary('eq', null);
-/** Elementwise `a != b` as 0/1 (floating result, no gradient). */
+/** Elementwise `a != b` as 0/1 (floating result, no gradient). @function */
 export const ne = defBinary('ne', null);
 
 /**
@@ -239,9 +242,9 @@ export function cast(x: T, dtype: DType): T {
   return y;
 }
 
-/** Zeros with x's shape, dtype and device. */
+/** Zeros with x's shape, dtype and device. @function */
 export const zerosLike = (x: T): T => full(x.shape, 0, { dtype: x.dtype, device: x.device });
-/** Ones with x's shape, dtype and device. */
+/** Ones with x's shape, dtype and device. @function */
 export const onesLike = (x: T): T => full(x.shape, 1, { dtype: x.dtype, device: x.device });
 /**
  * A new buffer with the same values, outside the graph. Internal.

@@ -586,7 +586,8 @@ export interface TensorOptions {
   requiresGrad?: boolean;
 }
 
-type Nested = number | boolean | Nested[];
+/** Nested arrays of numbers or booleans, as {@link tensor} accepts them. */
+export type Nested = number | boolean | Nested[];
 
 function inferShape(v: Nested): number[] {
   const shape: number[] = [];
@@ -701,6 +702,7 @@ export function full(shape: number[], value: number, opts: TensorOptions = {}): 
  * A tensor of zeros.
  * @param shape - the shape
  * @param opts - dtype, device, requiresGrad
+ * @function
  */
 export const zeros = (shape: number[], opts: TensorOptions = {}) => full(shape, 0, opts);
 /**
