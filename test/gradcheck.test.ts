@@ -113,13 +113,17 @@ describe.each(DEVICES)('on %s', (device) => {
       await G((c, b) => g.where(c, -1, b), [{ shape: sc, values: cond, constant: true }, inp(r, sb, U(-2, 2))], { seed });
     }));
 
-    check('clamp (both bounds, one bound)', fc.asyncProperty(shapeArb(), seedArb, async (shape, seed) => {
+    check('clamp (both bounds, one bound, broadcast tensor bounds)', fc.asyncProperty(shapeArb(), seedArb, async (shape, seed) => {
       const r = new Rng(seed);
       const x = inp(r, shape, gridA);
       await G((t) => g.clamp(t, -1, 1), [x], { seed });
       await G((t) => g.clamp(t, -2), [x], { seed });
       await G((t) => g.clamp(t, null, 0), [x], { seed });
       await G((t) => t.clamp(), [x], { seed });
+      // a tensor lower bound (gridB: 0.4 away from x) and a number upper bound away from both grids
+      const lo = inp(r, partner(r, shape), gridB);
+      await G((t, l) => t.clamp(l, 2.6), [x, lo], { seed, label: `clamp [${shape}] lo [${lo.shape}]` });
+      await G((t, h) => g.clamp(t, null, h), [x, lo], { seed });
     }));
 
     if (device === 'cpu') {

@@ -324,6 +324,51 @@ describe.each(DEVICES)('on %s', (device) => {
     });
   });
 
+  describe('Tensor methods', () => {
+    it('are the free functions with the tensor first (where, gather, take, oneHot, cumsum, squeeze/unsqueeze, flatten, narrow, losses, cat)', async () => {
+      const r = new Rng(5);
+      const x = T(values(r, [2, 3, 4]), [2, 3, 4]), y = T(values(r, [3, 4]), [3, 4]);
+      const c = g.gt(x, 0);
+      const idx = g.tensor([[2, 0, 1]], null, { dtype: 'int32' });
+      const pairs: [string, Tensor, Tensor][] = [
+        ['where', x.where(c, y), g.where(c, x, y)],
+        ['where (number)', x.where(c, 0.5), g.where(c, x, 0.5)],
+        ['gather', y.gather(g.expand(idx, [3, 3]), 1), g.gather(y, g.expand(idx, [3, 3]), 1)],
+        ['take', x.take(idx, 1), g.take(x, idx, 1)],
+        ['oneHot', idx.oneHot(4), g.oneHot(idx, 4)],
+        ['cumsum', x.cumsum(1), g.cumsum(x, 1)],
+        ['unsqueeze', y.unsqueeze(0), g.unsqueeze(y, 0)],
+        ['squeeze', y.unsqueeze(1).squeeze(1), y],
+        ['narrow', x.narrow(2, 1, 2), g.narrow(x, 2, 1, 2)],
+        ['logsumexp (axis list)', x.logsumexp([0, 2]), g.logsumexp(x, [0, 2])],
+        ['clamp (tensor bounds)', x.clamp(y.neg().abs().neg(), y.abs()), g.minimum(g.maximum(x, g.neg(g.abs(y))), g.abs(y))],
+        ['argmin', x.argmin(1), g.argmin(x, 1)],
+        ['cat', g.cat([x, x], 2), g.concat([x, x], 2)],
+        ['crossEntropy', y.crossEntropy(g.tensor([0, 3, 1], null, { dtype: 'int32' })), g.crossEntropy(y, g.tensor([0, 3, 1], null, { dtype: 'int32' }))],
+        ['binaryCrossEntropyWithLogits', y.binaryCrossEntropyWithLogits(g.sigmoid(y), 'sum'), g.binaryCrossEntropyWithLogits(y, g.sigmoid(y), 'sum')],
+        ['binaryCrossEntropy', g.sigmoid(y).binaryCrossEntropy(g.sigmoid(x.sum(0)), 'none'), g.binaryCrossEntropy(g.sigmoid(y), g.sigmoid(x.sum(0)), 'none')],
+        ['sin/cos/sign/floor/reciprocal', y.sin().add(y.cos()).add(y.sign()).add(y.floor()).add(y.reciprocal()), g.add(g.add(g.add(g.add(g.sin(y), g.cos(y)), g.sign(y)), g.floor(y)), g.reciprocal(y))],
+      ];
+      for (const [name, a, b] of pairs) {
+        expect(a.shape, name).toEqual(b.shape);
+        expect(a.dtype, name).toBe(b.dtype);
+        expect(await read(a), name).toEqual(await read(b));
+      }
+    });
+
+    it('flatten merges an axis range (negative axes, 0-d) and rejects a reversed range', async () => {
+      const x = T(values(new Rng(1), [2, 3, 4, 5]), [2, 3, 4, 5]);
+      expect(x.flatten().shape).toEqual([120]);
+      expect(x.flatten(1).shape).toEqual([2, 60]);
+      expect(g.flatten(x, 1, 2).shape).toEqual([2, 12, 5]);
+      expect(x.flatten(-2, -1).shape).toEqual([2, 3, 20]);
+      expect(await read(x.flatten(1, 2))).toEqual(await read(x));
+      expect(T([7], []).flatten().shape).toEqual([1]);
+      expect(() => x.flatten(2, 1)).toThrow(/flatten: startAxis 2 comes after endAxis 1/);
+      expect(() => x.flatten(0, 4)).toThrow(/flatten: axis 4 is out of range/);
+    });
+  });
+
   describe('argmax', () => {
     it('returns the first index of the maximum (ties), along any axis, with keepDims', async () => {
       const x = T([1, 3, 3, 2, 7, 7, 7, 0], [2, 4]);
