@@ -33,7 +33,7 @@ export {
   // elementwise
   neg, exp, log, sqrt, abs, relu, sigmoid, tanh, square, reciprocal, sign, floor, cos, sin, isFinite,
   add, sub, mul, div, pow, maximum, minimum, lt, le, gt, ge, eq, ne, where, clamp, cast,
-  zerosLike, onesLike, detach,
+  zerosLike, onesLike, detach, clone,
   // shapes
   reshape, flatten, permute, transpose, expand, unsqueeze, squeeze, slice, narrow, concat, cat, stack,
   // reductions and normalisations

@@ -255,6 +255,17 @@ export function copyOf(x: T): T {
 }
 
 /**
+ * A copy in a new buffer that stays in the graph (`torch.clone`): the gradient passes through unchanged.
+ * @param x - input tensor
+ */
+export function clone(x: T): T {
+  checkTensor(x, 'clone', 'x');
+  const y = copyOf(x);
+  record('clone', [x], [y], ([g]) => [g]);
+  return y;
+}
+
+/**
  * The same values cut from the graph (shares the buffer).
  * @param x - input tensor
  */

@@ -479,6 +479,8 @@ export class Tensor {
   take(indices: Tensor, axis = 0): Tensor { return ops.take(this, indices, axis); }
   /** One-hot encoding of this int32 tensor: shape `[...shape, depth]` (see {@link oneHot}). */
   oneHot(depth: number, dtype: DType = 'float32'): Tensor { return ops.oneHot(this, depth, dtype); }
+  /** A differentiable copy in a new buffer (see {@link clone}). */
+  clone(): Tensor { return ops.clone(this); }
   /** Convert to another dtype (see {@link cast}). */
   cast(dtype: DType): Tensor { return ops.cast(this, dtype); }
   /** Elementwise `this < o` as 0/1. */

@@ -267,6 +267,7 @@ describe.each(DEVICES)('on %s', (device) => {
       const r = new Rng(seed);
       const src = partner(r, out);
       await G((x) => g.expand(x, out), [inp(r, src, U(-2, 2))], { label: `expand [${src}] -> [${out}]`, seed });
+      await G((x) => g.mul(g.clone(x), x.clone()), [inp(r, src, U(-2, 2))], { label: `clone [${src}]`, seed });
     }));
 
     check('unsqueeze and squeeze', fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 4 }), seedArb, async (shape, seed) => {

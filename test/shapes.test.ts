@@ -343,6 +343,7 @@ describe.each(DEVICES)('on %s', (device) => {
         ['logsumexp (axis list)', x.logsumexp([0, 2]), g.logsumexp(x, [0, 2])],
         ['clamp (tensor bounds)', x.clamp(y.neg().abs().neg(), y.abs()), g.minimum(g.maximum(x, g.neg(g.abs(y))), g.abs(y))],
         ['argmin', x.argmin(1), g.argmin(x, 1)],
+        ['clone', x.clone(), x],
         ['cat', g.cat([x, x], 2), g.concat([x, x], 2)],
         ['crossEntropy', y.crossEntropy(g.tensor([0, 3, 1], null, { dtype: 'int32' })), g.crossEntropy(y, g.tensor([0, 3, 1], null, { dtype: 'int32' }))],
         ['binaryCrossEntropyWithLogits', y.binaryCrossEntropyWithLogits(g.sigmoid(y), 'sum'), g.binaryCrossEntropyWithLogits(y, g.sigmoid(y), 'sum')],
@@ -366,6 +367,8 @@ describe.each(DEVICES)('on %s', (device) => {
       expect(T([7], []).flatten().shape).toEqual([1]);
       expect(() => x.flatten(2, 1)).toThrow(/flatten: startAxis 2 comes after endAxis 1/);
       expect(() => x.flatten(0, 4)).toThrow(/flatten: axis 4 is out of range/);
+      const c = x.clone();
+      expect(c.buf).not.toBe(x.buf); // a new buffer, unlike reshape and detach
     });
   });
 
