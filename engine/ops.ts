@@ -126,7 +126,21 @@ export const sin = defUnary('sin', (x, _y, g) => mul(g, cos(x)));
 /** 1 where x is finite, 0 where it is NaN or infinite (like `torch.isfinite`, as a float tensor). @function */
 export const isFinite = (x: T): T => unaryRaw('isfinite', x, x.dtype === 'int32' ? 'float32' : x.dtype);
 
-function defBinary(op: BinaryOp, vjp: ((a: T, b: T, y: T, g: T) => [T | null, T | null]) | null) {
+/** A binary op's signatures: at least one argument is a tensor (two numbers raise at runtime). */
+interface BinaryFn {
+  /**
+   * @param a - a tensor
+   * @param b - a tensor or a number
+   */
+  (a: Tensor, b: Tensor | number): Tensor;
+  /**
+   * @param a - a number
+   * @param b - a tensor
+   */
+  (a: number, b: Tensor): Tensor;
+}
+
+function defBinary(op: BinaryOp, vjp: ((a: T, b: T, y: T, g: T) => [T | null, T | null]) | null): BinaryFn {
   return (a: TN, b: TN): T => {
     if (typeof a === 'number' && typeof b === 'number') fail(op, 'at least one argument must be a Tensor');
     const A = typeof a === 'number' ? lift(a, b as T, op, 'a') : (checkTensor(a, op, 'a'), a);

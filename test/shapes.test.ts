@@ -357,6 +357,12 @@ describe.each(DEVICES)('on %s', (device) => {
       }
     });
 
+    it('binary ops take at least one tensor: two numbers are a type error and a runtime error', () => {
+      // @ts-expect-error both arguments are numbers
+      expect(() => g.add(1, 2)).toThrow(/add: at least one argument must be a Tensor/);
+      expect(g.sub(1, T([3], [1])).shape).toEqual([1]);
+    });
+
     it('flatten merges an axis range (negative axes, 0-d) and rejects a reversed range', async () => {
       const x = T(values(new Rng(1), [2, 3, 4, 5]), [2, 3, 4, 5]);
       expect(x.flatten().shape).toEqual([120]);
