@@ -1,4 +1,6 @@
+/** Element type of a tensor. float64 is CPU-only. */
 export type DType = 'float32' | 'float64' | 'int32';
+/** The typed array that holds a tensor's values on the host. */
 export type TypedArray = Float32Array | Float64Array | Int32Array;
 
 export const DTYPES: readonly DType[] = ['float32', 'float64', 'int32'];

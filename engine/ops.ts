@@ -10,7 +10,9 @@ import { isFloat } from './dtype.ts';
 import type { UnaryOp, BinaryOp } from './elementwise.ts';
 import type { View } from './backend.ts';
 
+/** @inline */
 type T = Tensor;
+/** A tensor or a number (a number acts as a 0-d tensor of the other argument's dtype). @inline */
 type TN = Tensor | number;
 
 // ---------------------------------------------------------------- helpers
@@ -39,6 +41,10 @@ function lift(x: TN, like: T, op: string, arg: string): T {
   return x;
 }
 
+/**
+ * NumPy broadcast of two shapes; throws naming both. Internal (not exported from the package root).
+ * @internal
+ */
 export function broadcastShapes(a: readonly number[], b: readonly number[], op = 'broadcast', names = ['a', 'b']): number[] {
   const r = Math.max(a.length, b.length);
   const out = new Array<number>(r);
@@ -89,24 +95,52 @@ function defUnary(op: UnaryOp & string, vjp: ((x: T, y: T, g: T) => T) | null, f
   };
 }
 
+/** Elementwise negation `-x` (any dtype). @function */
 export const neg = defUnary('neg', (_x, _y, g) => neg(g), false);
+/** Elementwise `e^x`. @function */
 export const exp = defUnary('exp', (_x, y, g) => mul(g, y));
+/** Elementwise natural logarithm. @function */
 export const log = defUnary('log', (x, _y, g) => div(g, x));
+/** Elementwise square root. @function */
 export const sqrt = defUnary('sqrt', (_x, y, g) => div(g, mul(y, 2)));
+/** Elementwise absolute value (any dtype). @function */
 export const abs = defUnary('abs', (x, _y, g) => mul(g, sign(x)), false);
+/** Elementwise `max(x, 0)`. @function */
 export const relu = defUnary('relu', (x, _y, g) => mul(g, unaryRaw('step', x)));
+/** Elementwise logistic function `1 / (1 + e^-x)`. @function */
 export const sigmoid = defUnary('sigmoid', (_x, y, g) => mul(g, mul(y, rsub(1, y))));
+/** Elementwise hyperbolic tangent. @function */
 export const tanh = defUnary('tanh', (_x, y, g) => mul(g, rsub(1, mul(y, y))));
+/** Elementwise `x * x` (any dtype). @function */
 export const square = defUnary('square', (x, _y, g) => mul(g, mul(x, 2)), false);
+/** Elementwise `1 / x`. @function */
 export const reciprocal = defUnary('recip', (_x, y, g) => neg(mul(g, mul(y, y))));
+/** Elementwise sign: -1, 0 or 1 (no gradient). @function */
 export const sign = defUnary('sign', null, false);
+/** Elementwise floor (no gradient). @function */
 export const floor = defUnary('floor', null);
+/** Elementwise cosine. @function */
 export const cos = defUnary('cos', (x, _y, g) => neg(mul(g, sin(x))));
+/** Elementwise sine. @function */
 export const sin = defUnary('sin', (x, _y, g) => mul(g, cos(x)));
-/** 1 where x is finite, else 0 */
+/** 1 where x is finite, 0 where it is NaN or infinite (like `torch.isfinite`, as a float tensor). @function */
 export const isFinite = (x: T): T => unaryRaw('isfinite', x, x.dtype === 'int32' ? 'float32' : x.dtype);
 
-function defBinary(op: BinaryOp, vjp: ((a: T, b: T, y: T, g: T) => [T | null, T | null]) | null) {
+/** A binary op's signatures: at least one argument is a tensor (two numbers raise at runtime). */
+interface BinaryFn {
+  /**
+   * @param a - a tensor
+   * @param b - a tensor or a number
+   */
+  (a: Tensor, b: Tensor | number): Tensor;
+  /**
+   * @param a - a number
+   * @param b - a tensor
+   */
+  (a: number, b: Tensor): Tensor;
+}
+
+function defBinary(op: BinaryOp, vjp: ((a: T, b: T, y: T, g: T) => [T | null, T | null]) | null): BinaryFn {
   return (a: TN, b: TN): T => {
     if (typeof a === 'number' && typeof b === 'number') fail(op, 'at least one argument must be a Tensor');
     const A = typeof a === 'number' ? lift(a, b as T, op, 'a') : (checkTensor(a, op, 'a'), a);
@@ -118,35 +152,67 @@ function defBinary(op: BinaryOp, vjp: ((a: T, b: T, y: T, g: T) => [T | null, T 
   };
 }
 
+/**
+ * Elementwise `a + b` with broadcasting; either argument may be a number.
+ * @example
+ * ```ts
+ * add(tensor([1, 2]), 10); // [11, 12]
+ * ```
+ * @function
+ */
 export const add = defBinary('add', (_a, _b, _y, g) => [g, g]);
+/** Elementwise `a - b` with broadcasting; either argument may be a number (`sub(1, x)` is `1 - x`). @function */
 export const sub = defBinary('sub', (_a, _b, _y, g) => [g, neg(g)]);
+/** Elementwise `a * b` with broadcasting; either argument may be a number. @function */
 export const mul = defBinary('mul', (a, b, _y, g) => [a.requiresGrad ? mul(g, b) : null, b.requiresGrad ? mul(g, a) : null]);
+/** Elementwise `a / b` with broadcasting; either argument may be a number. @function */
 export const div = defBinary('div', (a, b, y, g) => [a.requiresGrad ? div(g, b) : null, b.requiresGrad ? neg(div(mul(g, y), b)) : null]);
+/** Elementwise `a ** b` with broadcasting (as `Math.pow`); either argument may be a number. @function */
 export const pow = defBinary('pow', (a, b, y, g) => [
   a.requiresGrad ? mul(g, mul(b, pow(a, sub(b, 1)))) : null,
   b.requiresGrad ? mul(g, mul(y, log(a))) : null,
 ]);
+/** Elementwise maximum with broadcasting (at ties the gradient goes to `a`). @function */
 export const maximum = defBinary('maximum', (a, b, _y, g) => {
   const m = binaryRaw('ge', a, b, 'maximum', g.dtype);
   return [mul(g, m), mul(g, rsub(1, m))];
 });
+/** Elementwise minimum with broadcasting (at ties the gradient goes to `a`). @function */
 export const minimum = defBinary('minimum', (a, b, _y, g) => {
   const m = binaryRaw('le', a, b, 'minimum', g.dtype);
   return [mul(g, m), mul(g, rsub(1, m))];
 });
+/** Elementwise `a < b` as 0/1 (floating result, no gradient). @function */
 export const lt = defBinary('lt', null);
+/** Elementwise `a <= b` as 0/1 (floating result, no gradient). @function */
 export const le = defBinary('le', null);
+/** Elementwise `a > b` as 0/1 (floating result, no gradient). @function */
 export const gt = defBinary('gt', null);
+/** Elementwise `a >= b` as 0/1 (floating result, no gradient). @function */
 export const ge = defBinary('ge', null);
+/** Elementwise `a == b` as 0/1 (floating result, no gradient). @function */
 export const eq = defBinary('eq', null);
+/** Elementwise `a != b` as 0/1 (floating result, no gradient). @function */
 export const ne = defBinary('ne', null);
 
-/** c - x for a number c */
+/**
+ * `c - x` for a number c. Internal; `sub(c, x)` does the same.
+ * @internal
+ */
 export function rsub(c: number, x: T): T {
   return sub(scalarLike(c, x), x);
 }
 
-/** where(cond, a, b): a where cond != 0, else b; broadcasting over all three. */
+/**
+ * Select `a` where `cond` is non-zero, else `b`; all three broadcast together (`torch.where`).
+ * @param cond - condition tensor (non-zero = true)
+ * @param a - values where true (tensor or number)
+ * @param b - values where false (tensor or number)
+ * @example
+ * ```ts
+ * where(x.gt(0), x, x.mul(0.1)); // leaky ReLU
+ * ```
+ */
 export function where(cond: T, a: TN, b: TN): T {
   checkTensor(cond, 'where', 'cond');
   const like = a instanceof Tensor ? a : b instanceof Tensor ? b : null;
@@ -162,13 +228,25 @@ export function where(cond: T, a: TN, b: TN): T {
   return y;
 }
 
-export function clamp(x: T, lo?: number | null, hi?: number | null): T {
+/**
+ * Clamp into `[lo, hi]` (`torch.clamp`); a bound may be a number, a broadcastable tensor, or null/undefined for none.
+ * @param x - input tensor
+ * @param lo - lower bound
+ * @param hi - upper bound
+ */
+export function clamp(x: T, lo?: TN | null, hi?: TN | null): T {
+  checkTensor(x, 'clamp', 'x');
   let y = x;
   if (lo !== null && lo !== undefined) y = maximum(y, lo);
   if (hi !== null && hi !== undefined) y = minimum(y, hi);
   return y;
 }
 
+/**
+ * Convert to another dtype (differentiable between floating dtypes).
+ * @param x - input tensor
+ * @param dtype - target dtype
+ */
 export function cast(x: T, dtype: DType): T {
   checkTensor(x, 'cast', 'x');
   if (x.dtype === dtype) return x;
@@ -178,18 +256,43 @@ export function cast(x: T, dtype: DType): T {
   return y;
 }
 
+/** Zeros with x's shape, dtype and device. @function */
 export const zerosLike = (x: T): T => full(x.shape, 0, { dtype: x.dtype, device: x.device });
+/** Ones with x's shape, dtype and device. @function */
 export const onesLike = (x: T): T => full(x.shape, 1, { dtype: x.dtype, device: x.device });
-/** A new buffer with the same values (no graph). */
+/**
+ * A new buffer with the same values, outside the graph. Internal.
+ * @internal
+ */
 export function copyOf(x: T): T {
   return Tensor.fromBuf(x.backend.copy(x.viewFor(x.shape), x.shape, x.dtype), x.shape.slice(), x.device);
 }
 
+/**
+ * A copy in a new buffer that stays in the graph (`torch.clone`): the gradient passes through unchanged.
+ * @param x - input tensor
+ */
+export function clone(x: T): T {
+  checkTensor(x, 'clone', 'x');
+  const y = copyOf(x);
+  record('clone', [x], [y], ([g]) => [g]);
+  return y;
+}
+
+/**
+ * The same values cut from the graph (shares the buffer).
+ * @param x - input tensor
+ */
 export function detach(x: T): T {
   return x.detach();
 }
 
 // ---------------------------------------------------------------- shape ops
+/**
+ * View the values with another shape (row-major; one entry may be -1 to infer it). Shares the buffer.
+ * @param x - input tensor
+ * @param shape - new shape with the same element count
+ */
 export function reshape(x: T, shape: number[]): T {
   checkTensor(x, 'reshape', 'x');
   const s = shape.slice();
@@ -207,6 +310,11 @@ export function reshape(x: T, shape: number[]): T {
   return y;
 }
 
+/**
+ * Reorder the axes (`torch.permute`).
+ * @param x - input tensor
+ * @param dims - a permutation of the axes (negative axes count from the end)
+ */
 export function permute(x: T, dims: number[]): T {
   checkTensor(x, 'permute', 'x');
   if (dims.length !== x.rank || new Set(dims.map((d) => normAxis(d, x.rank, 'permute'))).size !== x.rank) {
@@ -225,6 +333,12 @@ export function permute(x: T, dims: number[]): T {
   return y;
 }
 
+/**
+ * Swap two axes (default: the last two).
+ * @param x - input tensor
+ * @param a - first axis
+ * @param b - second axis
+ */
 export function transpose(x: T, a = -2, b = -1): T {
   const r = x.rank;
   const dims = [...Array(r).keys()];
@@ -233,6 +347,11 @@ export function transpose(x: T, a = -2, b = -1): T {
   return permute(x, dims);
 }
 
+/**
+ * Broadcast size-1 (or missing leading) axes to `shape`.
+ * @param x - input tensor
+ * @param shape - target shape
+ */
 export function expand(x: T, shape: number[]): T {
   checkTensor(x, 'expand', 'x');
   const out = broadcastShapes(x.shape, shape, 'expand', ['x', 'shape']);
@@ -242,6 +361,11 @@ export function expand(x: T, shape: number[]): T {
   return y;
 }
 
+/**
+ * Insert an axis of size 1 at `axis` (negative counts from the end of the result).
+ * @param x - input tensor
+ * @param axis - position of the new axis
+ */
 export function unsqueeze(x: T, axis: number): T {
   const a = axis < 0 ? axis + x.rank + 1 : axis;
   const s = x.shape.slice();
@@ -249,6 +373,11 @@ export function unsqueeze(x: T, axis: number): T {
   return reshape(x, s);
 }
 
+/**
+ * Remove axes of size 1: all of them, or only `axis` (which must have size 1).
+ * @param x - input tensor
+ * @param axis - the axis to remove
+ */
 export function squeeze(x: T, axis?: number): T {
   if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
   const a = normAxis(axis, x.rank, 'squeeze');
@@ -256,7 +385,24 @@ export function squeeze(x: T, axis?: number): T {
   return reshape(x, x.shape.filter((_, i) => i !== a));
 }
 
-/** Sum a gradient back to `shape` (the adjoint of broadcasting). */
+/**
+ * Merge axes `startAxis..endAxis` (inclusive) into one (`torch.flatten`); a 0-d tensor becomes shape [1].
+ * @param x - input tensor
+ * @param startAxis - first axis to merge (default 0)
+ * @param endAxis - last axis to merge (default -1)
+ */
+export function flatten(x: T, startAxis = 0, endAxis = -1): T {
+  checkTensor(x, 'flatten', 'x');
+  if (x.rank === 0) return reshape(x, [1]);
+  const s = normAxis(startAxis, x.rank, 'flatten'), e = normAxis(endAxis, x.rank, 'flatten');
+  if (s > e) fail('flatten', `startAxis ${startAxis} comes after endAxis ${endAxis} for a tensor of rank ${x.rank}`);
+  return reshape(x, [...x.shape.slice(0, s), numel(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)]);
+}
+
+/**
+ * Sum a gradient back to `shape` (the adjoint of broadcasting). Internal: the tape calls it.
+ * @internal
+ */
 export function sumTo(g: T, shape: readonly number[]): T {
   if (g.shape.join() === shape.join()) return g;
   const lead = g.rank - shape.length;
@@ -267,7 +413,16 @@ export function sumTo(g: T, shape: readonly number[]): T {
   return reshape(axes.length ? sum(g, axes, true) : g, shape.slice());
 }
 
-/** slice(x, begin, size): size -1 means "to the end" (TF.js convention). */
+/**
+ * A block of x starting at `begin` with extent `size` (TF.js convention: -1 or a missing entry means to the end).
+ * @param x - input tensor
+ * @param begin - start index per axis (missing trailing entries are 0)
+ * @param size - extent per axis
+ * @example
+ * ```ts
+ * slice(x, [0, 1], [-1, 2]); // x[:, 1:3]
+ * ```
+ */
 export function slice(x: T, begin: number[], size?: number[]): T {
   checkTensor(x, 'slice', 'x');
   if (begin.length > x.rank) fail('slice', `begin has ${begin.length} entries for a tensor of rank ${x.rank}`);
@@ -289,7 +444,13 @@ export function slice(x: T, begin: number[], size?: number[]): T {
   return y;
 }
 
-/** narrow(x, axis, start, length) as in PyTorch */
+/**
+ * `length` entries of one axis from `start` (`torch.narrow`).
+ * @param x - input tensor
+ * @param axis - the axis
+ * @param start - first index
+ * @param length - number of entries
+ */
 export function narrow(x: T, axis: number, start: number, length: number): T {
   const a = normAxis(axis, x.rank, 'narrow');
   const begin = x.shape.map((_, d) => (d === a ? start : 0));
@@ -297,6 +458,11 @@ export function narrow(x: T, axis: number, start: number, length: number): T {
   return slice(x, begin, size);
 }
 
+/**
+ * Join tensors along an existing axis (`torch.cat`); other axes must match.
+ * @param xs - tensors on one device
+ * @param axis - the axis to join along (default 0)
+ */
 export function concat(xs: T[], axis = 0): T {
   if (!Array.isArray(xs) || xs.length === 0) fail('concat', 'expected a non-empty array of tensors');
   xs.forEach((x, i) => checkTensor(x, 'concat', `xs[${i}]`));
@@ -330,6 +496,20 @@ export function concat(xs: T[], axis = 0): T {
   return y;
 }
 
+/**
+ * Alias of {@link concat} (PyTorch's name).
+ * @param xs - tensors on one device
+ * @param axis - the axis to join along (default 0)
+ */
+export function cat(xs: T[], axis = 0): T {
+  return concat(xs, axis);
+}
+
+/**
+ * Join same-shape tensors along a new axis (`torch.stack`).
+ * @param xs - tensors of one shape
+ * @param axis - position of the new axis (default 0)
+ */
 export function stack(xs: T[], axis = 0): T {
   if (!Array.isArray(xs) || xs.length === 0) fail('stack', 'expected a non-empty array of tensors');
   const a = axis < 0 ? axis + xs[0].rank + 1 : axis;
@@ -370,6 +550,12 @@ function reduceRaw(op: 'sum' | 'max', x: T, axes: number[], keepDims: boolean): 
   return Tensor.fromBuf(buf, outShape, x.device);
 }
 
+/**
+ * Sum over `axis` (a number, a list, or null/undefined for all axes).
+ * @param x - input tensor
+ * @param axis - axes to reduce
+ * @param keepDims - keep reduced axes with size 1
+ */
 export function sum(x: T, axis?: number | number[] | null, keepDims = false): T {
   checkTensor(x, 'sum', 'x');
   const axes = normAxes(axis, x.rank, 'sum');
@@ -381,12 +567,24 @@ export function sum(x: T, axis?: number | number[] | null, keepDims = false): T 
   return y;
 }
 
+/**
+ * Mean over `axis` (a number, a list, or null/undefined for all axes).
+ * @param x - input tensor
+ * @param axis - axes to reduce
+ * @param keepDims - keep reduced axes with size 1
+ */
 export function mean(x: T, axis?: number | number[] | null, keepDims = false): T {
   const axes = normAxes(axis, x.rank, 'mean');
   const n = numel(axes.map((d) => x.shape[d]));
   return div(sum(x, axes, keepDims), n);
 }
 
+/**
+ * Maximum over `axis` (`torch.amax`: tied maxima share the gradient equally).
+ * @param x - input tensor
+ * @param axis - axes to reduce (null/undefined: all)
+ * @param keepDims - keep reduced axes with size 1
+ */
 export function max(x: T, axis?: number | number[] | null, keepDims = false): T {
   checkTensor(x, 'max', 'x');
   const axes = normAxes(axis, x.rank, 'max');
@@ -401,10 +599,22 @@ export function max(x: T, axis?: number | number[] | null, keepDims = false): T 
   return y;
 }
 
+/**
+ * Minimum over `axis` (`torch.amin`: tied minima share the gradient equally).
+ * @param x - input tensor
+ * @param axis - axes to reduce (null/undefined: all)
+ * @param keepDims - keep reduced axes with size 1
+ */
 export function min(x: T, axis?: number | number[] | null, keepDims = false): T {
   return neg(max(neg(x), axis, keepDims));
 }
 
+/**
+ * Index of the first maximum along one axis, as int32.
+ * @param x - input tensor
+ * @param axis - the axis (default -1)
+ * @param keepDims - keep the axis with size 1
+ */
 export function argmax(x: T, axis = -1, keepDims = false): T {
   checkTensor(x, 'argmax', 'x');
   const a = normAxis(axis, x.rank, 'argmax');
@@ -417,10 +627,22 @@ export function argmax(x: T, axis = -1, keepDims = false): T {
   return Tensor.fromBuf(buf, shape, x.device);
 }
 
+/**
+ * Index of the first minimum along one axis, as int32.
+ * @param x - input tensor
+ * @param axis - the axis (default -1)
+ * @param keepDims - keep the axis with size 1
+ */
 export function argmin(x: T, axis = -1, keepDims = false): T {
   return argmax(noGrad(() => neg(x)), axis, keepDims);
 }
 
+/**
+ * `log(sum(exp(x)))` over `axis`, computed stably.
+ * @param x - floating input
+ * @param axis - an axis or a list of axes (default -1)
+ * @param keepDims - keep reduced axes with size 1
+ */
 export function logsumexp(x: T, axis: number | number[] = -1, keepDims = false): T {
   const m = noGrad(() => max(x, axis, true));
   const safe = noGrad(() => where(isFinite(m), m, 0));
@@ -428,7 +650,11 @@ export function logsumexp(x: T, axis: number | number[] = -1, keepDims = false):
   return keepDims ? r : reshape(r, r.shape.filter((_, d) => !normAxes(axis, x.rank, 'logsumexp').includes(d)));
 }
 
-/** softmax along an axis; its VJP is s * (g - <s, g>). */
+/**
+ * Softmax along an axis.
+ * @param x - floating input
+ * @param axis - the axis (default -1)
+ */
 export function softmax(x: T, axis = -1): T {
   checkTensor(x, 'softmax', 'x');
   requireFloat(x, 'softmax');
@@ -462,11 +688,19 @@ function sameShape(p: number[], q: number[]): boolean {
   return p.length === q.length && p.every((d, i) => d === q[i]);
 }
 
-/** The VJP of softmax at output s: s * (g - sum(s * g)). Shared by softmax and the estimators. */
+/**
+ * The VJP of softmax at output s: `s * (g - sum(s * g))`. Internal; shared by softmax and the estimators.
+ * @internal
+ */
 export function softmaxVjp(s: T, g: T, axis = -1): T {
   return mul(s, sub(g, sum(mul(s, g), axis, true)));
 }
 
+/**
+ * Log-softmax along an axis, computed stably.
+ * @param x - floating input
+ * @param axis - the axis (default -1)
+ */
 export function logSoftmax(x: T, axis = -1): T {
   checkTensor(x, 'logSoftmax', 'x');
   requireFloat(x, 'logSoftmax');
@@ -487,7 +721,15 @@ function mmRaw(a: T, b: T, transA: boolean, transB: boolean, batch: number, aB: 
   return Tensor.fromBuf(buf, [batch, m, n], a.device);
 }
 
-/** Batched matrix product with broadcasting over leading axes (vectors are promoted as in NumPy). */
+/**
+ * Matrix product with NumPy semantics: batched over leading axes with broadcasting; 1-d arguments are promoted as in `torch.matmul`.
+ * @param a - floating tensor, rank >= 1
+ * @param b - same dtype and device as a
+ * @example
+ * ```ts
+ * matmul(zeros([8, 3, 4]), zeros([4, 5])).shape; // [8, 3, 5]
+ * ```
+ */
 export function matmul(a: T, b: T): T {
   checkTensor(a, 'matmul', 'a');
   checkTensor(b, 'matmul', 'b');
@@ -536,13 +778,15 @@ export function matmul(a: T, b: T): T {
   return y;
 }
 
-/** Activation fused into linear: applied to x @ w^T + b in the same node. */
+/** Activation fused into {@link linear}. */
 export type LinearAct = 'none' | 'relu';
 
 /**
- * y = act(x @ w^T + b) with w stored (out, in) as in PyTorch; no transpose is materialised.
- * Backends with matmulBiasAct compute the product, bias and activation in one call; others compose
- * matmul, add and relu. The ReLU's VJP masks the cotangent with the output: g * (y > 0).
+ * `act(x @ w^T + b)` with `w` stored (out, in) as in PyTorch's `F.linear`; fused where the backend can.
+ * @param x - input (..., in)
+ * @param w - weight (out, in)
+ * @param b - optional bias (out)
+ * @param act - 'none' (default) or 'relu'
  */
 export function linear(x: T, w: T, b?: T | null, act: LinearAct = 'none'): T {
   checkTensor(x, 'linear', 'x');
@@ -593,7 +837,12 @@ export function linear(x: T, w: T, b?: T | null, act: LinearAct = 'none'): T {
   return y;
 }
 
-/** relu(x @ w^T + b) as one op (see linear). */
+/**
+ * `relu(x @ w^T + b)` as one op; same as `linear(x, w, b, 'relu')`.
+ * @param x - input (..., in)
+ * @param w - weight (out, in)
+ * @param b - optional bias (out)
+ */
 export function linearRelu(x: T, w: T, b?: T | null): T {
   return linear(x, w, b, 'relu');
 }
@@ -610,7 +859,12 @@ function checkIndex(idx: T, op: string): void {
   if (idx.dtype !== 'int32') fail(op, `argument 'indices' must be an int32 tensor, got ${idx.dtype}`);
 }
 
-/** torch.gather: out[..., j, ...] = x[..., idx[..., j, ...], ...] along axis; idx has x's rank. */
+/**
+ * `torch.gather`: out[..., j, ...] = x[..., indices[..., j, ...], ...] along `axis`; indices has x's rank and shape except along `axis`.
+ * @param x - source tensor
+ * @param indices - int32 tensor
+ * @param axis - the axis (default -1)
+ */
 export function gather(x: T, indices: T, axis = -1): T {
   checkTensor(x, 'gather', 'x');
   checkIndex(indices, 'gather');
@@ -624,7 +878,12 @@ export function gather(x: T, indices: T, axis = -1): T {
   return y;
 }
 
-/** Select entries along an axis with an int32 index tensor of any shape (embedding lookup on axis 0). */
+/**
+ * Select entries along an axis with an int32 index tensor of any shape (`torch.index_select` generalised; an embedding lookup on axis 0). Result shape: x's shape with `axis` replaced by indices' shape.
+ * @param x - source tensor
+ * @param indices - int32 tensor of any shape
+ * @param axis - the axis (default 0)
+ */
 export function take(x: T, indices: T, axis = 0): T {
   checkTensor(x, 'take', 'x');
   checkIndex(indices, 'take');
@@ -637,7 +896,12 @@ export function take(x: T, indices: T, axis = 0): T {
   return reshape(y, [...outer, ...indices.shape, ...inner]);
 }
 
-/** one-hot encoding of int32 indices: shape [...indices.shape, depth] */
+/**
+ * One-hot encoding of int32 indices: shape `[...indices.shape, depth]` (no gradient).
+ * @param indices - int32 tensor with values in [0, depth)
+ * @param depth - number of classes
+ * @param dtype - result dtype (default float32)
+ */
 export function oneHot(indices: T, depth: number, dtype: DType = 'float32'): T {
   checkIndex(indices, 'oneHot');
   if (!Number.isInteger(depth) || depth <= 0) fail('oneHot', `depth must be a positive integer, got ${depth}`);
@@ -647,7 +911,11 @@ export function oneHot(indices: T, depth: number, dtype: DType = 'float32'): T {
   });
 }
 
-/** cumulative sum along an axis (composed: a product with a triangular matrix). */
+/**
+ * Cumulative sum along an axis.
+ * @param x - floating input
+ * @param axis - the axis (default -1)
+ */
 export function cumsum(x: T, axis = -1): T {
   const a = normAxis(axis, x.rank, 'cumsum');
   const n = x.shape[a];
@@ -660,6 +928,7 @@ export function cumsum(x: T, axis = -1): T {
 }
 
 // ---------------------------------------------------------------- losses
+/** How a loss reduces its elementwise values. */
 export type Reduction = 'mean' | 'sum' | 'none';
 function reduce(x: T, reduction: Reduction, op: string): T {
   if (reduction === 'mean') return mean(x);
@@ -668,7 +937,12 @@ function reduce(x: T, reduction: Reduction, op: string): T {
   fail(op, `reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
 }
 
-/** Binary cross-entropy on probabilities (log clamped at -100 as PyTorch's BCELoss). */
+/**
+ * Binary cross-entropy on probabilities (`F.binary_cross_entropy`; log clamped at -100 as in PyTorch).
+ * @param p - probabilities in [0, 1]
+ * @param target - targets in [0, 1], same shape
+ * @param reduction - 'mean' (default), 'sum' or 'none'
+ */
 export function binaryCrossEntropy(p: T, target: T, reduction: Reduction = 'mean'): T {
   checkTensor(p, 'binaryCrossEntropy', 'p');
   checkTensor(target, 'binaryCrossEntropy', 'target');
@@ -678,7 +952,12 @@ export function binaryCrossEntropy(p: T, target: T, reduction: Reduction = 'mean
   return reduce(l, reduction, 'binaryCrossEntropy');
 }
 
-/** Binary cross-entropy on logits, stable: max(z,0) - z t + log(1 + exp(-|z|)). */
+/**
+ * Binary cross-entropy on logits, stable (`F.binary_cross_entropy_with_logits`).
+ * @param z - logits
+ * @param target - targets in [0, 1], same shape
+ * @param reduction - 'mean' (default), 'sum' or 'none'
+ */
 export function binaryCrossEntropyWithLogits(z: T, target: T, reduction: Reduction = 'mean'): T {
   checkTensor(z, 'binaryCrossEntropyWithLogits', 'logits');
   checkTensor(target, 'binaryCrossEntropyWithLogits', 'target');
@@ -694,7 +973,12 @@ export function binaryCrossEntropyWithLogits(z: T, target: T, reduction: Reducti
   return reduce(l, reduction, 'binaryCrossEntropyWithLogits');
 }
 
-/** Cross-entropy of logits (N, C) against int32 class targets (N). */
+/**
+ * Cross-entropy of logits (N, C) against int32 class targets (N) (`F.cross_entropy`).
+ * @param logits - (N, C) floating tensor
+ * @param targets - (N) int32 class indices
+ * @param reduction - 'mean' (default), 'sum' or 'none'
+ */
 export function crossEntropy(logits: T, targets: T, reduction: Reduction = 'mean'): T {
   checkTensor(logits, 'crossEntropy', 'logits');
   checkIndex(targets, 'crossEntropy');
@@ -707,6 +991,7 @@ export function crossEntropy(logits: T, targets: T, reduction: Reduction = 'mean
 }
 
 // ---------------------------------------------------------------- custom VJP
+/** The forward and backward rules of {@link customVjp}. */
 export interface CustomVjpSpec<R> {
   name?: string;
   /** forward on tensors (already cut from the graph); returns outputs and residuals for backward */
@@ -716,8 +1001,17 @@ export interface CustomVjpSpec<R> {
 }
 
 /**
- * customVjp with JAX semantics: differentiable inputs are tensors; non-differentiable arguments
- * (seeds, temperatures, K) are closed over by forward/backward. Returns a function of the inputs.
+ * An op with a hand-written backward (JAX's `custom_vjp`). Differentiable inputs are tensors; constants (seeds, temperatures) are closed over.
+ * @param spec - forward (on detached inputs, returns outputs and residuals) and backward (residuals and output cotangents to one cotangent per input)
+ * @returns a function of the input tensors returning the output tensors
+ * @example
+ * ```ts
+ * const square = customVjp<Tensor>({
+ *   forward: ([x]) => ({ outputs: [mul(x, x)], residuals: x }),
+ *   backward: (x, [g]) => [g ? mul(g, mul(x, 2)) : null],
+ * });
+ * const [y] = square(tensor([3], null, { requiresGrad: true }));
+ * ```
  */
 export function customVjp<R>(spec: CustomVjpSpec<R>): (...inputs: T[]) => T[] {
   const name = spec.name ?? 'customVjp';

@@ -2,17 +2,28 @@
 import { Tensor, noGrad, full, keep } from './tensor.ts';
 import * as ops from './ops.ts';
 
+/** An optimizer's per-parameter moments. */
 export interface ParamState {
+  /** First moment. */
   m: Tensor;
+  /** Second moment. */
   v: Tensor;
 }
 
+/** Base class of the optimizers: a parameter list, a learning rate and per-parameter state. */
 export abstract class Optimizer {
+  /** The parameters it updates. */
   readonly params: Tensor[];
+  /** Number of `step()` calls so far. */
   stepCount = 0;
+  /** Learning rate (schedulers change it). */
   lr: number;
   protected state = new Map<Tensor, ParamState>();
 
+  /**
+   * @param params - non-empty list of tensors that require grad
+   * @param lr - learning rate, > 0
+   */
   constructor(params: Tensor[], lr: number) {
     if (!Array.isArray(params) || params.length === 0) throw new Error('Optimizer: params must be a non-empty array of tensors');
     params.forEach((p, i) => {
@@ -23,6 +34,7 @@ export abstract class Optimizer {
     this.lr = lr;
   }
 
+  /** Clear every parameter's gradient (`optimizer.zero_grad()`). */
   zeroGrad(): void {
     for (const p of this.params) {
       p.grad?.dispose();
@@ -39,9 +51,10 @@ export abstract class Optimizer {
     return s;
   }
 
+  /** Update the parameters from their gradients (parameters without a gradient are skipped). */
   abstract step(): void;
 
-  /** Moments (m.i, v.i for parameter i) and scalars, for checkpoints. */
+  /** Moments (`m.i`, `v.i` for parameter i) and scalars, for checkpoints. */
   stateDict(): { tensors: Record<string, Tensor>; step: number; lr: number } {
     const tensors: Record<string, Tensor> = {};
     this.params.forEach((p, i) => {
@@ -52,6 +65,10 @@ export abstract class Optimizer {
     return { tensors, step: this.stepCount, lr: this.lr };
   }
 
+  /**
+   * Restore from {@link Optimizer.stateDict}; parameter shapes must match.
+   * @param sd - a saved state
+   */
   loadStateDict(sd: { tensors: Record<string, Tensor>; step: number; lr: number }): void {
     this.params.forEach((p, i) => {
       const s = this.slots(p);
@@ -66,10 +83,15 @@ export abstract class Optimizer {
   }
 }
 
+/** Hyperparameters of {@link Adam} and {@link RAdam} (PyTorch's defaults: lr 1e-3, betas [0.9, 0.999], eps 1e-8, weightDecay 0). */
 export interface AdamOptions {
+  /** Learning rate (default 1e-3). */
   lr?: number;
+  /** Decay rates of the first and second moments (default [0.9, 0.999]). */
   betas?: [number, number];
+  /** Added to the denominator (default 1e-8). */
   eps?: number;
+  /** L2 penalty added to the gradient (default 0). */
   weightDecay?: number;
 }
 
@@ -78,6 +100,10 @@ abstract class AdamFamily extends Optimizer {
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
+  /**
+   * @param params - the parameters (e.g. `model.parameters()`)
+   * @param opts - lr, betas, eps, weightDecay
+   */
   constructor(params: Tensor[], opts: AdamOptions = {}) {
     super(params, opts.lr ?? 1e-3);
     this.betas = opts.betas ?? [0.9, 0.999];
@@ -86,7 +112,14 @@ abstract class AdamFamily extends Optimizer {
   }
 }
 
-/** torch.optim.Adam (weight decay added to the gradient, bias-corrected moments). */
+/**
+ * `torch.optim.Adam`: L2 weight decay added to the gradient, bias-corrected moments. Fused into one kernel where the backend has `adamUpdate`.
+ * @example
+ * ```ts
+ * const opt = new optim.Adam(model.parameters(), { lr: 1e-3 });
+ * loss.backward(); opt.step(); opt.zeroGrad();
+ * ```
+ */
 export class Adam extends AdamFamily {
   step(): void {
     this.stepCount++;
@@ -117,7 +150,7 @@ export class Adam extends AdamFamily {
   }
 }
 
-/** torch.optim.RAdam (Liu et al. 2020), without decoupled weight decay. */
+/** `torch.optim.RAdam` (Liu et al. 2020), without decoupled weight decay. */
 export class RAdam extends AdamFamily {
   step(): void {
     this.stepCount++;
@@ -151,7 +184,12 @@ export class RAdam extends AdamFamily {
   }
 }
 
-/** Scale gradients in place so their global L2 norm is at most maxNorm; returns the norm before clipping. */
+/**
+ * Scale gradients in place so their global L2 norm is at most `maxNorm` (`clip_grad_norm_`).
+ * @param params - parameters whose gradients to clip
+ * @param maxNorm - the largest allowed norm
+ * @returns the norm before clipping
+ */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   return noGrad(() => {
     const gs = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
@@ -165,6 +203,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   });
 }
 
+/** Options of {@link ReduceLROnPlateau} (PyTorch's names and defaults). */
 export interface PlateauOptions {
   mode?: 'min' | 'max';
   factor?: number;
@@ -176,7 +215,14 @@ export interface PlateauOptions {
   eps?: number;
 }
 
-/** torch.optim.lr_scheduler.ReduceLROnPlateau */
+/**
+ * `torch.optim.lr_scheduler.ReduceLROnPlateau`: multiply the learning rate by `factor` after `patience` steps without improvement.
+ * @example
+ * ```ts
+ * const sched = new optim.ReduceLROnPlateau(opt, { factor: 0.5, patience: 3 });
+ * sched.step(validationLoss);
+ * ```
+ */
 export class ReduceLROnPlateau {
   best: number;
   numBad = 0;
@@ -192,6 +238,10 @@ export class ReduceLROnPlateau {
     if (mode === 'min') return thresholdMode === 'rel' ? a < this.best * (1 - threshold) : a < this.best - threshold;
     return thresholdMode === 'rel' ? a > this.best * (1 + threshold) : a > this.best + threshold;
   }
+  /**
+   * Record one evaluation of the monitored metric.
+   * @param metric - e.g. the validation loss
+   */
   step(metric: number): void {
     if (this.better(metric)) {
       this.best = metric;
@@ -209,9 +259,11 @@ export class ReduceLROnPlateau {
       this.numBad = 0;
     }
   }
+  /** Scheduler state, for checkpoints. */
   state(): { best: number; numBad: number; cooldownLeft: number } {
     return { best: this.best, numBad: this.numBad, cooldownLeft: this.cooldownLeft };
   }
+  /** Restore from {@link ReduceLROnPlateau.state}. */
   loadState(s: { best: number; numBad: number; cooldownLeft: number }): void {
     Object.assign(this, s);
   }

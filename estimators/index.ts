@@ -9,14 +9,21 @@ import * as ops from '../engine/ops.ts';
 import * as random from '../engine/random.ts';
 import { fusedEligible, sampleFused } from './fused.ts';
 
+/** An estimator name: `st`, `gumbel`, `rao_gumbel`, `reinmax`, `gst-<gap>` (e.g. `gst-1.0`), `gst-p`, `nd_gst-<gap>`. */
 export type Method = 'st' | 'gumbel' | 'rao_gumbel' | 'reinmax' | `gst-${string}` | `nd_gst-${string}`;
 
+/** The valid method names, for help texts and errors. */
 export const METHODS_HELP = "st, gumbel, rao_gumbel, reinmax, gst-<gap> (e.g. gst-1.0), gst-p, nd_gst-<gap>";
 
+/** Options of {@link sample} and {@link sampleDetailed}. */
 export interface SampleOptions {
+  /** The estimator (see {@link Method}). */
   method: Method | string;
+  /** Temperature of the soft surrogate (default 1). */
   tau?: number;
+  /** The draw's key; or give `seed`. */
   key?: random.Key;
+  /** Shorthand for `key: random.key(seed)`. */
   seed?: number;
   /** 1 = allowed, 0 = masked; broadcast against logits. -Infinity logits also count as masked. */
   mask?: Tensor;
@@ -34,11 +41,18 @@ export interface SampleOptions {
   impl?: 'fused' | 'ops';
 }
 
+/** A method name split into its kind and gap. */
 export interface ParsedMethod {
+  /** The estimator family. */
   kind: 'st' | 'gumbel' | 'rao_gumbel' | 'reinmax' | 'gst' | 'nd_gst';
+  /** GST's gap: a number, 'p' for gst-p, null for the other methods. */
   gap: number | 'p' | null;
 }
 
+/**
+ * Validate and split a method name; throws listing the valid names.
+ * @param method - e.g. 'gst-1.0'
+ */
 export function parseMethod(method: string): ParsedMethod {
   if (method === 'st' || method === 'gumbel' || method === 'rao_gumbel' || method === 'reinmax') return { kind: method, gap: null };
   const m = /^(nd_gst|gst)-(p|\d+(?:\.\d+)?)$/.exec(method);
@@ -85,13 +99,23 @@ function resolveKey(o: SampleOptions): random.Key {
   throw new Error("estimators.sample: pass a 'key' (random.key(seed), random.split) or a 'seed'");
 }
 
-/** The surrogate's VJP, shared by every straight-through method: (1/tau) s (g - <s, g>). */
+/**
+ * The surrogate's VJP shared by every straight-through method: `(1/tau) s (g - <s, g>)`.
+ * @param s - the soft surrogate softmax(perturbed / tau)
+ * @param g - the cotangent of the one-hot sample
+ * @param tau - temperature
+ */
 export function surrogateVjp(s: Tensor, g: Tensor, tau: number): Tensor {
   const v = ops.softmaxVjp(s, g, -1);
   return tau === 1 ? v : ops.div(v, tau);
 }
 
-/** GST's perturbed logits for a given one-hot sample: theta~_D = max theta, theta~_j = min(theta_j, max - gap). */
+/**
+ * GST's perturbed logits for a given one-hot sample: theta~_D = max theta, theta~_j = min(theta_j, max - gap).
+ * @param logits - (..., C)
+ * @param onehot - the sample, same shape
+ * @param gap - a number, 'p' (per-row gap of gst-p) or a tensor broadcastable to [..., 1]
+ */
 export function gstPerturbedLogits(logits: Tensor, onehot: Tensor, gap: number | 'p' | Tensor): Tensor {
   return noGrad(() => {
     const M = ops.max(logits, -1, true);
@@ -101,7 +125,11 @@ export function gstPerturbedLogits(logits: Tensor, onehot: Tensor, gap: number |
   });
 }
 
-/** gst-p's gap per row: -log(1 - pi_D) / pi_D with pi_D scaled by (1 - 1e-5); shape [..., 1]. */
+/**
+ * gst-p's gap per row: -log(1 - pi_D) / pi_D with pi_D scaled by (1 - 1e-5); shape [..., 1].
+ * @param logits - (..., C)
+ * @param onehot - the sample, same shape
+ */
 export function gstPGap(logits: Tensor, onehot: Tensor): Tensor {
   return noGrad(() => {
     const piD = ops.mul(ops.sum(ops.mul(ops.softmax(logits, -1), onehot), -1, true), 1 - 1e-5);
@@ -113,8 +141,12 @@ export function gstPGap(logits: Tensor, onehot: Tensor): Tensor {
 }
 
 /**
- * Gumbel-Rao's K conditional perturbed logits given the sample (shape [K, ...logits.shape]):
- * with E ~ Exp(1) and Z = sum_j exp(theta_j): -log(E_D / Z) at D and -log(E_j exp(-theta_j) + E_D / Z) elsewhere.
+ * Gumbel-Rao's K conditional perturbed logits given the sample (shape [K, ...logits.shape]).
+ * With E ~ Exp(1) and Z = sum_j exp(theta_j): -log(E_D / Z) at D and -log(E_j exp(-theta_j) + E_D / Z) elsewhere.
+ * @param logits - (..., C)
+ * @param onehot - the sample, same shape
+ * @param key - key of the exponential draws
+ * @param k - number of conditional draws K
  */
 export function raoGumbelPerturbed(logits: Tensor, onehot: Tensor, key: random.Key, k: number): Tensor {
   return noGrad(() => {
@@ -130,28 +162,50 @@ export function raoGumbelPerturbed(logits: Tensor, onehot: Tensor, key: random.K
   });
 }
 
-/** log p(D) = <onehot, log softmax(logits)>, differentiable: REINFORCE's score. */
+/**
+ * log p(D) = <onehot, log softmax(logits)>, differentiable: REINFORCE's score.
+ * @param logits - (..., C)
+ * @param onehot - the sample, same shape
+ */
 export function logProb(logits: Tensor, onehot: Tensor): Tensor {
   return ops.sum(ops.mul(ops.logSoftmax(logits, -1), onehot), -1);
 }
 
 /**
- * REINFORCE surrogate: its gradient is (f(D) - baseline) * grad log p(D); f and baseline are treated as constants.
- * Sum or mean it into your loss.
+ * REINFORCE surrogate: its gradient is (f(D) - baseline) * grad log p(D); f and baseline are constants. Sum or mean it into your loss.
+ * @param logits - (..., C)
+ * @param onehot - the sample, same shape
+ * @param f - the objective's value per sample (...)
+ * @param baseline - subtracted from f (number or tensor, default 0)
  */
 export function reinforce(logits: Tensor, onehot: Tensor, f: Tensor, baseline: Tensor | number = 0): Tensor {
   const adv = noGrad(() => ops.sub(f, baseline));
   return ops.mul(adv, logProb(logits, onehot));
 }
 
+/** What {@link sampleDetailed} returns besides the sample. */
 export interface SampleDetail {
-  sample: Tensor; // one-hot (or relaxed for gumbel with hard: false)
-  index: Tensor; // int32 D, shape logits.shape[:-1]
-  surrogate: Tensor | null; // the soft surrogate s whose VJP is the backward (null for nd_gst, which differentiates through theta~)
-  perturbed: Tensor | null; // gumbel: theta + G; gst: theta~; rao_gumbel: [K, ...] conditional logits
+  /** The one-hot sample (relaxed for gumbel with `hard: false`). */
+  sample: Tensor;
+  /** int32 D, shape logits.shape[:-1]. */
+  index: Tensor;
+  /** The soft surrogate s whose VJP is the backward (null for nd_gst, which differentiates through theta~). */
+  surrogate: Tensor | null;
+  /** gumbel: theta + G; gst: theta~; rao_gumbel: [K, ...] conditional logits; else null. */
+  perturbed: Tensor | null;
 }
 
-/** Draw onehot(D), D ~ Cat(softmax(logits)), with the chosen method's gradient. */
+/**
+ * Draw onehot(D), D ~ Cat(softmax(logits)) along the last axis, whose backward is the chosen estimator's gradient.
+ * The forward is exact on every method; methods differ in the backward only.
+ * @param logits - (..., C) floating tensor; -Infinity entries are masked
+ * @param opts - method, key or seed, tau, mask, k, hard, check, impl
+ * @example
+ * ```ts
+ * const z = estimators.sample(logits, { method: 'gst-1.0', key: random.key(0), tau: 0.5 });
+ * z.mul(values).sum().backward(); // logits.grad holds GST's estimate
+ * ```
+ */
 export function sample(logits: Tensor, opts: SampleOptions): Tensor {
   if (opts && typeof opts.method === 'string' && opts.impl !== 'ops' && logits instanceof Tensor) {
     const pm = parseMethod(opts.method);
@@ -178,6 +232,11 @@ function checkOptions(opts: SampleOptions): { tau: number; k: number } {
   return { tau, k };
 }
 
+/**
+ * {@link sample} composed from engine ops, also returning the index, the surrogate and the perturbed logits (every device).
+ * @param logits - (..., C) floating tensor
+ * @param opts - as for {@link sample}
+ */
 export function sampleDetailed(logits: Tensor, opts: SampleOptions): SampleDetail {
   if (!opts || typeof opts.method !== 'string') throw new Error(`estimators.sample: options.method is required; valid methods: ${METHODS_HELP}`);
   const pm = parseMethod(opts.method);
@@ -252,7 +311,11 @@ export function sampleDetailed(logits: Tensor, opts: SampleOptions): SampleDetai
   return { sample: out, index, surrogate: surrogate!, perturbed };
 }
 
-/** Exact gradient of E_{D ~ Cat(softmax(theta))}[f(D)] for one row, by enumeration: pi_i (f_i - <pi, f>). */
+/**
+ * The exact gradient of E_{D ~ softmax(logits)}[f(D)] with respect to the logits, in float64 (for testing estimators).
+ * @param logits - C logits
+ * @param f - f(j) for each category j
+ */
 export function exactExpectationGrad(logits: ArrayLike<number>, f: ArrayLike<number>): Float64Array {
   const C = logits.length;
   let m = -Infinity;

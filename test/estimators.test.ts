@@ -4,6 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { tensor, tidy, random, estimators, oneHot, sum, type Tensor, type DType } from '../index.ts';
+import { DEVICES, profile } from './devices.ts';
 import {
   chiSquareTest, softmax64, softmaxVjp64, columnStats, bernsteinBound, normalQuantile, mulberry32,
 } from './estimators_stats.ts';
@@ -104,6 +105,27 @@ function runMethod(
     }
     return { index: Int32Array.from(index), sample, perturbed, grad };
   });
+}
+
+/** sampleDetailed + backward with upstream gUp on any device (asynchronous reads); JS arrays out. */
+async function runMethodOn(x: Tensor, opts: estimators.SampleOptions, gUp: Float64Array): Promise<Run> {
+  const t = tidy(() => {
+    const det = estimators.sampleDetailed(x, opts);
+    det.sample.backward(tensor(gUp, det.sample.shape, { dtype: x.dtype, device: x.device }));
+    return { index: det.index, sample: det.sample, perturbed: det.perturbed };
+  });
+  const grad = x.grad!;
+  x.grad = null;
+  try {
+    return {
+      index: Int32Array.from(await t.index.data()),
+      sample: Float64Array.from(await t.sample.data()),
+      perturbed: t.perturbed ? Float64Array.from(await t.perturbed.data()) : null,
+      grad: Float64Array.from(await grad.data()),
+    };
+  } finally {
+    for (const v of [t.index, t.sample, t.perturbed, grad]) v?.dispose();
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -512,39 +534,49 @@ describe('unbiasedness', () => {
 });
 
 // ------------------------------------------------------------------------------------------------
-describe('gradients equal the closed forms (float64, 1e-10)', () => {
+// One suite per device: the same closed forms, computed in float64 on the host. The CPU computes in float64
+// (gradients to 1e-10); other devices in float32 on float32-rounded inputs (to 2e-4, and D may differ from
+// the float64 argmax only in a float32 near-tie).
+describe.each(DEVICES)('gradients equal the closed forms on %s', (device) => {
+  const P = profile(device);
+  const cpu = device === 'cpu';
+  // float32 elsewhere: perturbed logits lose ~1e-5 relative through the log-sum-exp of Gumbel-Rao's draws
+  const gradTol = cpu ? 1e-10 : 2e-4, valueTol = cpu ? 1e-12 : 1e-5, perturbedTol = cpu ? 1e-12 : 1e-4;
   const methods = [...ALL_METHODS, 'gumbel-soft', 'nd_gst-0.5', 'gst-0.7'];
   for (const name of methods) {
-    it(name, () => {
+    it(name, async () => {
       const method = name === 'gumbel-soft' ? 'gumbel' : name;
-      fc.assert(
-        fc.property(
+      await fc.assert(
+        fc.asyncProperty(
           caseArb({ batches: [[3], [2, 3]] }),
           fc.constantFrom(0.3, 1, 2.5),
           fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-          (cs, tau, seed) => {
+          async (cs, tau, seed) => {
             const { C, rows } = cs;
-            const x = tensor(cs.raw, [...cs.batch, C], { dtype: 'float64', requiresGrad: true });
-            const mask = cs.maskData ? tensor(cs.maskData, cs.maskShape, { dtype: 'float64' }) : undefined;
+            const theta = cs.theta.map(P.round);
+            const x = tensor(cs.raw.map(P.round), [...cs.batch, C], { dtype: P.dtype, device, requiresGrad: true });
+            const mask = cs.maskData ? tensor(cs.maskData, cs.maskShape, { dtype: P.dtype, device }) : undefined;
             const rnd = mulberry32(seed ^ 0xbeef);
-            const gUp = Float64Array.from({ length: rows * C }, () => 4 * rnd() - 2);
+            const gUp = Float64Array.from({ length: rows * C }, () => P.round(4 * rnd() - 2));
             const key = random.key(seed);
             const K = 4;
-            const r = runMethod(x, { method, key, tau, mask, k: K, hard: name === 'gumbel-soft' ? false : undefined }, () => gUp);
+            const r = await runMethodOn(x, { method, key, tau, mask, k: K, hard: name === 'gumbel-soft' ? false : undefined }, gUp);
+            mask?.dispose();
             const [kSample, kRao] = random.split(key, 2);
             const G = random.gumbel(kSample, [...cs.batch, C], { dtype: 'float64' }).dataSync();
             const E = method === 'rao_gumbel' ? random.exponential(kRao, [K, ...cs.batch, C], { dtype: 'float64' }).dataSync() : null;
             for (let b = 0; b < rows; b++) {
-              const th = rowOf(cs.theta, b, C), g = rowOf(gUp, b, C);
+              const th = rowOf(theta, b, C), g = rowOf(gUp, b, C);
               const D = r.index[b];
               const got = rowOf(r.grad!, b, C);
               let want: Float64Array;
               // the index is argmax(theta + G)
               const pg = th.map((t, j) => t + G[b * C + j]);
-              expect(D).toBe(pg.indexOf(Math.max(...pg)));
+              if (cpu) expect(D).toBe(pg.indexOf(Math.max(...pg)));
+              else expect(pg[D]).toBeGreaterThanOrEqual(Math.max(...pg) - 1e-5 * (1 + Math.abs(Math.max(...pg))));
               if (name === 'gumbel-soft') {
                 const s = softmax64(pg, tau);
-                for (let j = 0; j < C; j++) expect(Math.abs(r.sample[b * C + j] - s[j])).toBeLessThanOrEqual(1e-12);
+                for (let j = 0; j < C; j++) expect(Math.abs(r.sample[b * C + j] - s[j])).toBeLessThanOrEqual(valueTol);
               } else {
                 for (let j = 0; j < C; j++) expect(r.sample[b * C + j]).toBe(j === D ? 1 : 0);
               }
@@ -567,7 +599,7 @@ describe('gradients equal the closed forms (float64, 1e-10)', () => {
                   const got = r.perturbed!.subarray((k * rows + b) * C, (k * rows + b + 1) * C);
                   for (let j = 0; j < C; j++) {
                     if (pert[j] === -Infinity) expect(got[j]).toBe(-Infinity);
-                    else expect(Math.abs(got[j] - pert[j])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(pert[j])));
+                    else expect(Math.abs(got[j] - pert[j])).toBeLessThanOrEqual(perturbedTol * Math.max(1, Math.abs(pert[j])));
                   }
                   const v = softmaxVjp64(softmax64(pert, tau), g, tau);
                   for (let j = 0; j < C; j++) want[j] += v[j] / K;
@@ -589,23 +621,37 @@ describe('gradients equal the closed forms (float64, 1e-10)', () => {
               }
               for (let j = 0; j < C; j++) {
                 if (!cs.allowed[b * C + j] && got[j] !== 0) throw new Error(`masked coordinate ${j} got gradient ${got[j]}`);
-                if (!(Math.abs(got[j] - want[j]) <= 1e-10)) throw new Error(`row ${b} coordinate ${j}: got ${got[j]}, closed form ${want[j]} (D ${D})`);
+                if (!(Math.abs(got[j] - want[j]) <= gradTol)) throw new Error(`row ${b} coordinate ${j}: got ${got[j]}, closed form ${want[j]} (D ${D})`);
               }
             }
           },
         ),
-        { seed: 3000 + methods.indexOf(name), numRuns: 15 },
+        { seed: 3000 + methods.indexOf(name), numRuns: cpu ? 15 : 4 },
       );
     });
   }
 
-  it('rao_gumbel: returned perturbed equals raoGumbelPerturbed(theta, onehot, split(key)[1], K)', () => {
+  // on devices other than the CPU: the same key gives the CPU's sample bit for bit
+  if (!cpu) it('samples are bit-identical to the CPU float32 ones (every method, masked)', async () => {
+    const cs = makeCase(6, [16], 4, 'mask-full', 0.3, 9);
+    for (const method of [...ALL_METHODS, 'nd_gst-0.5']) {
+      const draw = async (d: typeof device) => {
+        const x = tensor(cs.raw, [16, 6], { dtype: 'float32', device: d });
+        const mask = tensor(cs.maskData!, cs.maskShape, { dtype: 'float32', device: d });
+        const z = estimators.sample(x, { method, key: random.key(42), tau: 0.7, k: 10, mask });
+        return Array.from(await z.data());
+      };
+      expect(await draw(device), method).toEqual(await draw('cpu'));
+    }
+  });
+
+  it('rao_gumbel: returned perturbed equals raoGumbelPerturbed(theta, onehot, split(key)[1], K)', async () => {
     const cs = makeCase(9, [4], 5, 'none', 0, 5);
-    const x = tensor(cs.raw, [4, 9], { dtype: 'float64' });
+    const x = tensor(cs.raw, [4, 9], { dtype: P.dtype, device, requiresGrad: true });
     const key = random.key(99);
-    const r = runMethod(x, { method: 'rao_gumbel', key, k: 7 });
-    const again = estimators.raoGumbelPerturbed(x, oneHot(tensor(r.index, [4], { dtype: 'int32' }), 9, 'float64'), random.split(key, 2)[1], 7).dataSync();
-    expect(Array.from(again)).toEqual(Array.from(r.perturbed!));
+    const r = await runMethodOn(x, { method: 'rao_gumbel', key, k: 7 }, new Float64Array(36).fill(1));
+    const again = estimators.raoGumbelPerturbed(x, oneHot(tensor(r.index, [4], { dtype: 'int32', device }), 9, P.dtype), random.split(key, 2)[1], 7);
+    expect(Array.from(await again.data())).toEqual(Array.from(r.perturbed!));
   });
 });
 

@@ -1,7 +1,7 @@
 // Shared helpers for the engine tests: a seeded float64 PRNG, finite-difference gradient checks,
 // explicit-loop references and a few statistics (normal quantile, chi-square critical values).
 import { expect } from 'vitest';
-import { Tensor, tensor, noGrad, mul, sum, type DType } from '../index.ts';
+import { Tensor, tensor, noGrad, tidy, mul, sum, type DType, type Device } from '../index.ts';
 
 // ---------------------------------------------------------------- seeded PRNG (plain JS)
 /** splitmix32-style generator: deterministic, independent of the engine's Philox. */
@@ -159,6 +159,62 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor | Tensor[], inputs: Gra
       }
     }
   });
+}
+
+/**
+ * gradcheck on a device. On the CPU: float64 central finite differences ({@link gradcheck}). Elsewhere
+ * (float32, asynchronous reads): the op's values and backward() on the device against the CPU's float64
+ * values and backward() on the same float32-exact inputs and projections, within `rtol` (default 1e-4)
+ * relative to max(1, |reference|). The CPU reference is itself checked against finite differences by the
+ * CPU run of the same suite.
+ */
+export async function gradcheckOn(
+  device: Device, f: (...xs: Tensor[]) => Tensor | Tensor[], inputs: GradInput[], opts: GradcheckOptions & { rtol?: number } = {},
+): Promise<void> {
+  if (device === 'cpu') return gradcheck(f, inputs, opts);
+  const label = opts.label ?? 'gradcheck';
+  const rtol = opts.rtol ?? 1e-4;
+  const rng = new Rng(opts.seed ?? 12345);
+  const vals = inputs.map((inp) => Float64Array.from(inp.values, (v) => (inp.dtype === 'int32' ? v : Math.fround(v))));
+  let Rs: Float64Array[] | null = null;
+  const run = (dev: Device, dt: DType) => tidy(() => {
+    const xs = inputs.map((inp, i) => tensor(vals[i], inp.shape, { dtype: inp.dtype === 'int32' ? 'int32' : dt, device: dev, requiresGrad: !inp.constant }));
+    const r = f(...xs);
+    const ys = Array.isArray(r) ? r : [r];
+    Rs ??= ys.map((y) => fill(rng, y.size, (q) => Math.fround(q.uniform(-1, 1))));
+    let loss: Tensor | null = null;
+    ys.forEach((y, k) => {
+      const term = sum(mul(y, tensor(Rs![k], y.shape.slice(), { dtype: y.dtype, device: dev })));
+      loss = loss ? loss.add(term) : term;
+    });
+    if (loss!.requiresGrad) loss!.backward();
+    return { xs, ys };
+  });
+  const ref = run('cpu', 'float64');
+  const got = run(device, 'float32');
+  try {
+    for (let k = 0; k < ref.ys.length; k++) {
+      expect(got.ys[k].shape, `${label}: shape of output ${k}`).toEqual(ref.ys[k].shape);
+      expectClose(Array.from(await got.ys[k].data()), Array.from(ref.ys[k].dataSync()), rtol, `${label}: output ${k} on ${device}`);
+    }
+    for (let a = 0; a < inputs.length; a++) {
+      if (inputs[a].constant) continue;
+      const want = ref.xs[a].grad ? Array.from(ref.xs[a].grad!.dataSync()) : new Array<number>(ref.xs[a].size).fill(0);
+      const have = got.xs[a].grad ? Array.from(await got.xs[a].grad!.data()) : new Array<number>(got.xs[a].size).fill(0);
+      expectClose(have, want, rtol, `${label}: gradient of input ${a} (shape [${inputs[a].shape}]) on ${device}`);
+    }
+  } finally {
+    for (const t of [...got.xs, ...got.ys, ...ref.xs, ...ref.ys]) { t.grad?.dispose(); t.dispose(); }
+  }
+}
+
+function expectClose(got: number[], want: number[], rtol: number, what: string): void {
+  expect(got.length, `${what}: length`).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i], w = want[i];
+    const ok = Number.isFinite(w) ? Math.abs(g - w) <= rtol * Math.max(1, Math.abs(w)) : Object.is(g, w);
+    if (!ok) throw new Error(`${what}: entry ${i}: got ${g}, CPU float64 reference ${w}`);
+  }
 }
 
 // ---------------------------------------------------------------- statistics

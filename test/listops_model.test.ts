@@ -138,7 +138,7 @@ describe('Gumbel Tree-LSTM', () => {
           const batch = makeBatch(ids);
           const { logits } = model.forward(batch, { select: 'sample', method, tau: 0.5, k: 10, key: random.key(4) });
           ops.crossEntropy(logits, tensor(labels, [labels.length], { dtype: 'int32' })).backward();
-          for (const p of [model.query, model.comp.weight, model.comp.bias!, model.leaf.weightIh, model.embedding.weight]) {
+          for (const p of [model.query, model.comp.weight, model.comp.bias!, model.leaf.weight_ih, model.embedding.weight]) {
             const g = arr(p.grad!);
             expect(g.every(Number.isFinite)).toBe(true);
             expect(g.some((v) => v !== 0)).toBe(true);
@@ -355,7 +355,7 @@ describe('node/pair tree path and fused leaf LSTM', () => {
       const model = new GumbelTreeLstm({ vocabSize: 8, embDim: E, hidden: H, clfHidden: 3, classes: 10, dropout: 0 }, { key: random.key(H) });
       const batch = makeBatch(seqs(lengths, 8, H));
       const w = random.normal(random.key(100 + H), [batch.B, batch.T, 2 * H]);
-      const params = [model.embedding.weight, model.leaf.weightIh, model.leaf.weightHh, model.leaf.biasIh, model.leaf.biasHh];
+      const params = [model.embedding.weight, model.leaf.weight_ih, model.leaf.weight_hh, model.leaf.bias_ih, model.leaf.bias_hh];
       const out = [false, true].map((fused) => {
         model.fused = fused;
         return tidy(() => {

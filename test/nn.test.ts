@@ -75,13 +75,13 @@ describe('LSTMCell', () => {
   it('equals a hand computation with PyTorch gate order (i, f, g, o)', () => {
     const I = 3, H = 4, N = 2;
     const cell = new nn.LSTMCell(I, H, { key: random.key(5), dtype: 'float64' });
-    expect(cell.weightIh.shape).toEqual([4 * H, I]);
-    expect(cell.weightHh.shape).toEqual([4 * H, H]);
+    expect(cell.weight_ih.shape).toEqual([4 * H, I]);
+    expect(cell.weight_hh.shape).toEqual([4 * H, H]);
     const r = new Rng(9);
     const xv = fill(r, N * I, (q) => q.uniform(-1, 1)), hv = fill(r, N * H, (q) => q.uniform(-1, 1)), cv = fill(r, N * H, (q) => q.uniform(-1, 1));
     const [h2, c2] = cell.forward(f64(xv, [N, I]), [f64(hv, [N, H]), f64(cv, [N, H])]);
     expect(h2.shape).toEqual([N, H]);
-    const Wi = arr(cell.weightIh), Wh = arr(cell.weightHh), bi = arr(cell.biasIh), bh = arr(cell.biasHh);
+    const Wi = arr(cell.weight_ih), Wh = arr(cell.weight_hh), bi = arr(cell.bias_ih), bh = arr(cell.bias_hh);
     const hOut = arr(h2), cOut = arr(c2);
     for (let n = 0; n < N; n++) {
       const z = new Array(4 * H).fill(0).map((_, row) => {
@@ -99,6 +99,17 @@ describe('LSTMCell', () => {
     }
     // init bound 1/sqrt(hidden)
     for (const p of cell.parameters()) for (const v of arr(p)) expect(Math.abs(v)).toBeLessThanOrEqual(1 / Math.sqrt(H));
+  });
+
+  it("state_dict keys are PyTorch's (weight_ih, weight_hh, bias_ih, bias_hh); a checkpoint with the old camelCase names fails naming the renames", () => {
+    const cell = new nn.LSTMCell(2, 3, { key: random.key(5) });
+    expect(Object.keys(cell.stateDict())).toEqual(['weight_ih', 'weight_hh', 'bias_ih', 'bias_hh']);
+    const old = Object.fromEntries(Object.entries(cell.stateDict()).map(([n, t]) => [n.replace(/_(.)/, (_m, c: string) => c.toUpperCase()), t]));
+    expect(Object.keys(old)).toEqual(['weightIh', 'weightHh', 'biasIh', 'biasHh']);
+    expect(() => new nn.LSTMCell(2, 3).loadStateDict(old)).toThrow("'weightIh' is now named 'weight_ih', 'weightHh' is now named 'weight_hh', 'biasIh' is now named 'bias_ih', 'biasHh' is now named 'bias_hh'");
+    const fresh = new nn.LSTMCell(2, 3);
+    fresh.loadStateDict(cell.stateDict());
+    expect(arr(fresh.bias_hh)).toEqual(arr(cell.bias_hh));
   });
 
   it('gradients through the cell match finite differences', () => {

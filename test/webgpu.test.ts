@@ -1,5 +1,6 @@
 // The WebGPU backend against the CPU backend: every primitive (through random strided / broadcast
-// views), composite ops with gradients, bit-identical random streams, sampling, and memory.
+// views), bit-identical random streams, sampling, and memory. The ops, their gradients and the
+// estimators run on every device in the engine suites (gradcheck, shapes, estimators: test/devices.ts).
 // Without an adapter the suite is skipped with the reason, except in CI (CI=true), where it fails.
 import { describe, it, expect, beforeAll } from 'vitest';
 import fc from 'fast-check';
@@ -105,24 +106,6 @@ function viewsFor(shape: number[], specs: ViewSpec[], seed: number, dists: Dist[
     const gv: View = { buf: b.g, strides: v.strides, offset: v.offset };
     return { cv, gv, free: () => { cpu.release(b.c); gpu.release(b.g); } };
   });
-}
-
-async function sameOnBoth(build: (device: 'cpu' | 'webgpu') => { out: Tensor; params: Tensor[] }, rtol = 1e-4, atol = 1e-5): Promise<void> {
-  const c = build('cpu');
-  const g = build('webgpu');
-  expectClose(await g.out.data(), await c.out.data(), rtol, atol, 'value');
-  if (c.out.requiresGrad) {
-    const lc = c.out.size === 1 ? c.out : c.out.sum();
-    const lg = g.out.size === 1 ? g.out : g.out.sum();
-    lc.backward(); lg.backward();
-    for (let i = 0; i < c.params.length; i++) {
-      expectClose(await g.params[i].grad!.data(), await c.params[i].grad!.data(), rtol, atol, `grad ${i}`);
-    }
-  }
-}
-
-function param(data: TA, shape: number[], device: 'cpu' | 'webgpu', requiresGrad = true): Tensor {
-  return tensor(data.slice(), shape, { device, requiresGrad });
 }
 
 // ---------------------------------------------------------------- tests
@@ -316,68 +299,8 @@ describe.skipIf(!avail.ok)('webgpu backend', () => {
     }
   });
 
-  it('broadcasting binary ops: values and gradients match (fast-check)', async () => {
-    const pair = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 0, maxLength: 3 }).chain((s) => fc.tuple(
-      fc.constant(s),
-      fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }),
-      fc.integer({ min: 0, max: s.length }),
-    ));
-    await fc.assert(fc.asyncProperty(pair, fc.constantFrom('add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'pow'), fc.nat(), async ([shape, ones, drop], op, seed) => {
-      const bShape = shape.map((d, i) => (ones[i] ? 1 : d)).slice(drop);
-      const av = values(shape.reduce((a, b) => a * b, 1), seed, op === 'pow' ? 'pos' : 'any');
-      const bv = values(bShape.reduce((a, b) => a * b, 1), seed + 1, op === 'div' ? 'nonzero' : 'any');
-      const wv = values(av.length, seed + 2, 'any');
-      await sameOnBoth((d) => {
-        const a = param(av, shape, d), b = param(bv, bShape, d);
-        const f = (gg as unknown as Record<string, (x: Tensor, y: Tensor) => Tensor>)[op];
-        return { out: f(a, b).mul(tensor(wv, shape, { device: d })).sum(), params: [a, b] };
-      });
-    }), { numRuns: 40 });
-  });
 
-  it('composite ops (MLP, softmax, logsumexp, cross-entropy, shape ops, gather) match with gradients', async () => {
-    const X = values(8 * 12, 1, 'any'), W1 = values(16 * 12, 2, 'any'), B1 = values(16, 3, 'any'), W2 = values(5 * 16, 4, 'any');
-    const T = Int32Array.from({ length: 8 }, (_, i) => (i * 7) % 5);
-    await sameOnBoth((d) => {
-      const x = param(X, [8, 12], d), w1 = param(W1, [16, 12], d), b1 = param(B1, [16], d), w2 = param(W2, [5, 16], d);
-      const h = gg.linear(x, w1, b1).relu();
-      const h2 = h.tanh().add(h.sigmoid().mul(0.5));
-      const logits = gg.linear(h2, w2);
-      const ce = gg.crossEntropy(logits, tensor(T, [8], { device: d }));
-      const extra = logits.logSoftmax(-1).mean().add(logits.softmax(0).square().sum()).add(logits.logsumexp(-1).sum().mul(0.1));
-      return { out: ce.add(extra), params: [x, w1, b1, w2] };
-    });
-    const A = values(2 * 3 * 4 * 5, 5, 'any'), Bv = values(4 * 5, 6, 'pos');
-    await sameOnBoth((d) => {
-      const a = param(A, [2, 3, 4, 5], d), b = param(Bv, [4, 5], d);
-      const p = a.permute([2, 0, 3, 1]).slice([1, 0, 1, 0], [2, -1, 3, -1]); // [2,2,3,3]
-      const c = gg.concat([p, p.mul(2)], 1).sum([1, 3]); // [2,3]
-      const s = gg.stack([a.max(-1), a.mean(-1), a.min(1).sum(-1).reshape([2, 1, 4]).expand([2, 3, 4])], 0); // [3,2,3,4]
-      const q = b.sqrt().log().pow(gg.full([], 2, { device: d })).add(b.div(a.slice([0, 0, 0, 0], [1, 1, -1, -1]).reshape([4, 5]).abs().add(1)));
-      const idx = tensor(Int32Array.from([3, 0, 4, 4, 1, 2]), [1, 6], { device: d });
-      const gth = gg.gather(b, idx.expand([4, 6]), -1);
-      const mm = gg.matmul(a.reshape([6, 4, 5]), b.transpose()).clamp(-1, 2);
-      const w = gg.where(a.gt(0), a, a.mul(0.1));
-      const out = c.sum().add(s.square().mean()).add(q.sum()).add(gth.sum()).add(mm.sum()).add(w.exp().mean()).add(gg.cumsum(a, 1).sum().mul(0.01));
-      return { out, params: [a, b] };
-    });
-  });
 
-  it('estimators: samples are identical and gradients match', async () => {
-    const L = values(16 * 6, 9, 'any');
-    for (const method of ['st', 'gumbel', 'gst-1.0', 'gst-p', 'reinmax', 'rao_gumbel']) {
-      const k = random.key(42);
-      const res: Record<string, { s: TA; g: TA }> = {};
-      for (const d of ['cpu', 'webgpu'] as const) {
-        const logits = param(L, [16, 6], d);
-        const s = estimators.sample(logits, { method, key: k, tau: 0.7, k: 10, check: false });
-        s.mul(tensor(values(16 * 6, 3, 'any'), [16, 6], { device: d })).sum().backward();
-        res[d] = { s: await s.data() as TA, g: await logits.grad!.data() as TA };
-      }
-      expectEqual(res.webgpu.s, res.cpu.s, `${method} sample`);
-      expectClose(res.webgpu.g, res.cpu.g, 1e-4, 1e-5, `${method} grad`);
-    }
-  });
 
   it('a few hundred training steps inside tidy keep memory flat', async () => {
     nn.manualSeed(3);

@@ -291,8 +291,8 @@ export class GumbelTreeLstm extends nn.Module {
     noGrad(() => {
       const add = new Float32Array(4 * H);
       add.fill(1, H, 2 * H);
-      const b = ops.add(this.leaf.biasIh, tensor(add, [4 * H], { device: opts.device }));
-      this.leaf.biasIh.assign(b);
+      const b = ops.add(this.leaf.bias_ih, tensor(add, [4 * H], { device: opts.device }));
+      this.leaf.bias_ih.assign(b);
       b.dispose();
     });
     this.comp = new nn.Linear(2 * H, 5 * H, o(2));
@@ -316,14 +316,14 @@ export class GumbelTreeLstm extends nn.Module {
     const ids = tensor(batch.ids, [T, B], { dtype: 'int32', device: this.query.device });
     const emb = this.embedding.forward(ids); // (T, B, E)
     // input projections of all steps at once, both biases folded in
-    const xp = ops.add(ops.linear(emb, this.leaf.weightIh), ops.add(this.leaf.biasIh, this.leaf.biasHh)); // (T, B, 4H)
-    if (this.useFused(xp)) return leafLstmFused(xp, this.leaf.weightHh);
+    const xp = ops.add(ops.linear(emb, this.leaf.weight_ih), ops.add(this.leaf.bias_ih, this.leaf.bias_hh)); // (T, B, 4H)
+    if (this.useFused(xp)) return leafLstmFused(xp, this.leaf.weight_hh);
     const hs: Tensor[] = [];
     const cs: Tensor[] = [];
     let h: Tensor | null = null, c: Tensor | null = null;
     for (let t = 0; t < T; t++) {
       const xt = ops.reshape(ops.narrow(xp, 0, t, 1), [B, 4 * H]);
-      const z = h ? ops.add(xt, ops.linear(h, this.leaf.weightHh)) : xt;
+      const z = h ? ops.add(xt, ops.linear(h, this.leaf.weight_hh)) : xt;
       const s = ops.sigmoid(z);
       const i = ops.narrow(s, 1, 0, H), f = ops.narrow(s, 1, H, H), o = ops.narrow(s, 1, 3 * H, H);
       const g = ops.tanh(ops.narrow(z, 1, 2 * H, H));
