@@ -48,7 +48,11 @@ export {
   customVjp, type CustomVjpSpec,
 } from './engine/ops.ts';
 export type { DType, TypedArray } from './engine/dtype.ts';
-export type { Backend, Buf, View, MatmulArgs } from './engine/backend.ts';
+export type {
+  Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper, HostGemm, FusedEstimatorKind, FusedEstimatorArgs, FusedEstimatorSample,
+} from './engine/backend.ts';
+export type { UnaryOp, BinaryOp } from './engine/elementwise.ts';
+export type { CpuBackend } from './backends/cpu/index.ts';
 /** Counter-based random numbers (Philox): keys, draws and seeded generators, bit-identical across backends. */
 export * as random from './engine/random.ts';
 /** Layers with PyTorch's parameter names and default initialisation. */

@@ -1,5 +1,10 @@
-// gapgrad on Node: everything the package root exports, plus safetensors files (save/load) and the Node
-// platform (GAPGRAD_* environment settings, the CPU backend's worker thread, Dawn for WebGPU).
+/**
+ * `gapgrad` on Node (the package's `node` condition): everything the platform-neutral root exports, plus
+ * safetensors files ({@link save}/{@link load}, atomic writes) and the Node platform: `GAPGRAD_*` environment
+ * settings, the CPU backend's second thread (worker_threads) and Dawn (the optional peer `webgpu`) behind
+ * `initWebGPU()`.
+ * @module node
+ */
 import './platform/node.ts';
 import './platform/webgpu-node.ts';
 

@@ -6,84 +6,109 @@
 import type { DType } from './dtype.ts';
 import type { UnaryOp, BinaryOp } from './elementwise.ts';
 
+/** A flat, contiguous device buffer of `size` elements of one dtype. */
 export interface Buf {
-  readonly size: number; // number of elements
+  /** number of elements */
+  readonly size: number;
   readonly dtype: DType;
 }
 
+/** How an op reads a buffer: element strides per output axis (0 where broadcast) from an offset. */
 export interface View {
   buf: Buf;
-  strides: number[]; // one per output axis; 0 where broadcast
+  /** one per output axis; 0 where broadcast */
+  strides: number[];
   offset: number;
 }
 
+/** A batched product C = op(A) @ op(B): `batch` matrices of (m, n), inner size k. */
 export interface MatmulArgs {
   a: Buf;
   b: Buf;
-  batch: number; // number of matrices in the output
+  /** number of matrices in the output */
+  batch: number;
   m: number;
   n: number;
   k: number;
-  transA: boolean; // a is stored (k, m) per batch instead of (m, k)
-  transB: boolean; // b is stored (n, k) per batch instead of (k, n)
-  aBatchStride: number; // elements between consecutive a matrices (0 = broadcast)
+  /** a is stored (k, m) per batch instead of (m, k) */
+  transA: boolean;
+  /** b is stored (n, k) per batch instead of (k, n) */
+  transB: boolean;
+  /** elements between consecutive a matrices (0 = broadcast) */
+  aBatchStride: number;
   bBatchStride: number;
 }
 
+/** A backend's memory: live buffers and bytes, and the bytes it holds from the system (pooled ones included). */
 export interface MemoryStats {
-  liveBuffers: number; // buffers handed out and not yet released
-  liveBytes: number; // bytes of those buffers
-  allocatedBytes: number; // bytes the backend holds from the system, pooled ones included
+  /** buffers handed out and not yet released */
+  liveBuffers: number;
+  /** bytes of those buffers */
+  liveBytes: number;
+  /** bytes the backend holds from the system, pooled ones included */
+  allocatedBytes: number;
 }
 
+/** The backend contract: the primitives every device implements (see the README's "How to add a backend"). Views, broadcasting, composite ops and gradients live in the engine. */
 export interface Backend {
+  /** the device name it is registered under ('cpu', 'webgpu', ...) */
   readonly name: 'cpu' | 'webgpu' | string;
+  /** whether float64 buffers exist on this device */
   readonly supportsFloat64: boolean;
 
   // --- memory ---
-  alloc(size: number, dtype: DType): Buf; // contents unspecified
+  /** A new buffer; its contents are unspecified. */
+  alloc(size: number, dtype: DType): Buf;
+  /** A buffer holding `data` (the backend may keep the array itself: the caller must not use it afterwards). */
   fromArray(data: Float32Array | Float64Array | Int32Array): Buf;
-  // read/readSync may return a copy or the buffer's own storage (the CPU backend does): valid until the
-  // buffer is released, after which the backend may reuse it. Callers must never write into the result
-  // (it may be a copy, or storage another tensor shares); Tensor.data()/dataSync() hand users a copy.
+  /** read/readSync may return a copy or the buffer's own storage (the CPU backend does): valid until the buffer is released, after which the backend may reuse it. Callers must never write into the result (it may be a copy, or storage another tensor shares); Tensor.data()/dataSync() hand users a copy. */
   read(buf: Buf): Promise<Float32Array | Float64Array | Int32Array>;
-  readSync?(buf: Buf): Float32Array | Float64Array | Int32Array; // absent where the device cannot
+  /** A synchronous read (same rules as read); absent where the device cannot read synchronously. */
+  readSync?(buf: Buf): Float32Array | Float64Array | Int32Array;
   /** Copy `src` into elements [offset, offset + src.length) of a buffer (present where readSync is). */
   writeSync?(buf: Buf, src: ArrayLike<number>, offset?: number): void;
+  /** Give a buffer back; the backend may reuse its storage. */
   release(buf: Buf): void;
+  /** Live and allocated memory. */
   memory(): MemoryStats;
 
   // --- primitives ---
+  /** A new buffer with every element `value`. */
   fill(size: number, value: number, dtype: DType): Buf;
-  // elementwise over `shape`; every input is read through its view; output dtype given by caller
+  /** elementwise over `shape`; every input is read through its view; output dtype given by caller */
   unary(op: UnaryOp, x: View, shape: number[], outDtype: DType): Buf;
+  /** Elementwise binary op over `shape`, both inputs read through their views. */
   binary(op: BinaryOp, a: View, b: View, shape: number[], outDtype: DType): Buf;
+  /** cond ? a : b elementwise over `shape`. */
   where(cond: View, a: View, b: View, shape: number[], outDtype: DType): Buf;
-  // materialise a strided view into a new contiguous buffer (permute, slice, expand, cast)
+  /** materialise a strided view into a new contiguous buffer (permute, slice, expand, cast) */
   copy(x: View, shape: number[], outDtype: DType): Buf;
-  // write a view into part of an existing buffer (concat, the adjoint of slice); dst is addressed by its own view
+  /** write a view into part of an existing buffer (concat, the adjoint of slice); dst is addressed by its own view */
   copyInto(dst: View, src: View, shape: number[]): void;
-  // x viewed as (rows, cols): reduce the last axis -> (rows)
+  /** x viewed as (rows, cols): reduce the last axis -> (rows) */
   reduceLast(op: 'sum' | 'max', x: Buf, rows: number, cols: number): Buf;
-  argmaxLast(x: Buf, rows: number, cols: number): Buf; // int32, first index of the maximum
+  /** int32, first index of the maximum */
+  argmaxLast(x: Buf, rows: number, cols: number): Buf;
+  /** A batched product (see MatmulArgs). */
   matmul(args: MatmulArgs): Buf;
-  // x viewed as (outer, n, inner), idx int32 (outer, m, inner) with values in [0, n) -> (outer, m, inner)
+  /** x viewed as (outer, n, inner), idx int32 (outer, m, inner) with values in [0, n) -> (outer, m, inner) */
   gather(x: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf;
-  // adjoint of gather: g (outer, m, inner) summed into zeros (outer, n, inner)
+  /** adjoint of gather: g (outer, m, inner) summed into zeros (outer, n, inner) */
   scatterAdd(g: Buf, idx: Buf, outer: number, n: number, m: number, inner: number): Buf;
-  // Philox4x32-10 bits: element i is word (i % 4) of block (counter + floor(i / 4)) under key; int32 dtype
+  /** Philox4x32-10 bits: element i is word (i % 4) of block (counter + floor(i / 4)) under key; int32 dtype */
   randomBits(key: [number, number], counter: number, size: number): Buf;
 
-  // Optional fused kernels; the engine uses them when present and falls back to composed primitives.
+  /** Optional fused kernels; the engine uses them when present and falls back to composed primitives. */
+  /** Optional: one Adam step on p in place (moments m and v updated), from the gradient g. */
   adamUpdate?(p: Buf, g: Buf, m: Buf, v: Buf, hp: AdamHyper): void;
-  // act(A @ B + bias) in one call (bias: length n, added to every row; null for none); ops.linear uses it
+  /** act(A @ B + bias) in one call (bias: length n, added to every row; null for none); ops.linear uses it */
   matmulBiasAct?(args: MatmulArgs, bias: Buf | null, act: 'relu' | 'none'): Buf;
-  // softmax (log: log-softmax) over the last axis of a contiguous (rows, cols) buffer, rounded once per
-  // output; the same values as the composition in ops.softmax/logSoftmax up to that rounding
+  /** softmax (log: log-softmax) over the last axis of a contiguous (rows, cols) buffer, rounded once per output; the same values as the composition in ops.softmax/logSoftmax up to that rounding */
   softmaxLast?(x: Buf, rows: number, cols: number, log: boolean): Buf;
-  // their VJPs from the output y and cotangent g: y (g - <y, g>), or (log) g - exp(y) sum(g)
+  /** their VJPs from the output y and cotangent g: y (g - <y, g>), or (log) g - exp(y) sum(g) */
   softmaxLastVjp?(y: Buf, g: Buf, rows: number, cols: number, log: boolean): Buf;
-  flush?(): void; // submit recorded work (devices that batch dispatches)
+  /** submit recorded work (devices that batch dispatches) */
+  flush?(): void;
   /** Resolves once the device's helpers (the CPU backend's worker thread) are up; absent where there are none. */
   ready?(): Promise<void>;
 
@@ -145,11 +170,13 @@ export interface FusedEstimatorSample {
   backward(g: Buf): Buf;
 }
 
+/** Adam's hyperparameters for Backend.adamUpdate. */
 export interface AdamHyper {
   lr: number;
   beta1: number;
   beta2: number;
   eps: number;
   weightDecay: number;
-  step: number; // 1-based step count after increment
+  /** 1-based step count after increment */
+  step: number;
 }

@@ -107,7 +107,7 @@ export abstract class Module {
 
   /**
    * Copy values in from a name -> tensor record; names and shapes must match exactly (values are cast to each parameter's dtype).
-   * @param state - e.g. from {@link load} or another module's {@link Module.stateDict}
+   * @param state - e.g. from `load` or another module's {@link Module.stateDict}
    */
   loadStateDict(state: Record<string, Tensor>): void {
     const own = this.namedParameters();
