@@ -12,7 +12,7 @@
  * z.mul(tensor([[1, 2, 3]])).sum().backward();
  * opt.step();
  * ```
- * @packageDocumentation
+ * @module gapgrad
  */
 import { registerBackend, hintBackend } from './engine/tensor.ts';
 import { CpuBackend } from './backends/cpu/index.ts';
