@@ -3,7 +3,19 @@
 // except in CI (CI=true), where that fails. Suites use `describe.each(DEVICES)`.
 import { expect } from 'vitest';
 import { webgpuAvailable } from '../backends/webgpu/index.ts';
-import type { Device, DType, Tensor } from '../index.ts';
+import { registerBackend, type Device, type DType, type Tensor } from '../index.ts';
+import { CpuBackend } from '../backends/cpu/index.ts';
+import type { Buf } from '../engine/backend.ts';
+
+/**
+ * The CPU backend with read/readSync returning copies, which the backend contract allows: a caller that writes
+ * into a read result (instead of Backend.writeSync) or relies on it aliasing the buffer fails on this device.
+ */
+export class CopyingCpuBackend extends CpuBackend {
+  override readSync(buf: Buf) { return super.readSync(buf).slice(); }
+  override async read(buf: Buf) { return super.readSync(buf).slice(); }
+}
+registerBackend('cpu-copy', new CopyingCpuBackend());
 
 const avail = await webgpuAvailable();
 if (!avail.ok) {
@@ -11,7 +23,10 @@ if (!avail.ok) {
   console.warn(`[devices] webgpu left out: ${avail.reason}`);
 }
 
-export const DEVICES: Device[] = avail.ok ? ['cpu', 'webgpu'] : ['cpu'];
+export const DEVICES: Device[] = avail.ok ? ['cpu', 'cpu-copy', 'webgpu'] : ['cpu', 'cpu-copy'];
+
+/** Devices that compute like the CPU (float64, exact comparisons). */
+export const cpuLike = (device: Device) => device === 'cpu' || device === 'cpu-copy';
 
 /**
  * How a suite runs on a device: the floating dtype it computes in (float64 on the CPU, where float64
@@ -28,7 +43,7 @@ export interface DeviceProfile {
 }
 
 export function profile(device: Device): DeviceProfile {
-  return device === 'cpu'
+  return cpuLike(device)
     ? { device, dtype: 'float64', round: (v) => v, rtol: 1e-12 }
     : { device, dtype: 'float32', round: Math.fround, rtol: 2e-6 };
 }

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import * as g from '../index.ts';
 import type { Tensor } from '../index.ts';
 import { Rng, gradcheck, gradcheckOn, fill, numel, f64, arr, type GradInput, type GradcheckOptions } from './helpers.ts';
-import { DEVICES, profile, read, expectNear } from './devices.ts';
+import { DEVICES, profile, read, expectNear, cpuLike } from './devices.ts';
 
 const FC = { seed: 20240611, numRuns: 20 };
 const dimArb = fc.integer({ min: 1, max: 4 });
@@ -52,7 +52,7 @@ describe.each(DEVICES)('on %s', (device) => {
   const T = (v: Parameters<typeof g.tensor>[0], shape: number[] | null, requiresGrad = false) => g.tensor(v, shape, { dtype: P.dtype, device, requiresGrad });
   // fewer runs on devices other than the CPU: their reference is the CPU run, which covers the shapes
   const check = (name: string, prop: fc.IAsyncProperty<never> | fc.IAsyncProperty<unknown>, numRuns = FC.numRuns): void => {
-    it(name, () => fc.assert(prop as fc.IAsyncProperty<unknown>, { seed: FC.seed, numRuns: device === 'cpu' ? numRuns : Math.max(2, Math.ceil(numRuns / 8)) }));
+    it(name, () => fc.assert(prop as fc.IAsyncProperty<unknown>, { seed: FC.seed, numRuns: cpuLike(device) ? numRuns : Math.max(2, Math.ceil(numRuns / 8)) }));
   };
 
   describe('gradcheck: unary', () => {
@@ -126,7 +126,7 @@ describe.each(DEVICES)('on %s', (device) => {
       await G((t, h) => g.clamp(t, null, h), [x, lo], { seed });
     }));
 
-    if (device === 'cpu') {
+    if (cpuLike(device)) {
       check('cast float64 -> float32 -> float64 (float32-exact values, h = 2^-10)', fc.asyncProperty(shapeArb(), seedArb, async (shape, seed) => {
         const r = new Rng(seed);
         const vals = fill(r, numel(shape), (q) => q.int(-4096, 4096) / 1024);
@@ -371,7 +371,7 @@ describe.each(DEVICES)('on %s', (device) => {
       const x = T([0.3, -1.2], [2], true), y = T([2, 5], [2], true);
       const [, s] = f(x, y);
       g.sum(s).backward();
-      expectNear(await read(x.grad!), [Math.cos(P.round(0.3)), Math.cos(P.round(-1.2))], device === 'cpu' ? 0 : 1e-5, 'cos');
+      expectNear(await read(x.grad!), [Math.cos(P.round(0.3)), Math.cos(P.round(-1.2))], cpuLike(device) ? 0 : 1e-5, 'cos');
       expect(y.grad).toBeNull();
     });
 

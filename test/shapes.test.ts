@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import * as g from '../index.ts';
 import type { Tensor } from '../index.ts';
 import { Rng, fill, numel, unravel, ravelBroadcast, stridesOf } from './helpers.ts';
-import { DEVICES, profile, read } from './devices.ts';
+import { DEVICES, profile, read, cpuLike } from './devices.ts';
 
 const FC = { seed: 777001, numRuns: 60 };
 const dimArb = fc.integer({ min: 1, max: 4 });
@@ -34,7 +34,7 @@ function npBroadcast(a: number[], b: number[]): number[] | null {
 describe.each(DEVICES)('on %s', (device) => {
   const P = profile(device);
   /** summation-order tolerance (relative to max(1, |reference|)) */
-  const tol = device === 'cpu' ? 1e-12 : 2e-5;
+  const tol = cpuLike(device) ? 1e-12 : 2e-5;
   /** a tensor on this device in its floating dtype */
   const T = (v: ArrayLike<number>, shape: number[], requiresGrad = false) =>
     g.tensor(Float64Array.from(v), shape, { dtype: P.dtype, device, requiresGrad });
@@ -50,7 +50,7 @@ describe.each(DEVICES)('on %s', (device) => {
   };
   /** a single arithmetic result: exact on the CPU, within float32 rounding elsewhere */
   const exact = (got: number, want: number, what: string) => {
-    if (device === 'cpu') expect(got, what).toBe(want);
+    if (cpuLike(device)) expect(got, what).toBe(want);
     else if (Number.isFinite(want)) expect(Math.abs(got - want), what).toBeLessThanOrEqual(P.rtol * Math.max(1, Math.abs(want)));
     else expect(got, what).toBe(want);
   };
