@@ -92,6 +92,12 @@ function defUnary(op: UnaryOp & string, vjp: ((x: T, y: T, g: T) => T) | null, f
 export const neg = defUnary('neg', (_x, _y, g) => neg(g), false);
 export const exp = defUnary('exp', (_x, y, g) => mul(g, y));
 export const log = defUnary('log', (x, _y, g) => div(g, x));
+/** e^x - 1, exact to the last bits near 0 (torch.expm1) */
+export const expm1 = defUnary('expm1', (_x, y, g) => mul(g, add(y, 1)));
+/** log(1 + x), exact to the last bits near 0 (torch.log1p) */
+export const log1p = defUnary('log1p', (x, _y, g) => div(g, add(x, 1)));
+/** log(1 + e^x) without overflow or cancellation (torch.nn.functional.softplus with beta 1) */
+export const softplus = defUnary('softplus', (x, _y, g) => mul(g, sigmoid(x)));
 export const sqrt = defUnary('sqrt', (_x, y, g) => div(g, mul(y, 2)));
 export const abs = defUnary('abs', (x, _y, g) => mul(g, sign(x)), false);
 export const relu = defUnary('relu', (x, _y, g) => mul(g, unaryRaw('step', x)));
@@ -126,14 +132,19 @@ export const pow = defBinary('pow', (a, b, y, g) => [
   a.requiresGrad ? mul(g, mul(b, pow(a, sub(b, 1)))) : null,
   b.requiresGrad ? mul(g, mul(y, log(a))) : null,
 ]);
+// at ties the gradient is split equally between a and b, as PyTorch's maximum/minimum do
 export const maximum = defBinary('maximum', (a, b, _y, g) => {
-  const m = binaryRaw('ge', a, b, 'maximum', g.dtype);
+  const m = tieSplit(binaryRaw('gt', a, b, 'maximum', g.dtype), binaryRaw('ge', a, b, 'maximum', g.dtype));
   return [mul(g, m), mul(g, rsub(1, m))];
 });
 export const minimum = defBinary('minimum', (a, b, _y, g) => {
-  const m = binaryRaw('le', a, b, 'minimum', g.dtype);
+  const m = tieSplit(binaryRaw('lt', a, b, 'minimum', g.dtype), binaryRaw('le', a, b, 'minimum', g.dtype));
   return [mul(g, m), mul(g, rsub(1, m))];
 });
+/** (strict + loose) / 2: 1 where a wins, 1/2 at a tie, 0 where b wins */
+function tieSplit(strict: T, loose: T): T {
+  return noGrad(() => mul(add(strict, loose), 0.5));
+}
 export const lt = defBinary('lt', null);
 export const le = defBinary('le', null);
 export const gt = defBinary('gt', null);
@@ -162,10 +173,28 @@ export function where(cond: T, a: TN, b: TN): T {
   return y;
 }
 
+/** min(max(x, lo), hi); the gradient passes where lo <= x <= hi, boundaries included (torch.clamp). */
 export function clamp(x: T, lo?: number | null, hi?: number | null): T {
-  let y = x;
-  if (lo !== null && lo !== undefined) y = maximum(y, lo);
-  if (hi !== null && hi !== undefined) y = minimum(y, hi);
+  checkTensor(x, 'clamp', 'x');
+  const hasLo = lo !== null && lo !== undefined, hasHi = hi !== null && hi !== undefined;
+  if (!hasLo && !hasHi) return x;
+  const y = noGrad(() => {
+    let v = x;
+    if (hasLo) v = maximum(v, lo);
+    if (hasHi) v = minimum(v, hi);
+    return v;
+  });
+  record('clamp', [x], [y], ([g]) => {
+    const inside = noGrad(() => {
+      let m: T | null = hasLo ? binaryRaw('ge', x, scalarLike(lo, x), 'clamp', g!.dtype) : null;
+      if (hasHi) {
+        const h = binaryRaw('le', x, scalarLike(hi, x), 'clamp', g!.dtype);
+        m = m ? mul(m, h) : h;
+      }
+      return m!;
+    });
+    return [mul(g!, inside)];
+  });
   return y;
 }
 
@@ -668,13 +697,23 @@ function reduce(x: T, reduction: Reduction, op: string): T {
   fail(op, `reduction must be 'mean', 'sum' or 'none', got '${reduction}'`);
 }
 
-/** Binary cross-entropy on probabilities (log clamped at -100 as PyTorch's BCELoss). */
+/**
+ * Binary cross-entropy on probabilities, as PyTorch's BCELoss: each log clamped at -100, and the gradient in p
+ * (p - t) / max(p (1 - p), 1e-12), so finite at p = 0 or 1 (0 where the target equals p, +-1e12 where not).
+ */
 export function binaryCrossEntropy(p: T, target: T, reduction: Reduction = 'mean'): T {
   checkTensor(p, 'binaryCrossEntropy', 'p');
   checkTensor(target, 'binaryCrossEntropy', 'target');
+  requireFloat(p, 'binaryCrossEntropy', 'p');
   if (p.shape.join() !== target.shape.join()) fail('binaryCrossEntropy', `p has shape [${p.shape}] but target has shape [${target.shape}]`);
-  const lp = maximum(log(p), -100), lq = maximum(log(rsub(1, p)), -100);
-  const l = neg(add(mul(target, lp), mul(rsub(1, target), lq)));
+  const [lp, lq, l] = noGrad(() => {
+    const lp = maximum(log(p), -100), lq = maximum(log1p(neg(p)), -100);
+    return [lp, lq, neg(add(mul(target, lp), mul(rsub(1, target), lq)))];
+  });
+  record('binaryCrossEntropy', [p, target], [l], ([g]) => [
+    p.requiresGrad ? mul(g!, div(sub(p, target), maximum(mul(p, rsub(1, p)), 1e-12))) : null,
+    target.requiresGrad ? mul(g!, sub(lq, lp)) : null,
+  ]);
   return reduce(l, reduction, 'binaryCrossEntropy');
 }
 

@@ -275,6 +275,9 @@ export class Tensor {
   neg() { return ops.neg(this); }
   exp() { return ops.exp(this); }
   log() { return ops.log(this); }
+  expm1() { return ops.expm1(this); }
+  log1p() { return ops.log1p(this); }
+  softplus() { return ops.softplus(this); }
   sqrt() { return ops.sqrt(this); }
   abs() { return ops.abs(this); }
   relu() { return ops.relu(this); }
