@@ -4,7 +4,7 @@
 //
 // Primitives used (engine/backend.ts): unary, binary, where, copy, copyInto, reduceLast, argmaxLast,
 // matmul, gather, scatterAdd, randomBits, fill.
-import { Tensor, record, numel, contiguousStrides, full, tensor, noGrad, type Device } from './tensor.ts';
+import { Tensor, record, numel, contiguousStrides, full, tensor, noGrad, valueSummary, type Device } from './tensor.ts';
 import type { DType } from './dtype.ts';
 import { isFloat } from './dtype.ts';
 import type { UnaryOp, BinaryOp } from './elementwise.ts';
@@ -634,9 +634,23 @@ function columnSum(g2: T): T {
 }
 
 // ---------------------------------------------------------------- indexing
-function checkIndex(idx: T, op: string): void {
-  checkTensor(idx, op, 'indices');
-  if (idx.dtype !== 'int32') fail(op, `argument 'indices' must be an int32 tensor, got ${idx.dtype}`);
+function checkIndex(idx: T, op: string, arg = 'indices'): void {
+  checkTensor(idx, op, arg);
+  if (idx.dtype !== 'int32') fail(op, `argument '${arg}' must be an int32 tensor, got ${idx.dtype}`);
+}
+
+/**
+ * Every index in [0, n): checked where the values are known on the host (every CPU tensor; on WebGPU, indices
+ * created from host values). Indices computed on a WebGPU device are not checked: out-of-range ones there read
+ * as 0 (gather) or are dropped (scatter), as WebGPU's bounds rules make them.
+ */
+function checkIndexRange(idx: T, n: number, op: string, arg: string, what: string): void {
+  if (idx.size === 0) return;
+  const s = valueSummary(idx);
+  if (s && (s.min < 0 || s.max >= n)) {
+    const bad = s.min < 0 ? s.min : s.max;
+    fail(op, `argument '${arg}' contains ${bad}; ${what} must be in [0, ${n})`);
+  }
 }
 
 /** torch.gather: out[..., j, ...] = x[..., idx[..., j, ...], ...] along axis; idx has x's rank. */
@@ -648,6 +662,7 @@ export function gather(x: T, indices: T, axis = -1): T {
     fail('gather', `indices of shape [${indices.shape}] must match x's shape [${x.shape}] except along axis ${axis}`);
   }
   const outer = numel(x.shape.slice(0, a)), n = x.shape[a], m = indices.shape[a], inner = numel(x.shape.slice(a + 1));
+  checkIndexRange(indices, n, 'gather', 'indices', `indices into axis ${a} of size ${n}`);
   const y = Tensor.fromBuf(x.backend.gather(x.buf, indices.buf, outer, n, m, inner), indices.shape.slice(), x.device);
   record('gather', [x], [y], ([g]) => [Tensor.fromBuf(x.backend.scatterAdd(g!.buf, indices.buf, outer, n, m, inner), x.shape.slice(), x.device)]);
   return y;
@@ -658,6 +673,7 @@ export function take(x: T, indices: T, axis = 0): T {
   checkTensor(x, 'take', 'x');
   checkIndex(indices, 'take');
   const a = normAxis(axis, x.rank, 'take');
+  checkIndexRange(indices, x.shape[a], 'take', 'indices', `indices into axis ${a} of size ${x.shape[a]}`);
   const flat = reshape(indices, [indices.size]);
   const outer = x.shape.slice(0, a), inner = x.shape.slice(a + 1);
   const idxShape = [...outer, indices.size, ...inner];
@@ -670,6 +686,7 @@ export function take(x: T, indices: T, axis = 0): T {
 export function oneHot(indices: T, depth: number, dtype: DType = 'float32'): T {
   checkIndex(indices, 'oneHot');
   if (!Number.isInteger(depth) || depth <= 0) fail('oneHot', `depth must be a positive integer, got ${depth}`);
+  checkIndexRange(indices, depth, 'oneHot', 'indices', `indices of a one-hot of depth ${depth}`);
   return noGrad(() => {
     const r = tensor(Int32Array.from({ length: depth }, (_, i) => i), [depth], { device: indices.device });
     return cast(eq(unsqueeze(indices, -1), r), dtype);
@@ -736,10 +753,11 @@ export function binaryCrossEntropyWithLogits(z: T, target: T, reduction: Reducti
 /** Cross-entropy of logits (N, C) against int32 class targets (N). */
 export function crossEntropy(logits: T, targets: T, reduction: Reduction = 'mean'): T {
   checkTensor(logits, 'crossEntropy', 'logits');
-  checkIndex(targets, 'crossEntropy');
+  checkIndex(targets, 'crossEntropy', 'targets');
   if (logits.rank !== 2 || targets.rank !== 1 || targets.shape[0] !== logits.shape[0]) {
     fail('crossEntropy', `expected logits (N, C) and targets (N), got [${logits.shape}] and [${targets.shape}]`);
   }
+  checkIndexRange(targets, logits.shape[1], 'crossEntropy', 'targets', `class labels of ${logits.shape[1]} classes`);
   const lp = logSoftmax(logits, -1);
   const picked = reshape(gather(lp, reshape(targets, [targets.size, 1]), 1), [targets.size]);
   return reduce(neg(picked), reduction, 'crossEntropy');

@@ -3,7 +3,7 @@
 // language within a few ulp over |x| from 1e-12 to 20. Also PyTorch's gradient conventions for BCE at p = 0 / 1
 // and for maximum / minimum at ties, and expm1 / log1p / tanh in float32 on the CPU against the same reference.
 import { describe, it, expect } from 'vitest';
-import Decimal from 'decimal.js';
+import { Decimal } from 'decimal.js';
 import * as g from '../index.ts';
 import { UNARY, BINARY } from '../engine/elementwise.ts';
 
