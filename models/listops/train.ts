@@ -8,14 +8,15 @@ import { Tensor, tensor, tidy, noGrad } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
-import { save, load, trainingState, restoreTrainingState } from '../../engine/serialize.ts';
+import { save, trainingState, restoreTrainingState } from '../../engine/serialize.ts';
+import { readCheckpointHeader, checkCheckpointShapes, checkpointTensors } from '../checkpoint.ts';
 import { writeFileAtomic } from '../../engine/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
 import {
   Vocab, formatExpression, generateListOps, lengthBuckets, loadExpressions, loadListOps, parse, tokenize,
   type Example,
 } from './data.ts';
-import { GumbelTreeLstm, makeBatch, type TreeLstmConfig } from './model.ts';
+import { GumbelTreeLstm, makeBatch, treeLstmParameterShapes, type TreeLstmConfig } from './model.ts';
 
 export interface ListopsTrainConfig {
   method: string;
@@ -265,7 +266,8 @@ export class ListopsRun {
 }
 
 export function readListopsFile(path: string): { cfg: ListopsTrainConfig; vocab: Vocab; tensors: Record<string, Tensor>; meta: Record<string, string> } {
-  const { tensors, metadata } = load(path);
+  const file = readCheckpointHeader(path);
+  const metadata = file.header.metadata;
   if (metadata.format !== FORMAT) throw new Error(`${path}: not a gapgrad ListOps file (format '${metadata.format ?? 'missing'}')`);
   let cfg: ListopsTrainConfig, vocab: Vocab;
   try {
@@ -274,7 +276,13 @@ export function readListopsFile(path: string): { cfg: ListopsTrainConfig; vocab:
   } catch (e) {
     throw new Error(`${path}: corrupt config/vocab metadata (${(e as Error).message})`);
   }
-  return { cfg, vocab, tensors, meta: metadata };
+  if (metadata.kind !== 'best' && metadata.kind !== 'checkpoint') throw new Error(`${path}: unknown kind '${metadata.kind}' (expected 'best' or 'checkpoint')`);
+  try { validateListopsConfig(cfg); } catch (e) { throw new Error(`${path}: invalid config (${(e as Error).message})`); }
+  // the shapes the config and vocabulary imply against the header's, before a model is built or a tensor decoded
+  const ckpt = metadata.kind === 'checkpoint';
+  checkCheckpointShapes(file, treeLstmParameterShapes(modelConfigOf(cfg, vocab.size)), `hidden=${cfg.hidden}, emb=${cfg.embDim}, vocab ${vocab.size}`,
+    { prefix: ckpt ? 'model.' : '', optimizer: ckpt });
+  return { cfg, vocab, tensors: checkpointTensors(file), meta: metadata };
 }
 
 /** A model with the parameters of a best.safetensors (or checkpoint.safetensors) file. */

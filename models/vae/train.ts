@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { Tensor, tensor, tidy, noGrad, keep } from '../../engine/tensor.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
-import { save, load, trainingState, restoreTrainingState } from '../../engine/serialize.ts';
+import { save, trainingState, restoreTrainingState } from '../../engine/serialize.ts';
+import { readCheckpointHeader, checkCheckpointShapes, checkpointTensors } from '../checkpoint.ts';
 import { writeFileAtomic } from '../../engine/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
-import { CategoricalVae, DEFAULT_VAE, type VaeConfig } from './model.ts';
+import { CategoricalVae, DEFAULT_VAE, vaeParameterShapes, type VaeConfig } from './model.ts';
 import { loadMnist, type Mnist, type MnistSplit } from './mnist.ts';
 import { saveImageGrid, saveLineChart } from '../../cli/images.ts';
 
@@ -211,11 +212,15 @@ export class VaeRun {
   }
 
   static readCheckpoint(path: string): { cfg: VaeTrainConfig; tensors: Record<string, Tensor>; meta: Record<string, string> } {
-    const { tensors, metadata } = load(path);
+    const file = readCheckpointHeader(path);
+    const metadata = file.header.metadata;
     if (metadata.format !== 'gapgrad-vae-1') throw new Error(`checkpoint ${path}: not a gapgrad VAE checkpoint (format '${metadata.format ?? 'missing'}')`);
     let cfg: VaeTrainConfig;
     try { cfg = { ...DEFAULT_TRAIN, ...JSON.parse(metadata.config) }; } catch { throw new Error(`checkpoint ${path}: corrupt config metadata`); }
-    return { cfg, tensors, meta: metadata };
+    try { validateTrainConfig(cfg); } catch (e) { throw new Error(`checkpoint ${path}: invalid config (${(e as Error).message})`); }
+    // the shapes the config implies against the header's, before a model is built or a tensor decoded
+    checkCheckpointShapes(file, vaeParameterShapes(vaeConfigOf(cfg)), `latent=${cfg.latent}, categories=${cfg.categories}`, { prefix: 'model.', optimizer: true });
+    return { cfg, tensors: checkpointTensors(file), meta: metadata };
   }
 
   loadCheckpoint(path: string): void {
