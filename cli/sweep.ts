@@ -38,7 +38,9 @@ export function meanStd(xs: number[]): [number, number] {
   return [m, Math.sqrt(v)];
 }
 
-export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promise<void> {
+/** Run every job; returns the number of runs that failed (a non-zero exit status). */
+export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promise<number> {
+  if (!Number.isInteger(o.workers) || o.workers < 1) throw new Error(`sweep: workers must be a positive integer, got ${o.workers}`);
   mkdirSync(o.out, { recursive: true });
   const jobs: Job[] = [];
   // seed-major, so a sweep stopped early still covers every configuration with its first seeds
@@ -56,17 +58,19 @@ export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promi
   }
   const threads = Math.max(1, Math.floor(2 / Math.min(o.workers, jobs.length)));
   process.stdout.write(`sweep ${model}: ${jobs.length} runs on ${o.workers} workers -> ${o.out}\n`);
-  let next = 0;
+  let next = 0, failed = 0;
   const worker = async () => {
     while (next < jobs.length) {
       const j = jobs[next++];
       const t0 = Date.now();
       const code = await runJob(j, threads);
+      if (code !== 0) failed++;
       process.stdout.write(`${code === 0 ? 'ok  ' : 'FAIL'} ${j.method} tau=${j.tau} seed=${j.seed} (${((Date.now() - t0) / 1000).toFixed(0)} s)${code ? ` see ${join(j.dir, 'log.txt')}` : ''}\n`);
     }
   };
   await Promise.all(Array.from({ length: Math.min(o.workers, jobs.length) }, worker));
   writeTables(model, o, jobs);
+  return failed;
 }
 
 function readJsonl(p: string): Record<string, number>[] {

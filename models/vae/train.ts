@@ -1,7 +1,8 @@
 // Training, evaluation and the gradient-variance experiment for the categorical MNIST VAE.
 // Every random draw is keyed by (seed, purpose, counter), so a resumed run replays exactly the
 // draws of an uninterrupted one: the checkpoint stores parameters, Adam's moments and the step.
-import { mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { openRunDir, configDifference } from '../rundir.ts';
 import { join } from 'node:path';
 import { Tensor, tensor, tidy, noGrad, keep } from '../../engine/tensor.ts';
 import * as random from '../../engine/random.ts';
@@ -60,6 +61,11 @@ export function validateTrainConfig(c: VaeTrainConfig): void {
   if (!(c.tau > 0)) throw new Error(`--tau: expected a positive number, got ${c.tau}`);
   if (!(c.lr > 0)) throw new Error(`--lr: expected a positive number, got ${c.lr}`);
   if (c.binarize !== 'none' && c.binarize !== 'dynamic') throw new Error(`--binarize: expected 'none' or 'dynamic', got '${c.binarize}'`);
+  if (c.trainLimit !== null) posInt(c.trainLimit, 'train-limit');
+  if (c.testLimit !== null) posInt(c.testLimit, 'test-limit');
+  if (c.trainLimit !== null && c.trainLimit < c.batchSize) {
+    throw new Error(`--train-limit ${c.trainLimit} is smaller than --batch-size ${c.batchSize}: an epoch would have no step`);
+  }
 }
 
 function limitSplit(s: MnistSplit, n: number | null): MnistSplit {
@@ -170,6 +176,8 @@ export class VaeRun {
 
   /** Mean over encoder parameters of the per-element gradient variance over `passes` draws on fixed images. */
   async gradientVariance(images = 1000, passes = 100): Promise<number> {
+    if (!Number.isInteger(images) || images < 1) throw new Error(`gradientVariance: images must be a positive integer, got ${images}`);
+    if (!Number.isInteger(passes) || passes < 2) throw new Error(`gradientVariance: passes must be an integer >= 2 (a variance needs two draws), got ${passes}`);
     const c = this.cfg;
     const test = this.data.test;
     const n = Math.min(images, test.count);
@@ -271,9 +279,16 @@ function oneHotCodes(idx: Tensor, C: number): Tensor {
   });
 }
 
+/** What a VAE run writes into its directory (removed by --force). */
+export const VAE_OUTPUTS = ['config.json', 'metrics.jsonl', 'checkpoint.safetensors', 'recon.png', 'samples.png', 'loss.png', 'variance.json', 'log.txt'];
+
 export interface TrainVaeOptions {
   out: string;
   resume?: boolean;
+  /** start afresh in a directory holding another run's outputs (removed first) */
+  force?: boolean;
+  /** called once the directory is checked and locked and the data loaded, before the first step */
+  onStart?: (run: VaeRun) => void;
   data?: Mnist;
   onStep?: (epoch: number, i: number, total: number, running: number) => void;
   onEpoch?: (m: EpochMetrics) => void;
@@ -283,20 +298,32 @@ export interface TrainVaeOptions {
 /** Train (or resume) into `out`: config.json, metrics.jsonl, checkpoint.safetensors, pictures. */
 export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
   validateTrainConfig(cfg);
-  mkdirSync(o.out, { recursive: true });
+  const dir = openRunDir(o.out, {
+    resume: o.resume, force: o.force, config: cfg as unknown as Record<string, unknown>, budgetKeys: ['epochs'], outputs: VAE_OUTPUTS,
+  });
+  try {
+    return await trainVaeIn(cfg, o);
+  } finally {
+    dir.release();
+  }
+}
+
+async function trainVaeIn(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
   const ckpt = join(o.out, 'checkpoint.safetensors');
   let run: VaeRun;
   const loadData = (c: VaeTrainConfig): Mnist => {
     const d = o.data ?? loadMnist(c.mnistDir ? { dir: c.mnistDir } : {});
-    return { train: limitSplit(d.train, c.trainLimit), test: limitSplit(d.test, c.testLimit) };
+    const m = { train: limitSplit(d.train, c.trainLimit), test: limitSplit(d.test, c.testLimit) };
+    if (m.train.count < c.batchSize) {
+      throw new Error(`--batch-size ${c.batchSize} is larger than the ${m.train.count} training images${c.trainLimit !== null ? ` (--train-limit ${c.trainLimit})` : ''}: not one step per epoch`);
+    }
+    if (m.test.count < 1) throw new Error('the test split is empty (--test-limit must be at least 1)');
+    return m;
   };
   if (o.resume && existsSync(ckpt)) {
     const saved = VaeRun.readCheckpoint(ckpt).cfg;
-    for (const key of ['method', 'tau', 'seed', 'latent', 'categories', 'batchSize', 'lr', 'logitRelu', 'binarize', 'k', 'trainLimit', 'testLimit'] as const) {
-      if (JSON.stringify(saved[key]) !== JSON.stringify(cfg[key])) {
-        throw new Error(`--resume: the checkpoint in ${o.out} was trained with ${key}=${JSON.stringify(saved[key])}, not ${JSON.stringify(cfg[key])}`);
-      }
-    }
+    const diff = configDifference(saved as unknown as Record<string, unknown>, cfg as unknown as Record<string, unknown>, ['epochs']);
+    if (diff) throw new Error(`--resume: the checkpoint in ${o.out} was trained with ${diff}; only 'epochs' may change on resume`);
     run = new VaeRun(cfg, loadData(cfg));
     run.loadCheckpoint(ckpt);
   } else {
@@ -304,10 +331,12 @@ export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise
     run = new VaeRun(cfg, loadData(cfg));
   }
   writeFileAtomic(join(o.out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  o.onStart?.(run);
   while (run.epoch < cfg.epochs) {
     const t0 = performance.now();
     const trainLoss = await run.trainEpoch((i, total, r) => o.onStep?.(run.epoch + 1, i, total, r));
     const testLoss = await run.testLoss();
+    if (!Number.isFinite(testLoss)) throw new Error(`training diverged: test loss ${testLoss} after epoch ${run.epoch + 1}`);
     run.epoch++;
     const m: EpochMetrics = { epoch: run.epoch, train_loss: trainLoss, test_loss: testLoss, seconds: (performance.now() - t0) / 1000, steps: run.step };
     run.metrics.push(m);
@@ -327,7 +356,9 @@ export async function evalVaeCheckpoint(path: string, opts: { data?: Mnist; devi
   const d = opts.data ?? loadMnist(cfg.mnistDir ? { dir: cfg.mnistDir } : {});
   const run = new VaeRun(cfg, { train: d.train, test: limitSplit(d.test, cfg.testLimit) });
   run.loadCheckpoint(path);
-  return { cfg, testLoss: await run.testLoss(), epoch: run.epoch };
+  const testLoss = await run.testLoss();
+  if (!Number.isFinite(testLoss)) throw new Error(`checkpoint ${path}: the test loss is ${testLoss}`);
+  return { cfg, testLoss, epoch: run.epoch };
 }
 
 export function readMetrics(dir: string): EpochMetrics[] {
