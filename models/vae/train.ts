@@ -96,6 +96,11 @@ export class VaeRun {
 
   constructor(readonly cfg: VaeTrainConfig, readonly data: Mnist) {
     validateTrainConfig(cfg);
+    for (const [name, s] of [['training', data.train], ['test', data.test]] as const) {
+      if (s.rows !== 28 || s.cols !== 28) {
+        throw new Error(`MNIST ${name} images${cfg.mnistDir ? ` in ${cfg.mnistDir}` : ''} are ${s.rows}x${s.cols} pixels; the VAE takes 28x28 images`);
+      }
+    }
     this.root = random.key(cfg.seed);
     this.model = new CategoricalVae(vaeConfigOf(cfg), { key: random.foldIn(this.root, PURPOSE.init), device: cfg.device });
     this.opt = new optim.Adam(this.model.parameters(), { lr: cfg.lr });
