@@ -1,6 +1,7 @@
 // Prepare a device for the CLI: the CPU backend's WASM SIMD matmul (threads from GAPGRAD_THREADS, default
 // min(2, cores)) with its worker thread started; 'webgpu' initialises Dawn.
 import { cpuBackend } from '../index.ts';
+import { UsageError } from './args.ts';
 
 let cpuReady: Promise<void> | null = null;
 
@@ -29,5 +30,5 @@ export async function useDevice(name: string, threads?: number): Promise<void> {
     await initWebGPU();
     return;
   }
-  throw new Error(`--device: expected 'cpu' or 'webgpu', got '${name}'`);
+  throw new UsageError(`--device: expected 'cpu' or 'webgpu', got '${name}'`);
 }

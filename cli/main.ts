@@ -147,7 +147,7 @@ async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void>
   const f = parse(args, spec as never, `Usage: gapgrad sweep ${model} [flags]`);
   const { parseMethod } = await import('../estimators/index.ts');
   const methods = String(f.methods).split(',');
-  for (const m of methods) asUsage(() => parseMethod(m.trim()));
+  for (const m of methods) asUsage(() => { try { parseMethod(m.trim()); } catch (e) { throw new Error(`--methods: ${(e as Error).message}`); } });
   const taus = numListFlag(f, 'taus', (t) => t > 0, 'positive temperatures');
   const seeds = numListFlag(f, 'seeds', (v) => Number.isSafeInteger(v) && v >= 0, 'seeds (integers >= 0)');
   const workers = intFlag(f, 'workers', 1);

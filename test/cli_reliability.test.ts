@@ -127,6 +127,9 @@ describe('bad flags: exit 2 before the banner, naming the flag and the value', (
     [['variance', 'vae', '--images', '0'], /--images: expected an integer >= 1, got '0'/],
     [['eval', 'listops', '--checkpoint', 'x', '--data', 'y', '--eval-batch', '0'], /--eval-batch: expected an integer >= 1, got '0'/],
     [['train', 'listops', '--valid', VALID, '--hidden', '-3'], /--hidden: expected a positive integer, got -3/],
+    [['train', 'listops', '--valid', VALID, '--examples', '-3'], /--examples: expected an integer >= 1, got '-3'/],
+    [['train', 'vae', '--device', 'tpu'], /--device: expected 'cpu' or 'webgpu', got 'tpu'/],
+    [['train', 'vae', '--method', 'gst'], /--method: estimators: unknown method 'gst'/],
     [['sweep', 'vae', '--workers', '0'], /--workers: expected an integer >= 1, got '0'/],
     [['sweep', 'vae', '--taus', 'abc'], /--taus: expected comma-separated positive temperatures, got 'abc'/],
   ];

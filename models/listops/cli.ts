@@ -82,7 +82,7 @@ export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig
     maxLen: opt(f, 'max-len') ?? base.maxLen, charLevel: Boolean(f['char-level']), evalBatch: opt(f, 'eval-batch') ?? base.evalBatch,
     device: String(f.device),
   };
-  const examples = opt(f, 'examples');
+  const examples = f.examples === undefined ? undefined : intFlag(f, 'examples', 1);
   if (examples !== undefined && epochs !== undefined && f.epochs !== undefined) throw new UsageError('give --examples or --epochs, not both');
   // epochs are resolved against the training-set size later (the sentinel is a negative count)
   cfg.examples = examples ?? (epochs !== undefined ? -epochs : base.examples);

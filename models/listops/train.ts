@@ -82,7 +82,7 @@ const PURPOSE = { init: 0, sample: 1, shuffle: 2 } as const;
 const FORMAT = 'gapgrad-listops-1';
 
 export function validateListopsConfig(c: ListopsTrainConfig): void {
-  parseMethod(c.method);
+  try { parseMethod(c.method); } catch (e) { throw new Error(`--method: ${(e as Error).message}`); }
   const posInt = (v: number, n: string) => { if (!Number.isInteger(v) || v <= 0) throw new Error(`--${n}: expected a positive integer, got ${v}`); };
   posInt(c.hidden, 'hidden'); posInt(c.embDim, 'emb'); posInt(c.batchSize, 'batch-size'); posInt(c.examples, 'examples');
   posInt(c.evalEvery, 'eval-every'); posInt(c.k, 'k'); posInt(c.trainCount, 'train-count'); posInt(c.trainMaxTokens, 'train-max-tokens');

@@ -54,7 +54,7 @@ export function vaeConfigOf(c: VaeTrainConfig): VaeConfig {
 }
 
 export function validateTrainConfig(c: VaeTrainConfig): void {
-  parseMethod(c.method);
+  try { parseMethod(c.method); } catch (e) { throw new Error(`--method: ${(e as Error).message}`); }
   const posInt = (v: number, n: string) => { if (!Number.isInteger(v) || v <= 0) throw new Error(`--${n}: expected a positive integer, got ${v}`); };
   posInt(c.epochs, 'epochs'); posInt(c.latent, 'latent'); posInt(c.categories, 'categories'); posInt(c.batchSize, 'batch-size'); posInt(c.k, 'k');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed: expected a non-negative integer, got ${c.seed}`);
