@@ -641,8 +641,8 @@ function checkIndex(idx: T, op: string, arg = 'indices'): void {
 
 /**
  * Every index in [0, n): checked where the values are known on the host (every CPU tensor; on WebGPU, indices
- * created from host values). Indices computed on a WebGPU device are not checked: out-of-range ones there read
- * as 0 (gather) or are dropped (scatter), as WebGPU's bounds rules make them.
+ * created from host values). Indices computed on a WebGPU device are not checked (a read would stall its queue):
+ * the WebGPU gather clamps an out-of-range index to the nearest valid one, and its gradient is dropped.
  */
 function checkIndexRange(idx: T, n: number, op: string, arg: string, what: string): void {
   if (idx.size === 0) return;
