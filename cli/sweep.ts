@@ -1,9 +1,10 @@
 // Sweeps: every (method, tau, seed) as its own worker process, then a table over seeds.
 import { spawn } from 'node:child_process';
-import { mkdirSync, existsSync, readFileSync, openSync } from 'node:fs';
+import { existsSync, readFileSync, openSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../engine/atomic.ts';
+import { makeDirectory } from '../models/rundir.ts';
 import { nodeFlags } from './node_flags.ts';
 
 export interface SweepOptions {
@@ -24,7 +25,7 @@ const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'gapgrad.
 interface Job { method: string; tau: number; seed: number; dir: string; args: string[] }
 
 function runJob(j: Job, threads: number): Promise<number> {
-  mkdirSync(j.dir, { recursive: true });
+  makeDirectory(j.dir);
   const log = openSync(join(j.dir, 'log.txt'), 'a');
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [...nodeFlags(), BIN, ...j.args], { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
@@ -41,7 +42,7 @@ export function meanStd(xs: number[]): [number, number] {
 /** Run every job; returns the number of runs that failed (a non-zero exit status). */
 export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promise<number> {
   if (!Number.isInteger(o.workers) || o.workers < 1) throw new Error(`sweep: workers must be a positive integer, got ${o.workers}`);
-  mkdirSync(o.out, { recursive: true });
+  makeDirectory(o.out);
   const jobs: Job[] = [];
   // seed-major, so a sweep stopped early still covers every configuration with its first seeds
   for (const seed of o.seeds) for (const tau of o.taus) for (const method of o.methods) {

@@ -91,7 +91,7 @@ function lock(dir: string): () => void {
       try { holder = JSON.parse(readFileSync(path, 'utf8')); } catch { /* empty or half-written: treated as stale below */ }
       const sameHost = holder.host === undefined || holder.host === hostname();
       if (holder.pid !== undefined && (!sameHost || alive(holder.pid))) {
-        throw new Error(`--out ${dir} is in use by another run (pid ${holder.pid}${sameHost ? '' : ` on ${holder.host}`}, lock file ${path}); wait for it, or choose another directory`);
+        throw new Error(`--out ${dir} is in use by another run (pid ${holder.pid}${sameHost ? '' : ` on ${holder.host}`}, lock file ${path}); wait for it or choose another directory (if no such run is going on, remove the lock file)`);
       }
       try { unlinkSync(path); } catch { /* another process took it over first: the next attempt says so */ }
       continue;
