@@ -31,7 +31,7 @@ export {
 // (the repository's own modules import them from engine/ops.ts).
 export {
   // elementwise
-  neg, exp, log, sqrt, abs, relu, sigmoid, tanh, square, reciprocal, sign, floor, cos, sin, isFinite,
+  neg, exp, log, expm1, log1p, softplus, sqrt, abs, relu, sigmoid, tanh, square, reciprocal, sign, floor, cos, sin, isFinite,
   add, sub, mul, div, pow, maximum, minimum, lt, le, gt, ge, eq, ne, where, clamp, cast,
   zerosLike, onesLike, detach, clone,
   // shapes

@@ -19,7 +19,7 @@ export function parseFlags(args: string[], spec: FlagSpec, usage: string): Flags
   for (const [k, v] of Object.entries(spec)) options![k] = { type: v.type, ...(v.default !== undefined ? { default: v.default } : {}) };
   let values: Flags;
   try {
-    values = parseArgs({ args, options, allowPositionals: false, strict: true }).values as Flags;
+    values = parseArgs({ args: joinNegativeValues(args, spec), options, allowPositionals: false, strict: true }).values as Flags;
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n\n${usage}\n${flagHelp(spec)}`);
   }
@@ -28,6 +28,43 @@ export function parseFlags(args: string[], spec: FlagSpec, usage: string): Flags
     process.exit(0);
   }
   return values;
+}
+
+/** `--flag -1` as `--flag=-1` for string flags, so that a negative number reaches the flag's own check. */
+function joinNegativeValues(args: string[], spec: FlagSpec): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--([^=]+)$/.exec(args[i]);
+    if (m && spec[m[1]]?.type === 'string' && i + 1 < args.length && /^-(\d|\.\d|Infinity|NaN)/.test(args[i + 1])) {
+      out.push(`${args[i]}=${args[++i]}`);
+    } else out.push(args[i]);
+  }
+  return out;
+}
+
+/** Run a check whose errors name the flag (a model's config validation): they become usage errors (exit 2). */
+export function asUsage<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    throw e instanceof UsageError ? e : new UsageError((e as Error).message);
+  }
+}
+
+/** An integer flag of at least `min`; anything else is a UsageError naming the flag, the value and what is allowed. */
+export function intFlag(f: Flags, name: string, min: number): number {
+  const v = numFlag(f, name);
+  if (!Number.isSafeInteger(v) || v < min) throw new UsageError(`--${name}: expected an integer >= ${min}, got '${f[name]}'`);
+  return v;
+}
+
+/** A comma-separated list of numbers, each checked by `ok` (described by `allowed`). */
+export function numListFlag(f: Flags, name: string, ok: (v: number) => boolean, allowed: string): number[] {
+  const parts = String(f[name] ?? '').split(',');
+  const vs = parts.map((p) => (p.trim() === '' ? NaN : Number(p)));
+  const bad = parts.find((p, i) => !Number.isFinite(vs[i]) || !ok(vs[i]));
+  if (bad !== undefined) throw new UsageError(`--${name}: expected comma-separated ${allowed}, got '${bad}' in '${f[name]}'`);
+  return vs;
 }
 
 /** A numeric flag; a missing or non-numeric value is a UsageError naming the flag. */

@@ -2,6 +2,7 @@
 // min(2, cores)) with its worker thread started; 'webgpu' initialises Dawn.
 import { cpuBackend, initWebGPU } from '../node.ts';
 import { setting } from '../engine/config.ts';
+import { UsageError } from './args.ts';
 
 let cpuReady: Promise<void> | null = null;
 
@@ -20,5 +21,5 @@ export async function useDevice(name: string, threads?: 1 | 2): Promise<void> {
     await initWebGPU();
     return;
   }
-  throw new Error(`--device: expected 'cpu' or 'webgpu', got '${name}'`);
+  throw new UsageError(`--device: expected 'cpu' or 'webgpu', got '${name}'`);
 }

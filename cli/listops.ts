@@ -1,9 +1,9 @@
 // `gapgrad train listops` and `gapgrad eval listops` (dispatched from cli/main.ts).
-import { parseFlags, numFlag, UsageError, type Flags, type FlagSpec } from './args.ts';
+import { parseFlags, numFlag, intFlag, asUsage, UsageError, type Flags, type FlagSpec } from './args.ts';
 import { join, resolve } from 'node:path';
 import { createProgress } from './progress.ts';
 import { useDevice } from './device.ts';
-import { DEFAULT_LISTOPS, PAPER_PRESET, type ListopsTrainConfig } from '../models/listops/train.ts';
+import { DEFAULT_LISTOPS, PAPER_PRESET, validateListopsConfig, type ListopsTrainConfig } from '../models/listops/train.ts';
 
 type Spec = FlagSpec;
 
@@ -38,6 +38,7 @@ const TRAIN_FLAGS: Spec = {
   device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' },
   out: { type: 'string', help: 'output directory (default runs/listops-METHOD-tTAU-sSEED)' },
   resume: { type: 'boolean', default: false, help: 'continue from OUT/checkpoint.safetensors' },
+  force: { type: 'boolean', default: false, help: "start afresh in an OUT holding another run (that run's outputs are removed)" },
 };
 
 const EVAL_FLAGS: Spec = {
@@ -55,13 +56,13 @@ function opt(f: Flags, name: string): number | undefined {
 }
 
 /** The training configuration of a flag set (preset, then explicit flags). Also used by tests. */
-export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig; out: string; resume: boolean } {
+export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig; out: string; resume: boolean; force: boolean } {
   const f = parse(args, TRAIN_FLAGS, 'Usage: gapgrad train listops --valid PATH [--test PATH] [flags]');
   if (!f.valid) throw new UsageError('train listops: --valid PATH is required');
   const preset = String(f.preset);
   if (preset !== 'default' && preset !== 'paper') throw new UsageError(`--preset: expected 'default' or 'paper', got '${preset}'`);
   const base: ListopsTrainConfig = { ...DEFAULT_LISTOPS };
-  let epochs = opt(f, 'epochs');
+  let epochs = f.epochs === undefined ? undefined : intFlag(f, 'epochs', 1);
   if (preset === 'paper') {
     const { epochs: e, ...p } = PAPER_PRESET;
     Object.assign(base, p);
@@ -81,16 +82,19 @@ export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig
     maxLen: opt(f, 'max-len') ?? base.maxLen, charLevel: Boolean(f['char-level']), evalBatch: opt(f, 'eval-batch') ?? base.evalBatch,
     device: String(f.device),
   };
-  const examples = opt(f, 'examples');
+  const examples = f.examples === undefined ? undefined : intFlag(f, 'examples', 1);
   if (examples !== undefined && epochs !== undefined && f.epochs !== undefined) throw new UsageError('give --examples or --epochs, not both');
   // epochs are resolved against the training-set size later (the sentinel is a negative count)
   cfg.examples = examples ?? (epochs !== undefined ? -epochs : base.examples);
+  // every value checked now, before the banner and any work (the epochs sentinel stands for a positive budget)
+  asUsage(() => validateListopsConfig({ ...cfg, examples: cfg.examples < 0 ? 1 : cfg.examples }));
+  if (f.resume && f.force) throw new UsageError('give --resume or --force, not both');
   const out = resolve((f.out as string) ?? join('runs', `listops-${cfg.method}-t${cfg.tau}-s${cfg.seed}`));
-  return { cfg, out, resume: Boolean(f.resume) };
+  return { cfg, out, resume: Boolean(f.resume), force: Boolean(f.force) };
 }
 
 export async function trainListopsCmd(args: string[]): Promise<void> {
-  const { cfg, out, resume } = listopsConfigFromArgs(args);
+  const { cfg, out, resume, force } = listopsConfigFromArgs(args);
   // one thread unless GAPGRAD_THREADS says otherwise: the Tree-LSTM's products are small (batch 16) and mostly
   // separated by JS work, and two threads ran no faster (hidden 300: 49.8 vs 48.8 examples/s) or slower (hidden 64:
   // 453 to 536 vs 336 to 491; hidden 128: 170 vs 145), measured with --examples 480 to 6000
@@ -102,11 +106,12 @@ export async function trainListopsCmd(args: string[]): Promise<void> {
     cfg.examples = -cfg.examples * n;
   }
   const say = (s: string) => process.stdout.write(`${s}\n`);
-  say(`training ListOps Gumbel Tree-LSTM ${cfg.method} tau=${cfg.tau} seed=${cfg.seed} (${cfg.preset}: hidden ${cfg.hidden}, batch ${cfg.batchSize}, lr ${cfg.lr}) for ${cfg.examples} examples on ${cfg.device} -> ${out}`);
   let bar: ReturnType<typeof createProgress> | null = null;
   let ticked = 0; // examples shown on the current bar (one bar per evaluation interval)
   const { result } = await trainListops(cfg, {
-    out, resume, log: say,
+    out, resume, force, log: say,
+    // once the directory is checked and locked and the data loaded
+    onStart: () => say(`training ListOps Gumbel Tree-LSTM ${cfg.method} tau=${cfg.tau} seed=${cfg.seed} (${cfg.preset}: hidden ${cfg.hidden}, batch ${cfg.batchSize}, lr ${cfg.lr}) for ${cfg.examples} examples on ${cfg.device} -> ${out}`),
     onStep: (seen, total, running) => {
       if (!bar) {
         const from = Math.floor((seen - 1) / cfg.evalEvery) * cfg.evalEvery;
@@ -130,10 +135,12 @@ export async function trainListopsCmd(args: string[]): Promise<void> {
 export async function evalListopsCmd(args: string[]): Promise<void> {
   const f = parse(args, EVAL_FLAGS, 'Usage: gapgrad eval listops --checkpoint PATH --data PATH');
   if (!f.checkpoint || !f.data) throw new UsageError('eval listops: --checkpoint PATH and --data PATH are required');
+  const evalBatch = f['eval-batch'] === undefined ? undefined : intFlag(f, 'eval-batch', 1);
+  const maxLen = f['max-len'] === undefined ? undefined : intFlag(f, 'max-len', 2);
   await useDevice(String(f.device));
   const { evalListopsFile } = await import('../models/listops/train.ts');
   const t0 = performance.now();
-  const r = evalListopsFile(String(f.checkpoint), String(f.data), { device: String(f.device), maxLen: opt(f, 'max-len'), evalBatch: opt(f, 'eval-batch') });
+  const r = evalListopsFile(String(f.checkpoint), String(f.data), { device: String(f.device), maxLen, evalBatch });
   process.stdout.write(`${JSON.stringify({
     checkpoint: f.checkpoint, data: f.data, method: r.cfg.method, tau: r.cfg.tau, seed: r.cfg.seed, trained_examples: Number(r.meta.examples),
     examples: r.examples, accuracy: r.accuracy, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),

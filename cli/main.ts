@@ -1,10 +1,11 @@
 // The gapgrad command line: train / eval / variance / sweep for the MNIST VAE and ListOps.
 import '../platform/node.ts';
 import '../platform/webgpu-node.ts';
-import { parseFlags, numFlag, optNumFlag, UsageError, type Flags, type FlagSpec } from './args.ts';
+import { parseFlags, numFlag, optNumFlag, intFlag, numListFlag, asUsage, UsageError, type Flags, type FlagSpec } from './args.ts';
+import { RunDirRefused, makeDirectory } from '../models/rundir.ts';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createProgress } from './progress.ts';
 import { useDevice } from './device.ts';
 
@@ -30,6 +31,7 @@ const VAE_FLAGS = {
   'variance-at': { type: 'string', help: "measure the encoder's gradient variance after these epochs (e.g. 0,1,10,40; 0 = at init) into OUT/variance.jsonl" },
   'variance-images': { type: 'string', default: '1000', help: 'fixed test images of each variance measurement' },
   'variance-passes': { type: 'string', default: '100', help: 'forward+backward passes of each variance measurement' },
+  force: { type: 'boolean', default: false, help: "start afresh in an OUT holding another run (that run's outputs are removed)" },
 } as const;
 
 const USAGE = `gapgrad — autodiff in TypeScript with discrete gradient estimators
@@ -52,15 +54,19 @@ const parse = (args: string[], spec: Record<string, { type: string; default?: un
 const num = numFlag;
 const optNum = optNumFlag;
 
+/** The VAE configuration of the flags, validated (usage errors naming the flag) before anything starts. */
 async function vaeConfig(f: Flags) {
-  const { DEFAULT_TRAIN } = await import('../models/vae/train.ts');
-  return {
+  const { DEFAULT_TRAIN, validateTrainConfig } = await import('../models/vae/train.ts');
+  const cfg = {
     ...DEFAULT_TRAIN,
     method: String(f.method), tau: num(f, 'tau'), epochs: num(f, 'epochs'), seed: num(f, 'seed'), device: String(f.device),
     latent: num(f, 'latent'), categories: num(f, 'categories'), batchSize: num(f, 'batch-size'), lr: num(f, 'lr'), k: num(f, 'k'),
     logitRelu: !f['no-logit-relu'], binarize: String(f.binarize) as 'none' | 'dynamic',
     trainLimit: optNum(f, 'train-limit'), testLimit: optNum(f, 'test-limit'), mnistDir: (f['mnist-dir'] as string) ?? null,
   };
+  if (f.resume && f.force) throw new UsageError('give --resume or --force, not both');
+  asUsage(() => validateTrainConfig(cfg));
+  return cfg;
 }
 
 /** --variance-at/-images/-passes, validated (null without --variance-at). */
@@ -84,11 +90,12 @@ async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promi
   const out = resolve((f.out as string) ?? join('runs', `vae-${cfg.method}-t${cfg.tau}-s${cfg.seed}`));
   const { trainVae } = await import('../models/vae/train.ts');
   const { writeVaePictures } = await import('./images.ts');
-  process.stdout.write(`training VAE ${cfg.method} tau=${cfg.tau} seed=${cfg.seed} on ${cfg.device} for ${cfg.epochs} epochs -> ${out}\n`);
   let bar: ReturnType<typeof createProgress> | null = null;
   let last = 0;
   const run = await trainVae(cfg, {
-    out, resume: Boolean(f.resume), pictures: writeVaePictures, variance,
+    out, resume: Boolean(f.resume), force: Boolean(f.force), pictures: writeVaePictures, variance,
+    // once the directory is checked and locked and the data loaded
+    onStart: () => process.stdout.write(`training VAE ${cfg.method} tau=${cfg.tau} seed=${cfg.seed} on ${cfg.device} for ${cfg.epochs} epochs -> ${out}\n`),
     onStep: (epoch, i, total, running) => {
       if (!bar) { bar = createProgress({ total, label: `epoch ${epoch}/${cfg.epochs}` }); last = 0; }
       bar.tick(i - last, { loss: running });
@@ -115,9 +122,9 @@ async function evalVaeCmd(args: string[]): Promise<void> {
 async function varianceVaeCmd(args: string[]): Promise<void> {
   const spec = { ...VAE_FLAGS, at: { type: 'string', default: '1,5,10', help: 'epochs after which to measure' }, images: { type: 'string', default: '1000', help: 'fixed test images' }, passes: { type: 'string', default: '100', help: 'forward+backward passes' } };
   const f = parse(args, spec as never, 'Usage: gapgrad variance vae [flags]');
-  const at = String(f.at).split(',').map(Number);
-  if (at.some((e) => !Number.isInteger(e) || e < 0)) throw new UsageError(`--at: expected comma-separated epoch numbers, got '${f.at}'`);
-  const cfg = { ...(await vaeConfig(f)), epochs: Math.max(...at, 1) };
+  const at = numListFlag(f, 'at', (e) => Number.isInteger(e) && e >= 0, 'epoch numbers (integers >= 0)');
+  const images = intFlag(f, 'images', 1), passes = intFlag(f, 'passes', 2);
+  const cfg = { ...(await vaeConfig({ ...f, epochs: String(Math.max(...at, 1)) })), epochs: Math.max(...at, 1) };
   await useDevice(cfg.device);
   const { VaeRun } = await import('../models/vae/train.ts');
   const { loadMnist } = await import('../models/vae/mnist.ts');
@@ -125,7 +132,7 @@ async function varianceVaeCmd(args: string[]): Promise<void> {
   const out = f.out ? resolve(String(f.out)) : null;
   const rows: { epoch: number; variance: number }[] = [];
   const measure = async () => {
-    const v = await run.gradientVariance(num(f, 'images'), num(f, 'passes'));
+    const v = await run.gradientVariance(images, passes);
     rows.push({ epoch: run.epoch, variance: v });
     process.stdout.write(`${JSON.stringify({ method: cfg.method, tau: cfg.tau, epoch: run.epoch, encoder_grad_variance: v })}\n`);
   };
@@ -139,7 +146,7 @@ async function varianceVaeCmd(args: string[]): Promise<void> {
     if (at.includes(run.epoch)) await measure();
   }
   if (out) {
-    mkdirSync(out, { recursive: true });
+    makeDirectory(out);
     const { writeFileAtomic } = await import('../platform/atomic.ts');
     writeFileAtomic(join(out, 'variance.json'), JSON.stringify({ config: cfg, rows }, null, 2));
   }
@@ -159,13 +166,30 @@ async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void>
     extra: { type: 'string', default: '', help: 'extra flags passed to every run, written with =, e.g. --extra="--train-limit 10000"' },
   };
   const f = parse(args, spec as never, `Usage: gapgrad sweep ${model} [flags]`);
+  const { parseMethod } = await import('../estimators/index.ts');
+  const methods = String(f.methods).split(',');
+  for (const m of methods) asUsage(() => { try { parseMethod(m.trim()); } catch (e) { throw new Error(`--methods: ${(e as Error).message}`); } });
+  const taus = numListFlag(f, 'taus', (t) => t > 0, 'positive temperatures');
+  const seeds = numListFlag(f, 'seeds', (v) => Number.isSafeInteger(v) && v >= 0, 'seeds (integers >= 0)');
+  const workers = intFlag(f, 'workers', 1);
+  const epochs = f.epochs ? intFlag(f, 'epochs', 1) : undefined;
+  const examples = f.examples ? intFlag(f, 'examples', 1) : undefined;
+  if (model === 'listops' && !f.valid) throw new UsageError('sweep listops: --valid PATH is required');
   const { runSweep } = await import('./sweep.ts');
-  await runSweep(model, {
-    methods: String(f.methods).split(','), taus: String(f.taus).split(',').map(Number), seeds: String(f.seeds).split(',').map(Number),
-    epochs: f.epochs ? Number(f.epochs) : undefined, examples: f.examples ? Number(f.examples) : undefined,
-    workers: num(f, 'workers'), out: resolve(String(f.out)), valid: f.valid as string | undefined, test: f.test as string | undefined,
+  const failed = await runSweep(model, {
+    methods, taus, seeds, epochs, examples,
+    workers, out: resolve(String(f.out)), valid: f.valid as string | undefined, test: f.test as string | undefined,
     extra: String(f.extra).split(' ').filter(Boolean),
   });
+  if (failed > 0) throw new Error(`sweep ${model}: ${failed} run(s) failed (see the FAIL lines above and their log.txt)`);
+}
+
+/** `base`, or `base-2`, `base-3`, ...: the first that does not exist or is empty */
+function freshDir(base: string): string {
+  for (let i = 1; ; i++) {
+    const d = i === 1 ? base : `${base}-${i}`;
+    if (!existsSync(d) || readdirSync(d).length === 0) return d;
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -181,8 +205,19 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (cmd === 'start') {
     process.stdout.write('npm start: a short MNIST-VAE run (3 epochs of gst-1.0, tau 1) on the CPU backend.\n');
-    return trainVaeCmd([model, ...rest].filter((x) => x !== undefined), { epochs: '3', out: join('runs', 'start') } as never);
+    // each npm start in a fresh directory: runs/start, runs/start-2, ... (a run never replaces another's results)
+    return trainVaeCmd([model, ...rest].filter((x) => x !== undefined), { epochs: '3', out: freshDir(join('runs', 'start')) } as never);
   }
+  try {
+    return await dispatch(cmd, model, rest);
+  } catch (e) {
+    // a refused --out directory (models/rundir.ts) is a usage mistake: exit status 2
+    if (e instanceof RunDirRefused) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+async function dispatch(cmd: string, model: string | undefined, rest: string[]): Promise<void> {
   const key = `${cmd} ${model ?? ''}`.trim();
   switch (key) {
     case 'train vae': return trainVaeCmd(rest);

@@ -1,9 +1,10 @@
 // Sweeps: every (method, tau, seed) as its own worker process, then a table over seeds.
 import { spawn } from 'node:child_process';
-import { mkdirSync, existsSync, readFileSync, openSync } from 'node:fs';
+import { existsSync, readFileSync, openSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../platform/atomic.ts';
+import { makeDirectory } from '../models/rundir.ts';
 import { nodeFlags } from './node_flags.ts';
 
 export interface SweepOptions {
@@ -26,7 +27,7 @@ const BIN = [join(HERE, '..', 'bin', 'gapgrad.js'), join(HERE, '..', '..', 'bin'
 interface Job { method: string; tau: number; seed: number; dir: string; args: string[] }
 
 function runJob(j: Job, threads: number): Promise<number> {
-  mkdirSync(j.dir, { recursive: true });
+  makeDirectory(j.dir);
   const log = openSync(join(j.dir, 'log.txt'), 'a');
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [...nodeFlags(), BIN, ...j.args], { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
@@ -40,8 +41,10 @@ export function meanStd(xs: number[]): [number, number] {
   return [m, Math.sqrt(v)];
 }
 
-export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promise<void> {
-  mkdirSync(o.out, { recursive: true });
+/** Run every job; returns the number of runs that failed (a non-zero exit status). */
+export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promise<number> {
+  if (!Number.isInteger(o.workers) || o.workers < 1) throw new Error(`sweep: workers must be a positive integer, got ${o.workers}`);
+  makeDirectory(o.out);
   const jobs: Job[] = [];
   // seed-major, so a sweep stopped early still covers every configuration with its first seeds
   for (const seed of o.seeds) for (const tau of o.taus) for (const method of o.methods) {
@@ -58,17 +61,19 @@ export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promi
   }
   const threads = Math.max(1, Math.floor(2 / Math.min(o.workers, jobs.length)));
   process.stdout.write(`sweep ${model}: ${jobs.length} runs on ${o.workers} workers -> ${o.out}\n`);
-  let next = 0;
+  let next = 0, failed = 0;
   const worker = async () => {
     while (next < jobs.length) {
       const j = jobs[next++];
       const t0 = Date.now();
       const code = await runJob(j, threads);
+      if (code !== 0) failed++;
       process.stdout.write(`${code === 0 ? 'ok  ' : 'FAIL'} ${j.method} tau=${j.tau} seed=${j.seed} (${((Date.now() - t0) / 1000).toFixed(0)} s)${code ? ` see ${join(j.dir, 'log.txt')}` : ''}\n`);
     }
   };
   await Promise.all(Array.from({ length: Math.min(o.workers, jobs.length) }, worker));
   writeTables(model, o, jobs);
+  return failed;
 }
 
 function readJsonl(p: string): Record<string, number>[] {

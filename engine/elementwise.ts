@@ -3,18 +3,24 @@
 // pastes the WGSL form into its shaders: the two cannot drift.
 //
 // Language: variables x (unary) or a, b (binary); float literals with a dot (1.0); + - * /;
-// calls exp log sqrt abs tanh max min pow floor sign cos sin; select(ifFalse, ifTrue, cond); comparisons.
+// calls exp expm1 log log1p sqrt abs tanh max min pow floor sign cos sin; select(ifFalse, ifTrue, cond); comparisons.
+// expm1(x) = e^x - 1 and log1p(x) = log(1 + x) keep full relative precision near 0 (Math.expm1 / Math.log1p
+// on the CPU; on WebGPU the helpers in backends/webgpu/wgsl.ts).
 
 export const UNARY = {
   neg: '-x',
   exp: 'exp(x)',
+  expm1: 'expm1(x)',
   log: 'log(x)',
+  log1p: 'log1p(x)',
   sqrt: 'sqrt(x)',
   abs: 'abs(x)',
   relu: 'max(x, 0.0)',
   sigmoid: 'select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0)',
-  // tanh through exp of a non-positive argument: never overflows on any device
-  tanh: 'sign(x) * (1.0 - exp(-2.0 * abs(x))) / (1.0 + exp(-2.0 * abs(x)))',
+  // tanh |x| = -e / (2 + e) with e = expm1(-2|x|) in (-1, 0]: never overflows on any device, and no
+  // cancellation near 0 (1 - e^{-2|x|} lost all digits below |x| ~ 1e-8)
+  tanh: '-sign(x) * expm1(-2.0 * abs(x)) / (2.0 + expm1(-2.0 * abs(x)))',
+  softplus: 'max(x, 0.0) + log1p(exp(-abs(x)))',
   sign: 'sign(x)',
   recip: '1.0 / x',
   floor: 'floor(x)',
@@ -41,7 +47,7 @@ export const BINARY = {
   ne: 'select(0.0, 1.0, a != b)',
   // binary cross-entropy of logits a against targets b, softplus(a) - a b, and its derivative in a,
   // sigmoid(a) - b: one pass each instead of a dozen (the MNIST-VAE's 78,400-pixel loss)
-  bceLogits: 'max(a, 0.0) - a * b + log(1.0 + exp(-abs(a)))',
+  bceLogits: 'max(a, 0.0) - a * b + log1p(exp(-abs(a)))',
   bceLogitsGrad: 'select(exp(a) / (1.0 + exp(a)), 1.0 / (1.0 + exp(-a)), a >= 0.0) - b',
   // relu's VJP from its output: the cotangent a where b = relu(.) > 0, else 0 (NaN b gives 0)
   reluGrad: 'select(0.0, a, b > 0.0)',
@@ -59,7 +65,7 @@ export function bitsToUniform(bits: number): number {
 
 /** Translate an expression of the shared language into a JavaScript expression. */
 export function toJs(expr: string): string {
-  return expr.replace(/\b(exp|log|sqrt|abs|tanh|max|min|pow|floor|sign|cos|sin)\(/g, 'Math.$1(');
+  return expr.replace(/\b(exp|expm1|log|log1p|sqrt|abs|tanh|max|min|pow|floor|sign|cos|sin)\(/g, 'Math.$1(');
 }
 
 /** The JS helper every compiled expression may call. */

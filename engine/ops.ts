@@ -4,7 +4,7 @@
 //
 // Primitives used (engine/backend.ts): unary, binary, where, copy, copyInto, reduceLast, argmaxLast,
 // matmul, gather, scatterAdd, randomBits, fill.
-import { Tensor, record, numel, contiguousStrides, full, tensor, noGrad, type Device } from './tensor.ts';
+import { Tensor, record, numel, contiguousStrides, full, tensor, noGrad, valueSummary, type Device } from './tensor.ts';
 import type { DType } from './dtype.ts';
 import { isFloat } from './dtype.ts';
 import type { UnaryOp, BinaryOp } from './elementwise.ts';
@@ -101,6 +101,12 @@ export const neg = defUnary('neg', (_x, _y, g) => neg(g), false);
 export const exp = defUnary('exp', (_x, y, g) => mul(g, y));
 /** Elementwise natural logarithm. @function */
 export const log = defUnary('log', (x, _y, g) => div(g, x));
+/** e^x - 1, exact to the last bits near 0 (torch.expm1) */
+export const expm1 = defUnary('expm1', (_x, y, g) => mul(g, add(y, 1)));
+/** log(1 + x), exact to the last bits near 0 (torch.log1p) */
+export const log1p = defUnary('log1p', (x, _y, g) => div(g, add(x, 1)));
+/** log(1 + e^x) without overflow or cancellation (torch.nn.functional.softplus with beta 1) */
+export const softplus = defUnary('softplus', (x, _y, g) => mul(g, sigmoid(x)));
 /** Elementwise square root. @function */
 export const sqrt = defUnary('sqrt', (_x, y, g) => div(g, mul(y, 2)));
 /** Elementwise absolute value (any dtype). @function */
@@ -172,16 +178,20 @@ export const pow = defBinary('pow', (a, b, y, g) => [
   a.requiresGrad ? mul(g, mul(b, pow(a, sub(b, 1)))) : null,
   b.requiresGrad ? mul(g, mul(y, log(a))) : null,
 ]);
-/** Elementwise maximum with broadcasting (at ties the gradient goes to `a`). @function */
+/** Elementwise maximum with broadcasting (at ties the gradient is split equally between a and b, as PyTorch's). @function */
 export const maximum = defBinary('maximum', (a, b, _y, g) => {
-  const m = binaryRaw('ge', a, b, 'maximum', g.dtype);
+  const m = tieSplit(binaryRaw('gt', a, b, 'maximum', g.dtype), binaryRaw('ge', a, b, 'maximum', g.dtype));
   return [mul(g, m), mul(g, rsub(1, m))];
 });
-/** Elementwise minimum with broadcasting (at ties the gradient goes to `a`). @function */
+/** Elementwise minimum with broadcasting (at ties the gradient is split equally between a and b, as PyTorch's). @function */
 export const minimum = defBinary('minimum', (a, b, _y, g) => {
-  const m = binaryRaw('le', a, b, 'minimum', g.dtype);
+  const m = tieSplit(binaryRaw('lt', a, b, 'minimum', g.dtype), binaryRaw('le', a, b, 'minimum', g.dtype));
   return [mul(g, m), mul(g, rsub(1, m))];
 });
+/** (strict + loose) / 2: 1 where a wins, 1/2 at a tie, 0 where b wins */
+function tieSplit(strict: T, loose: T): T {
+  return noGrad(() => mul(add(strict, loose), 0.5));
+}
 /** Elementwise `a < b` as 0/1 (floating result, no gradient). @function */
 export const lt = defBinary('lt', null);
 /** Elementwise `a <= b` as 0/1 (floating result, no gradient). @function */
@@ -230,15 +240,39 @@ export function where(cond: T, a: TN, b: TN): T {
 
 /**
  * Clamp into `[lo, hi]` (`torch.clamp`); a bound may be a number, a broadcastable tensor, or null/undefined for none.
+ * With number bounds the gradient passes where lo <= x <= hi, boundaries included (as PyTorch's); with tensor
+ * bounds it is the gradient of maximum/minimum (split equally at ties), and reaches the bounds too.
  * @param x - input tensor
  * @param lo - lower bound
  * @param hi - upper bound
  */
 export function clamp(x: T, lo?: TN | null, hi?: TN | null): T {
   checkTensor(x, 'clamp', 'x');
-  let y = x;
-  if (lo !== null && lo !== undefined) y = maximum(y, lo);
-  if (hi !== null && hi !== undefined) y = minimum(y, hi);
+  const hasLo = lo !== null && lo !== undefined, hasHi = hi !== null && hi !== undefined;
+  if (!hasLo && !hasHi) return x;
+  if ((hasLo && typeof lo !== 'number') || (hasHi && typeof hi !== 'number')) {
+    let v = x;
+    if (hasLo) v = maximum(v, lo!);
+    if (hasHi) v = minimum(v, hi!);
+    return v;
+  }
+  const y = noGrad(() => {
+    let v = x;
+    if (hasLo) v = maximum(v, lo!);
+    if (hasHi) v = minimum(v, hi!);
+    return v;
+  });
+  record('clamp', [x], [y], ([g]) => {
+    const inside = noGrad(() => {
+      let m: T | null = hasLo ? binaryRaw('ge', x, scalarLike(lo as number, x), 'clamp', g!.dtype) : null;
+      if (hasHi) {
+        const h = binaryRaw('le', x, scalarLike(hi as number, x), 'clamp', g!.dtype);
+        m = m ? mul(m, h) : h;
+      }
+      return m!;
+    });
+    return [mul(g!, inside)];
+  });
   return y;
 }
 
@@ -854,9 +888,23 @@ function columnSum(g2: T): T {
 }
 
 // ---------------------------------------------------------------- indexing
-function checkIndex(idx: T, op: string): void {
-  checkTensor(idx, op, 'indices');
-  if (idx.dtype !== 'int32') fail(op, `argument 'indices' must be an int32 tensor, got ${idx.dtype}`);
+function checkIndex(idx: T, op: string, arg = 'indices'): void {
+  checkTensor(idx, op, arg);
+  if (idx.dtype !== 'int32') fail(op, `argument '${arg}' must be an int32 tensor, got ${idx.dtype}`);
+}
+
+/**
+ * Every index in [0, n): checked where the values are known on the host (every CPU tensor; on WebGPU, indices
+ * created from host values). Indices computed on a WebGPU device are not checked (a read would stall its queue):
+ * the WebGPU gather clamps an out-of-range index to the nearest valid one, and its gradient is dropped.
+ */
+function checkIndexRange(idx: T, n: number, op: string, arg: string, what: string): void {
+  if (idx.size === 0) return;
+  const s = valueSummary(idx);
+  if (s && (s.min < 0 || s.max >= n)) {
+    const bad = s.min < 0 ? s.min : s.max;
+    fail(op, `argument '${arg}' contains ${bad}; ${what} must be in [0, ${n})`);
+  }
 }
 
 /**
@@ -873,6 +921,7 @@ export function gather(x: T, indices: T, axis = -1): T {
     fail('gather', `indices of shape [${indices.shape}] must match x's shape [${x.shape}] except along axis ${axis}`);
   }
   const outer = numel(x.shape.slice(0, a)), n = x.shape[a], m = indices.shape[a], inner = numel(x.shape.slice(a + 1));
+  checkIndexRange(indices, n, 'gather', 'indices', `indices into axis ${a} of size ${n}`);
   const y = Tensor.fromBuf(x.backend.gather(x.buf, indices.buf, outer, n, m, inner), indices.shape.slice(), x.device);
   record('gather', [x], [y], ([g]) => [Tensor.fromBuf(x.backend.scatterAdd(g!.buf, indices.buf, outer, n, m, inner), x.shape.slice(), x.device)]);
   return y;
@@ -888,6 +937,7 @@ export function take(x: T, indices: T, axis = 0): T {
   checkTensor(x, 'take', 'x');
   checkIndex(indices, 'take');
   const a = normAxis(axis, x.rank, 'take');
+  checkIndexRange(indices, x.shape[a], 'take', 'indices', `indices into axis ${a} of size ${x.shape[a]}`);
   const flat = reshape(indices, [indices.size]);
   const outer = x.shape.slice(0, a), inner = x.shape.slice(a + 1);
   const idxShape = [...outer, indices.size, ...inner];
@@ -905,6 +955,7 @@ export function take(x: T, indices: T, axis = 0): T {
 export function oneHot(indices: T, depth: number, dtype: DType = 'float32'): T {
   checkIndex(indices, 'oneHot');
   if (!Number.isInteger(depth) || depth <= 0) fail('oneHot', `depth must be a positive integer, got ${depth}`);
+  checkIndexRange(indices, depth, 'oneHot', 'indices', `indices of a one-hot of depth ${depth}`);
   return noGrad(() => {
     const r = tensor(Int32Array.from({ length: depth }, (_, i) => i), [depth], { device: indices.device });
     return cast(eq(unsqueeze(indices, -1), r), dtype);
@@ -938,7 +989,9 @@ function reduce(x: T, reduction: Reduction, op: string): T {
 }
 
 /**
- * Binary cross-entropy on probabilities (`F.binary_cross_entropy`; log clamped at -100 as in PyTorch).
+ * Binary cross-entropy on probabilities, as PyTorch's BCELoss (`F.binary_cross_entropy`): each log clamped at -100,
+ * and the gradient in p (p - t) / max(p (1 - p), 1e-12), so finite at p = 0 or 1 (0 where the target equals p,
+ * +-1e12 where not).
  * @param p - probabilities in [0, 1]
  * @param target - targets in [0, 1], same shape
  * @param reduction - 'mean' (default), 'sum' or 'none'
@@ -946,9 +999,16 @@ function reduce(x: T, reduction: Reduction, op: string): T {
 export function binaryCrossEntropy(p: T, target: T, reduction: Reduction = 'mean'): T {
   checkTensor(p, 'binaryCrossEntropy', 'p');
   checkTensor(target, 'binaryCrossEntropy', 'target');
+  requireFloat(p, 'binaryCrossEntropy', 'p');
   if (p.shape.join() !== target.shape.join()) fail('binaryCrossEntropy', `p has shape [${p.shape}] but target has shape [${target.shape}]`);
-  const lp = maximum(log(p), -100), lq = maximum(log(rsub(1, p)), -100);
-  const l = neg(add(mul(target, lp), mul(rsub(1, target), lq)));
+  const [lp, lq, l] = noGrad(() => {
+    const lp = maximum(log(p), -100), lq = maximum(log1p(neg(p)), -100);
+    return [lp, lq, neg(add(mul(target, lp), mul(rsub(1, target), lq)))];
+  });
+  record('binaryCrossEntropy', [p, target], [l], ([g]) => [
+    p.requiresGrad ? mul(g!, div(sub(p, target), maximum(mul(p, rsub(1, p)), 1e-12))) : null,
+    target.requiresGrad ? mul(g!, sub(lq, lp)) : null,
+  ]);
   return reduce(l, reduction, 'binaryCrossEntropy');
 }
 
@@ -981,10 +1041,11 @@ export function binaryCrossEntropyWithLogits(z: T, target: T, reduction: Reducti
  */
 export function crossEntropy(logits: T, targets: T, reduction: Reduction = 'mean'): T {
   checkTensor(logits, 'crossEntropy', 'logits');
-  checkIndex(targets, 'crossEntropy');
+  checkIndex(targets, 'crossEntropy', 'targets');
   if (logits.rank !== 2 || targets.rank !== 1 || targets.shape[0] !== logits.shape[0]) {
     fail('crossEntropy', `expected logits (N, C) and targets (N), got [${logits.shape}] and [${targets.shape}]`);
   }
+  checkIndexRange(targets, logits.shape[1], 'crossEntropy', 'targets', `class labels of ${logits.shape[1]} classes`);
   const lp = logSoftmax(logits, -1);
   const picked = reshape(gather(lp, reshape(targets, [targets.size, 1]), 1), [targets.size]);
   return reduce(neg(picked), reduction, 'crossEntropy');

@@ -42,6 +42,7 @@ function derive(k: Key, a: number, b: number): Key {
  */
 export function split(k: Key, n = 2): Key[] {
   checkKey(k, 'random.split');
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`random.split: n must be a non-negative integer, got ${n}`);
   return Array.from({ length: n }, (_, i) => derive(k, i, 0x51151));
 }
 
@@ -151,12 +152,32 @@ export function bernoulli(k: Key, p: number | Tensor, shape?: number[], opts: Dr
 }
 
 /**
- * Categorical draws from unnormalised logits along the last axis (Gumbel-max), as int32 indices; -Infinity logits are never drawn.
+ * Categorical draws from unnormalised logits along the last axis (Gumbel-max), as int32 indices; -Infinity logits
+ * are never drawn. A row with a NaN or +Infinity logit, or with every logit -Infinity, is an error where the device
+ * reads synchronously (CPU); on WebGPU such rows are not checked (it would stall the queue) and draw index 0 (NaN,
+ * all -Infinity) or the +Infinity entry.
  * @param k - key
  * @param logits - (..., C) floating tensor
  */
 export function categorical(k: Key, logits: Tensor): Tensor {
+  if (!(logits instanceof Tensor)) throw new Error(`random.categorical: argument 'logits' must be a Tensor`);
+  if (logits.rank < 1 || logits.shape[logits.rank - 1] < 1) throw new Error(`random.categorical: argument 'logits' needs a last (category) axis of size >= 1, got shape [${logits.shape}]`);
+  if (logits.backend.readSync) checkCategoricalRows(logits);
   return noGrad(() => ops.argmax(ops.add(logits, gumbel(k, logits.shape, { dtype: logits.dtype, device: logits.device })), -1));
+}
+
+function checkCategoricalRows(logits: Tensor): void {
+  const v = logits.backend.readSync!(logits.buf);
+  const C = logits.shape[logits.rank - 1], n = logits.size;
+  for (let o = 0; o < n; o += C) {
+    let allNegInf = true;
+    for (let j = o; j < o + C; j++) {
+      const x = v[j];
+      if (x !== x || x === Infinity) throw new Error(`random.categorical: row ${o / C} of 'logits' (shape [${logits.shape}]) contains ${x}; logits must be finite or -Infinity`);
+      if (x !== -Infinity) allNegInf = false;
+    }
+    if (allNegInf) throw new Error(`random.categorical: row ${o / C} of 'logits' (shape [${logits.shape}]) is -Infinity everywhere: no category can be drawn`);
+  }
 }
 
 /**

@@ -153,11 +153,64 @@ function makeArray(dtype: DType, bytes: Uint8Array): Float32Array | Float64Array
   }
 }
 
-/** Parse safetensors bytes. `source` (e.g. a file path) is used in errors. */
-export function decodeSafetensors(
-  bytes: Uint8Array,
-  source = '<bytes>',
-): { tensors: Record<string, NamedArray>; metadata: Record<string, string> } {
+/** One tensor's entry in a safetensors header: dtype, shape and its byte range in the data section. */
+export type HeaderEntry = { dtype: DType; shape: number[]; begin: number; end: number };
+
+/** A parsed, validated header: tensor entries (in file order), string metadata, where the data section starts. */
+export type SafetensorsHeader = { entries: Record<string, HeaderEntry>; metadata: Record<string, string>; dataStart: number };
+
+/** Caps on what a header may ask of the reader: checked before the JSON is parsed (bytes) and before any entry is built. */
+export type HeaderLimits = { maxHeaderBytes: number; maxEntries: number };
+
+/** 16 MiB of header and 65,536 tensors: far above any checkpoint here (a few KB, under 100 tensors). */
+export const DEFAULT_HEADER_LIMITS: HeaderLimits = { maxHeaderBytes: 16 * 2 ** 20, maxEntries: 65_536 };
+
+function checkEntry(source: string, name: string, raw: unknown, dataLen: number): HeaderEntry {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(source, `tensor "${name}" entry is not an object`);
+  const e = raw as Record<string, unknown>;
+  if (!isStDType(e.dtype)) fail(source, `tensor "${name}" has unknown/unsupported dtype ${JSON.stringify(e.dtype)}`);
+  const dtype = FROM_ST[e.dtype];
+  let count: number;
+  try {
+    count = checkShape(e.shape, () => `tensor "${name}"`);
+  } catch (err) {
+    fail(source, (err as Error).message);
+  }
+  const offs = e.data_offsets;
+  if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
+    fail(source, `tensor "${name}" has invalid data_offsets ${JSON.stringify(offs)}`);
+  }
+  const [begin, end] = offs as [number, number];
+  if (end < begin) fail(source, `tensor "${name}" data_offsets [${begin}, ${end}] are reversed`);
+  if (end > dataLen) {
+    fail(source, `tensor "${name}" data_offsets [${begin}, ${end}] out of range: data section is only ${dataLen} bytes (truncated file?)`);
+  }
+  const expected = count * ELEM_SIZE[dtype];
+  if (end - begin !== expected) {
+    fail(source, `tensor "${name}": shape ${JSON.stringify(e.shape)} x ${e.dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
+  }
+  return { dtype, shape: (e.shape as number[]).slice(), begin, end };
+}
+
+/** Offsets must tile the data section exactly: no overlaps, no holes. */
+function checkTiling(source: string, entries: Record<string, HeaderEntry>, dataLen: number): void {
+  const sorted = Object.entries(entries).sort(([, a], [, b]) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
+  for (const [name, t] of sorted) {
+    if (t.begin < cursor) fail(source, `tensor "${name}" data_offsets [${t.begin}, ${t.end}] overlap a previous tensor`);
+    if (t.begin > cursor) fail(source, `gap in data section: bytes [${cursor}, ${t.begin}) belong to no tensor`);
+    cursor = t.end;
+  }
+  if (cursor !== dataLen) {
+    fail(source, `data section is ${dataLen} bytes but tensors cover only ${cursor} (trailing garbage or corrupt header)`);
+  }
+}
+
+/**
+ * Parse and validate the header of safetensors bytes without touching the tensor data: callers can compare
+ * shapes with what they expect before anything is allocated. `source` (e.g. a file path) is used in errors.
+ */
+export function decodeSafetensorsHeader(bytes: Uint8Array, source = '<bytes>', limits: HeaderLimits = DEFAULT_HEADER_LIMITS): SafetensorsHeader {
   if (bytes.length < 8) fail(source, `file is ${bytes.length} bytes, shorter than the 8-byte header length prefix`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n64 = dv.getBigUint64(0, true);
@@ -165,7 +218,7 @@ export function decodeSafetensors(
     fail(source, `header length ${n64} exceeds the ${bytes.length - 8} bytes after the length prefix (truncated or corrupt file)`);
   }
   const n = Number(n64);
-  if (n > MAX_HEADER_BYTES) fail(source, `header length ${n} is unreasonably large`);
+  if (n > Math.min(limits.maxHeaderBytes, MAX_HEADER_BYTES)) fail(source, `header length ${n} is unreasonably large (at most ${limits.maxHeaderBytes} bytes are read)`);
   if (n < 2) fail(source, `header length ${n} is too small to hold a JSON object`);
 
   let text: string;
@@ -180,76 +233,36 @@ export function decodeSafetensors(
   } catch (e) {
     fail(source, `header is not valid JSON (${(e as Error).message})`);
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
-    fail(source, 'header JSON is not an object');
-  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail(source, 'header JSON is not an object');
+  const names = Object.keys(header as object);
+  if (names.length > limits.maxEntries + 1) fail(source, `header lists ${names.length} entries; at most ${limits.maxEntries} tensors are accepted`);
 
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
-
+  const entries: Record<string, HeaderEntry> = {};
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
-    if (name === METADATA_KEY) {
-      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(source, '__metadata__ is not an object');
-      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(source, `__metadata__ value for "${k}" is not a string`);
-        metadata[k] = v;
-      }
-      continue;
+    if (name !== METADATA_KEY) { entries[name] = checkEntry(source, name, raw, dataLen); continue; }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(source, '__metadata__ is not an object');
+    for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+      if (typeof v !== 'string') fail(source, `__metadata__ value for "${k}" is not a string`);
+      metadata[k] = v;
     }
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(source, `tensor "${name}" entry is not an object`);
-    const e = raw as Record<string, unknown>;
-    if (!isStDType(e.dtype)) fail(source, `tensor "${name}" has unknown/unsupported dtype ${JSON.stringify(e.dtype)}`);
-    const dtype = FROM_ST[e.dtype];
-    let count: number;
-    try {
-      count = checkShape(e.shape, () => `tensor "${name}"`);
-    } catch (err) {
-      fail(source, (err as Error).message);
-    }
-    const offs = e.data_offsets;
-    if (
-      !Array.isArray(offs) ||
-      offs.length !== 2 ||
-      !offs.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)
-    ) {
-      fail(source, `tensor "${name}" has invalid data_offsets ${JSON.stringify(offs)}`);
-    }
-    const [begin, end] = offs as [number, number];
-    if (end < begin) fail(source, `tensor "${name}" data_offsets [${begin}, ${end}] are reversed`);
-    if (end > dataLen) {
-      fail(source, `tensor "${name}" data_offsets [${begin}, ${end}] out of range: data section is only ${dataLen} bytes (truncated file?)`);
-    }
-    const expected = count * ELEM_SIZE[dtype];
-    if (end - begin !== expected) {
-      fail(
-        source,
-        `tensor "${name}": shape ${JSON.stringify(e.shape)} x ${e.dtype} needs ${expected} bytes but data_offsets span ${end - begin}`,
-      );
-    }
-    entries.push({ name, dtype, shape: (e.shape as number[]).slice(), begin, end });
   }
+  checkTiling(source, entries, dataLen);
+  return { entries, metadata, dataStart };
+}
 
-  // Offsets must tile the data section exactly: no overlaps, no holes.
-  const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let cursor = 0;
-  for (const t of sorted) {
-    if (t.begin < cursor) fail(source, `tensor "${t.name}" data_offsets [${t.begin}, ${t.end}] overlap a previous tensor`);
-    if (t.begin > cursor) fail(source, `gap in data section: bytes [${cursor}, ${t.begin}) belong to no tensor`);
-    cursor = t.end;
-  }
-  if (cursor !== dataLen) {
-    fail(source, `data section is ${dataLen} bytes but tensors cover only ${cursor} (trailing garbage or corrupt header)`);
-  }
-
+/** Parse safetensors bytes. `source` (e.g. a file path) is used in errors. */
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  source = '<bytes>',
+  limits: HeaderLimits = DEFAULT_HEADER_LIMITS,
+): { tensors: Record<string, NamedArray>; metadata: Record<string, string> } {
+  const { entries, metadata, dataStart } = decodeSafetensorsHeader(bytes, source, limits);
   const tensors: Record<string, NamedArray> = {};
-  for (const t of entries) {
-    tensors[t.name] = {
-      dtype: t.dtype,
-      shape: t.shape,
-      data: makeArray(t.dtype, bytes.subarray(dataStart + t.begin, dataStart + t.end)),
-    };
+  for (const [name, t] of Object.entries(entries)) {
+    tensors[name] = { dtype: t.dtype, shape: t.shape, data: makeArray(t.dtype, bytes.subarray(dataStart + t.begin, dataStart + t.end)) };
   }
   return { tensors, metadata };
 }

@@ -405,6 +405,12 @@ export class Tensor {
   exp(): Tensor { return ops.exp(this); }
   /** Elementwise natural logarithm. */
   log(): Tensor { return ops.log(this); }
+  /** Elementwise `e^x - 1`, accurate near 0. */
+  expm1(): Tensor { return ops.expm1(this); }
+  /** Elementwise `log(1 + x)`, accurate near 0. */
+  log1p(): Tensor { return ops.log1p(this); }
+  /** Elementwise `log(1 + e^x)`, accurate for large and small x. */
+  softplus(): Tensor { return ops.softplus(this); }
   /** Elementwise square root. */
   sqrt(): Tensor { return ops.sqrt(this); }
   /** Elementwise absolute value. */
@@ -617,6 +623,35 @@ function flatten(v: Nested, shape: number[], out: number[], axis = 0): void {
  * Validate a dtype argument. Internal.
  * @internal
  */
+// ---------------------------------------------------------------- values known on the host
+/** min, max, whether any value is NaN, and whether every value is 0 or 1 */
+export interface ValueSummary { min: number; max: number; nan: boolean; binary: boolean }
+// tensors created from host values on a device that cannot read synchronously (WebGPU): what the host saw
+const hostSummaries = new WeakMap<Buf, ValueSummary>();
+
+function summarize(a: ArrayLike<number>, n = a.length): ValueSummary {
+  let min = Infinity, max = -Infinity, nan = false, binary = true;
+  for (let i = 0; i < n; i++) {
+    const v = a[i];
+    if (v !== v) { nan = true; binary = false; continue; }
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (v !== 0 && v !== 1) binary = false;
+  }
+  return { min, max, nan, binary };
+}
+
+/**
+ * @internal What is known of t's values without waiting for a device: read directly where the backend reads
+ * synchronously (CPU); on other devices the values t was created with from the host (tensor(), full()), or null
+ * for values computed on the device (checking those would stall the device's queue).
+ */
+export function valueSummary(t: Tensor): ValueSummary | null {
+  const b = t.backend;
+  if (b.readSync) return summarize(b.readSync(t.buf), t.size);
+  return hostSummaries.get(t.buf) ?? null;
+}
+
 export function checkDtype(dtype: unknown, where: string): DType {
   if (!DTYPES.includes(dtype as DType)) throw new Error(`${where}: dtype must be one of ${DTYPES.join(', ')}, got '${String(dtype)}'`);
   return dtype as DType;
@@ -678,6 +713,7 @@ export function tensor(values: Nested | TypedArray | number[], shape?: number[] 
     const data = arrayFor(dtype, src.length);
     data.set(src as never);
     buf = backend.fromArray(data);
+    if (!opts.requiresGrad) hostSummaries.set(buf, summarize(data)); // never updated in place (not a parameter)
   }
   const t = Tensor.fromBuf(buf, shape, device);
   if (opts.requiresGrad) t.requireGrad();
@@ -696,7 +732,9 @@ export function full(shape: number[], value: number, opts: TensorOptions = {}): 
   const dtype = checkDtype(opts.dtype ?? 'float32', 'full');
   const backend = getBackend(device);
   if (dtype === 'float64' && !backend.supportsFloat64) throw new Error(`full: device '${device}' does not support float64`);
-  const t = Tensor.fromBuf(backend.fill(numel(shape), value, dtype), shape, device);
+  const buf = backend.fill(numel(shape), value, dtype);
+  if (!backend.readSync && !opts.requiresGrad) hostSummaries.set(buf, summarize(arrayFor(dtype, 1).fill(value)));
+  const t = Tensor.fromBuf(buf, shape, device);
   if (opts.requiresGrad) t.requireGrad();
   return t;
 }

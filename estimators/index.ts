@@ -4,7 +4,7 @@
 // VJP of a soft surrogate s: (1/tau) * s * (g - <s, g>) for s = softmax(perturbed / tau). They differ
 // only in the perturbed logits. Each is a customVjp over the shared softmax VJP, built from engine
 // ops, so every backend runs it.
-import { Tensor, noGrad } from '../engine/tensor.ts';
+import { Tensor, noGrad, valueSummary } from '../engine/tensor.ts';
 import * as ops from '../engine/ops.ts';
 import * as random from '../engine/random.ts';
 import { fusedEligible, sampleFused } from './fused.ts';
@@ -63,6 +63,21 @@ export function parseMethod(method: string): ParsedMethod {
   throw new Error(`estimators: unknown method '${method}'; valid methods: ${METHODS_HELP}`);
 }
 
+/**
+ * A mask holds 0 (masked) and 1 (allowed) only: checked where its values are known on the host (every CPU mask;
+ * on WebGPU, masks created from host values). A WebGPU mask computed on the device is not checked: there every
+ * non-zero value counts as allowed.
+ */
+function checkMaskValues(mask: Tensor): void {
+  const s = valueSummary(mask);
+  if (!s || s.binary || mask.size === 0) return;
+  const v = mask.backend.readSync ? mask.backend.readSync(mask.buf) : null;
+  let bad: number = s.nan ? NaN : s.min !== 0 && s.min !== 1 ? s.min : s.max;
+  let at = -1;
+  if (v) for (let i = 0; i < mask.size; i++) if (v[i] !== 0 && v[i] !== 1) { bad = v[i]; at = i; break; }
+  throw new Error(`estimators.sample: argument 'mask' contains ${bad}${at >= 0 ? ` at flat index ${at}` : ''}; a mask holds 0 (masked) or 1 (allowed) only`);
+}
+
 function checkLogits(logits: Tensor, mask: Tensor | undefined, check: boolean): Tensor {
   if (!(logits instanceof Tensor)) throw new Error(`estimators.sample: argument 'logits' must be a Tensor`);
   if (logits.dtype === 'int32') throw new Error(`estimators.sample: argument 'logits' must be floating, got int32`);
@@ -74,6 +89,7 @@ function checkLogits(logits: Tensor, mask: Tensor | undefined, check: boolean): 
     if (ops.broadcastShapes(mask.shape, logits.shape).join() !== logits.shape.join()) {
       throw new Error(`estimators.sample: mask of shape [${mask.shape}] must broadcast to the logits' shape [${logits.shape}]`);
     }
+    checkMaskValues(mask);
     masked = ops.where(mask, logits, -Infinity);
   }
   if (check && logits.backend.readSync) {

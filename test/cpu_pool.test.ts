@@ -65,4 +65,33 @@ describe('cpu output-array pool', () => {
     expect(Math.max(...seen)).toBe(Math.min(...seen));
     w.dispose(); xs.dispose();
   });
+
+  // every estimator (fused kernels and composed ops), 1000 steps each: nothing may pile up in the pool, in
+  // particular not int32 arrays (Philox words, argmax rows) that the pool held but nothing ever took back
+  it('keeps allocated bytes flat over 1000 steps of every estimator, and pools nothing it never reuses', () => {
+    const R = 120, C = 10; // R * C >= the pool's minimum, so every output is a pooling candidate
+    const theta = g.tensor(Float32Array.from({ length: R * C }, (_, i) => Math.sin(i)), [R, C], { ...dev, requiresGrad: true });
+    const w = g.tensor(Float32Array.from({ length: R * C }, (_, i) => Math.cos(i)), [R, C], dev);
+    const methods = ['st', 'gumbel', 'rao_gumbel', 'reinmax', 'gst-1.0', 'gst-p', 'nd_gst-1.0'];
+    for (const impl of ['fused', 'ops'] as const) {
+      for (const method of methods) {
+        if (impl === 'fused' && method.startsWith('nd_gst')) continue; // composed only
+        be.emptyPool();
+        const seen: number[] = [];
+        for (let step = 0; step < 1000; step++) {
+          g.tidy(() => {
+            const d = g.estimators.sample(theta, { method, tau: 0.5, k: 4, key: g.random.key(step), impl });
+            g.sum(g.mul(d, w)).backward();
+            theta.grad?.dispose(); theta.grad = null;
+          });
+          if (step >= 20) seen.push(be.memory().allocatedBytes);
+        }
+        expect({ impl, method, growth: Math.max(...seen) - Math.min(...seen) }).toEqual({ impl, method, growth: 0 });
+        // what the pool holds after the loop is at most one step's worth of arrays
+        const m = be.memory();
+        expect(m.allocatedBytes - m.liveBytes).toBeLessThan(64 * R * C * 8);
+      }
+    }
+    theta.dispose(); w.dispose();
+  });
 });

@@ -84,7 +84,7 @@ describe('dtypes', () => {
   it('float indices into gather/take/crossEntropy/oneHot', () => {
     throwsWith(() => g.gather(g.zeros([2, 3]), g.zeros([2, 1]), 1), 'gather', "'indices'", 'int32', 'float32');
     throwsWith(() => g.take(g.zeros([4, 2]), g.tensor([1.5])), 'take', "'indices'", 'float32');
-    throwsWith(() => g.crossEntropy(g.zeros([2, 3]), g.zeros([2])), 'crossEntropy', "'indices'", 'float32');
+    throwsWith(() => g.crossEntropy(g.zeros([2, 3]), g.zeros([2])), 'crossEntropy', "'targets'", 'float32');
     throwsWith(() => g.oneHot(g.zeros([2]), 3), 'oneHot', 'float32');
   });
 

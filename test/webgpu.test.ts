@@ -130,9 +130,9 @@ describe.skipIf(!avail.ok)('webgpu backend', () => {
 
   it('unary ops match the CPU through strided and broadcast views', async () => {
     const ops = [...Object.keys(UNARY)] as UnaryOp[];
-    const domain: Partial<Record<string, Dist>> = { log: 'pos', sqrt: 'pos', recip: 'nonzero' };
+    const domain: Partial<Record<string, Dist>> = { log: 'pos', log1p: 'pos', sqrt: 'pos', recip: 'nonzero' };
     await fc.assert(fc.asyncProperty(caseArb(1), fc.constantFrom(...ops), fc.boolean(), async ([shape, specs, seed], op, intIn) => {
-      const int = intIn && !['log', 'sqrt', 'exp', 'recip', 'sigmoid', 'tanh', 'cos', 'sin', 'floor'].includes(op);
+      const int = intIn && !['log', 'log1p', 'sqrt', 'exp', 'expm1', 'recip', 'sigmoid', 'tanh', 'softplus', 'cos', 'sin', 'floor'].includes(op);
       const [x] = viewsFor(shape, specs, seed, [int ? 'int' : domain[op] ?? 'any'], [int]);
       const outDt = int && ['neg', 'abs', 'sign', 'square', 'relu'].includes(op) ? 'int32' : 'float32';
       const [got, want] = await readBoth(cpu.unary(op, x.cv, shape, outDt), gpu.unary(op, x.gv, shape, outDt));

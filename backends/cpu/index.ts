@@ -498,7 +498,7 @@ export class CpuBackend implements Backend {
 
   argmaxLast(x: Buf, rows: number, cols: number): Buf {
     const X = (x as CpuBuf).data;
-    const out = new Int32Array(rows);
+    const out = this.take('int32', rows); // every row written below
     for (let r = 0, o = 0; r < rows; r++, o += cols) {
       let best = 0, m = X[o];
       for (let j = 1; j < cols; j++) if (X[o + j] > m) { m = X[o + j]; best = j; }
@@ -584,7 +584,7 @@ export class CpuBackend implements Backend {
   }
 
   randomBits(key: [number, number], counter: number, size: number): Buf {
-    const out = new Int32Array(size);
+    const out = this.take('int32', size) as Int32Array; // every word written below
     philoxFill(key[0] >>> 0, key[1] >>> 0, counter, out);
     return this.track(out);
   }

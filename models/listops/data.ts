@@ -321,7 +321,8 @@ function parseLine(file: string, lineNo: number, line: string): { label: number;
 
 function readTextFile(path: string): string {
   if (!existsSync(path)) throw new Error(`ListOps file not found: ${path}`);
-  return readFileSync(path, 'utf8');
+  const text = readFileSync(path, 'utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // a UTF-8 byte-order mark is not part of line 1
 }
 
 function splitLines(text: string): string[] {

@@ -266,6 +266,23 @@ export function mergeSlotsFused(S: Tensor, cand: Tensor, y: Tensor, done: Float3
   return op(S, cand, y)[0];
 }
 
+/**
+ * The parameters' names and shapes for a configuration, in the model's parameter order, without building it:
+ * checkpoints are compared with these before anything is allocated (test/checkpoint_untrusted.test.ts keeps
+ * them equal to a built model's).
+ */
+export function treeLstmParameterShapes(cfg: TreeLstmConfig): [string, number[]][] {
+  const { vocabSize: V, embDim: E, hidden: H, clfHidden: C, classes: K } = cfg;
+  return [
+    ['embedding.weight', [V, E]],
+    ['leaf.weightIh', [4 * H, E]], ['leaf.weightHh', [4 * H, H]], ['leaf.biasIh', [4 * H]], ['leaf.biasHh', [4 * H]],
+    ['comp.weight', [5 * H, 2 * H]], ['comp.bias', [5 * H]],
+    ['query', [H]],
+    ['clf1.weight', [C, H]], ['clf1.bias', [C]],
+    ['clf2.weight', [K, C]], ['clf2.bias', [K]],
+  ];
+}
+
 export class GumbelTreeLstm extends nn.Module {
   embedding: nn.Embedding;
   leaf: nn.LSTMCell;

@@ -2,21 +2,22 @@
 // Every random draw is keyed by (seed, purpose, counter) and the batch order by (seed, epoch), so a
 // resumed run replays exactly the draws of an uninterrupted one: the checkpoint stores parameters,
 // Adam's moments, the scheduler, the step, the data position (epoch, batch) and the metrics so far.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { openRunDir, configDifference } from '../rundir.ts';
 import { join } from 'node:path';
 import { Tensor, tensor, tidy, noGrad } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
-import { save, load } from '../../platform/files.ts';
-import { trainingState, restoreTrainingState } from '../checkpoint.ts';
+import { save } from '../../platform/files.ts';
+import { trainingState, restoreTrainingState, readCheckpointHeader, checkCheckpointShapes, checkpointTensors } from '../checkpoint.ts';
 import { writeFileAtomic } from '../../platform/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
 import {
   Vocab, formatExpression, generateListOps, lengthBuckets, loadExpressions, loadListOps, parse, tokenize,
   type Example,
 } from './data.ts';
-import { GumbelTreeLstm, makeBatch, type TreeLstmConfig } from './model.ts';
+import { GumbelTreeLstm, makeBatch, treeLstmParameterShapes, type TreeLstmConfig } from './model.ts';
 
 export interface ListopsTrainConfig {
   method: string;
@@ -81,7 +82,7 @@ const PURPOSE = { init: 0, sample: 1, shuffle: 2 } as const;
 const FORMAT = 'gapgrad-listops-1';
 
 export function validateListopsConfig(c: ListopsTrainConfig): void {
-  parseMethod(c.method);
+  try { parseMethod(c.method); } catch (e) { throw new Error(`--method: ${(e as Error).message}`); }
   const posInt = (v: number, n: string) => { if (!Number.isInteger(v) || v <= 0) throw new Error(`--${n}: expected a positive integer, got ${v}`); };
   posInt(c.hidden, 'hidden'); posInt(c.embDim, 'emb'); posInt(c.batchSize, 'batch-size'); posInt(c.examples, 'examples');
   posInt(c.evalEvery, 'eval-every'); posInt(c.k, 'k'); posInt(c.trainCount, 'train-count'); posInt(c.trainMaxTokens, 'train-max-tokens');
@@ -101,16 +102,24 @@ export function modelConfigOf(c: ListopsTrainConfig, vocabSize: number): TreeLst
   return { vocabSize, embDim: c.embDim, hidden: c.hidden, clfHidden: c.hidden, classes: 10, dropout: c.dropout };
 }
 
+/** An empty split (an empty file, or every line longer than the filter) is an error naming the file. */
+function nonEmpty(ex: Example[], path: string, maxLen: number): Example[] {
+  if (ex.length > 0) return ex;
+  const lines = loadExpressions(path).length;
+  throw new Error(lines === 0 ? `${path}: no ListOps examples (the file is empty)`
+    : `${path}: none of its ${lines} examples has fewer than ${maxLen} tokens (--max-len ${maxLen})`);
+}
+
 /** Token lists at the configured level (the length filter is always on the default tokens, so both levels keep the same lines). */
 export function loadSplit(path: string, maxLen: number, charLevel: boolean): Example[] {
-  const ex = loadListOps(path, { maxLen });
+  const ex = nonEmpty(loadListOps(path, { maxLen }), path, maxLen);
   return charLevel ? ex.map((e) => ({ ...e, tokens: tokenize(e.expr, { charLevel: true }) })) : ex;
 }
 
 /** The training set: --train PATH, or generated with dataSeed, never containing a valid/test expression. */
 export function trainingSet(c: ListopsTrainConfig): Example[] {
   let ex: Example[];
-  if (c.trainPath) ex = loadListOps(c.trainPath, { maxLen: c.maxLen });
+  if (c.trainPath) ex = nonEmpty(loadListOps(c.trainPath, { maxLen: c.maxLen }), c.trainPath, c.maxLen);
   else {
     const exclude = new Set<string>();
     for (const p of [c.validPath, c.testPath]) if (p) for (const e of loadExpressions(p)) exclude.add(formatExpression(parse(e)));
@@ -131,7 +140,7 @@ export function encodeAll(vocab: Vocab, ex: readonly Example[]): Encoded {
 /** Argmax-parse accuracy on an encoded split (batches of similar length, in a fixed order). */
 export function accuracy(model: GumbelTreeLstm, data: Encoded, evalBatch = 64): number {
   const n = data.ids.length;
-  if (n === 0) return NaN;
+  if (n === 0) throw new Error('accuracy: no examples to evaluate');
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => data.ids[a].length - data.ids[b].length || a - b);
   const was = model.training;
   model.eval();
@@ -266,7 +275,8 @@ export class ListopsRun {
 }
 
 export function readListopsFile(path: string): { cfg: ListopsTrainConfig; vocab: Vocab; tensors: Record<string, Tensor>; meta: Record<string, string> } {
-  const { tensors, metadata } = load(path);
+  const file = readCheckpointHeader(path);
+  const metadata = file.header.metadata;
   if (metadata.format !== FORMAT) throw new Error(`${path}: not a gapgrad ListOps file (format '${metadata.format ?? 'missing'}')`);
   let cfg: ListopsTrainConfig, vocab: Vocab;
   try {
@@ -275,7 +285,13 @@ export function readListopsFile(path: string): { cfg: ListopsTrainConfig; vocab:
   } catch (e) {
     throw new Error(`${path}: corrupt config/vocab metadata (${(e as Error).message})`);
   }
-  return { cfg, vocab, tensors, meta: metadata };
+  if (metadata.kind !== 'best' && metadata.kind !== 'checkpoint') throw new Error(`${path}: unknown kind '${metadata.kind}' (expected 'best' or 'checkpoint')`);
+  try { validateListopsConfig(cfg); } catch (e) { throw new Error(`${path}: invalid config (${(e as Error).message})`); }
+  // the shapes the config and vocabulary imply against the header's, before a model is built or a tensor decoded
+  const ckpt = metadata.kind === 'checkpoint';
+  checkCheckpointShapes(file, treeLstmParameterShapes(modelConfigOf(cfg, vocab.size)), `hidden=${cfg.hidden}, emb=${cfg.embDim}, vocab ${vocab.size}`,
+    { prefix: ckpt ? 'model.' : '', optimizer: ckpt });
+  return { cfg, vocab, tensors: checkpointTensors(file), meta: metadata };
 }
 
 /** A model with the parameters of a best.safetensors (or checkpoint.safetensors) file. */
@@ -290,36 +306,48 @@ export function loadListopsModel(path: string, opts: { device?: string } = {}): 
   return { model, cfg, vocab, meta };
 }
 
+/** What a ListOps run writes into its directory (removed by --force). */
+export const LISTOPS_OUTPUTS = ['config.json', 'metrics.jsonl', 'best.safetensors', 'checkpoint.safetensors', 'result.jsonl', 'log.txt'];
+
 export interface TrainListopsOptions {
   out: string;
   resume?: boolean;
+  /** start afresh in a directory holding another run's outputs (removed first) */
+  force?: boolean;
+  /** called once the directory is checked and locked and the data loaded, before the first step */
+  onStart?: (run: ListopsRun) => void;
   log?: (line: string) => void;
   onStep?: (examples: number, total: number, runningLoss: number) => void;
   onEval?: (m: ListopsMetrics) => void;
 }
 
-const RESUME_KEYS = ['method', 'tau', 'seed', 'k', 'hidden', 'embDim', 'lr', 'batchSize', 'dropout', 'evalEvery', 'clip', 'patience',
-  'trainPath', 'trainCount', 'trainMaxTokens', 'dataSeed', 'maxLen', 'charLevel'] as const;
-
 /** Train (or resume) into `out`: config.json, metrics.jsonl, best.safetensors, checkpoint.safetensors, result.jsonl. */
 export async function trainListops(cfg: ListopsTrainConfig, o: TrainListopsOptions): Promise<{ run: ListopsRun; result: ListopsResult }> {
   validateListopsConfig(cfg);
+  const dir = openRunDir(o.out, {
+    resume: o.resume, force: o.force, config: cfg as unknown as Record<string, unknown>, budgetKeys: ['examples'], outputs: LISTOPS_OUTPUTS,
+  });
+  try {
+    return await trainListopsIn(cfg, o);
+  } finally {
+    dir.release();
+  }
+}
+
+async function trainListopsIn(cfg: ListopsTrainConfig, o: TrainListopsOptions): Promise<{ run: ListopsRun; result: ListopsResult }> {
   const log = o.log ?? (() => {});
-  mkdirSync(o.out, { recursive: true });
   const ckpt = join(o.out, 'checkpoint.safetensors');
   const bestPath = join(o.out, 'best.safetensors');
   const t0 = performance.now();
   const trainEx = trainingSet(cfg);
   const valid = loadSplit(cfg.validPath, cfg.maxLen, cfg.charLevel);
+  const test = cfg.testPath ? loadSplit(cfg.testPath, cfg.maxLen, cfg.charLevel) : null; // read before training: a bad file fails now
   log(`data: ${trainEx.length} training expressions (${cfg.trainPath ?? `generated, seed ${cfg.dataSeed}, <= ${cfg.trainMaxTokens} tokens`}), ${valid.length} valid (< ${cfg.maxLen} tokens) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   let run: ListopsRun;
   if (o.resume && existsSync(ckpt)) {
     const saved = readListopsFile(ckpt);
-    for (const key of RESUME_KEYS) {
-      if (JSON.stringify(saved.cfg[key]) !== JSON.stringify(cfg[key])) {
-        throw new Error(`--resume: the checkpoint in ${o.out} was trained with ${key}=${JSON.stringify(saved.cfg[key])}, not ${JSON.stringify(cfg[key])}`);
-      }
-    }
+    const diff = configDifference(saved.cfg as unknown as Record<string, unknown>, cfg as unknown as Record<string, unknown>, ['examples']);
+    if (diff) throw new Error(`--resume: the checkpoint in ${o.out} was trained with ${diff}; only the budget (--examples / --epochs) may change on resume`);
     for (const t of Object.values(saved.tensors)) t.dispose();
     run = new ListopsRun(cfg, saved.vocab, trainEx);
     run.loadCheckpoint(ckpt);
@@ -331,6 +359,7 @@ export async function trainListops(cfg: ListopsTrainConfig, o: TrainListopsOptio
   log(`model: ${run.model.numParameters()} parameters, vocab ${run.vocab.size}`);
   writeFileAtomic(join(o.out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
   const validEnc = encodeAll(run.vocab, valid);
+  o.onStart?.(run);
   let lossSum = 0, lossN = 0, tEval = performance.now();
   while (run.examplesSeen < cfg.examples) {
     const { loss, size } = run.trainStep();
@@ -358,8 +387,7 @@ export async function trainListops(cfg: ListopsTrainConfig, o: TrainListopsOptio
     }
   }
   const result: ListopsResult = { best_valid_acc: run.bestValid, best_examples: run.bestExamples, method: cfg.method, tau: cfg.tau, seed: cfg.seed, examples: run.examplesSeen };
-  if (cfg.testPath) {
-    const test = loadSplit(cfg.testPath, cfg.maxLen, cfg.charLevel);
+  if (test) {
     const best = existsSync(bestPath) ? loadListopsModel(bestPath, { device: cfg.device }).model : run.model;
     result.test_acc = accuracy(best, encodeAll(run.vocab, test), cfg.evalBatch);
     log(`test: ${test.length} examples, accuracy ${result.test_acc.toFixed(4)} (best-on-valid checkpoint at ${run.bestExamples} examples)`);

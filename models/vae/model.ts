@@ -18,6 +18,18 @@ export interface VaeConfig {
 
 export const DEFAULT_VAE: VaeConfig = { latent: 30, categories: 10, logitRelu: true, hidden: [512, 256], inputDim: 784 };
 
+/**
+ * The parameters' names and shapes for a configuration, in the model's parameter order, without building it:
+ * checkpoints are compared with these before anything is allocated (test/checkpoint_untrusted.test.ts keeps
+ * them equal to a built model's).
+ */
+export function vaeParameterShapes(cfg: VaeConfig): [string, number[]][] {
+  const [h1, h2] = cfg.hidden;
+  const z = cfg.latent * cfg.categories;
+  const lin = (n: string, i: number, o: number): [string, number[]][] => [[`${n}.weight`, [o, i]], [`${n}.bias`, [o]]];
+  return [...lin('enc1', cfg.inputDim, h1), ...lin('enc2', h1, h2), ...lin('enc3', h2, z), ...lin('dec1', z, h2), ...lin('dec2', h2, h1), ...lin('dec3', h1, cfg.inputDim)];
+}
+
 export interface VaeLoss {
   loss: Tensor; // mean over the batch of (BCE summed over pixels + KL summed over latents)
   bce: Tensor;

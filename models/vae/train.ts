@@ -1,16 +1,17 @@
 // Training, evaluation and the gradient-variance experiment for the categorical MNIST VAE.
 // Every random draw is keyed by (seed, purpose, counter), so a resumed run replays exactly the
 // draws of an uninterrupted one: the checkpoint stores parameters, Adam's moments and the step.
-import { mkdirSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { openRunDir, configDifference } from '../rundir.ts';
 import { join } from 'node:path';
 import { Tensor, tensor, tidy, noGrad, keep } from '../../engine/tensor.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
-import { save, load } from '../../platform/files.ts';
-import { trainingState, restoreTrainingState } from '../checkpoint.ts';
+import { save } from '../../platform/files.ts';
+import { trainingState, restoreTrainingState, readCheckpointHeader, checkCheckpointShapes, checkpointTensors } from '../checkpoint.ts';
 import { writeFileAtomic } from '../../platform/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
-import { CategoricalVae, DEFAULT_VAE, type VaeConfig } from './model.ts';
+import { CategoricalVae, DEFAULT_VAE, vaeParameterShapes, type VaeConfig } from './model.ts';
 import { loadMnist, type Mnist, type MnistSplit } from './mnist.ts';
 
 export interface VaeTrainConfig {
@@ -52,13 +53,18 @@ export function vaeConfigOf(c: VaeTrainConfig): VaeConfig {
 }
 
 export function validateTrainConfig(c: VaeTrainConfig): void {
-  parseMethod(c.method);
+  try { parseMethod(c.method); } catch (e) { throw new Error(`--method: ${(e as Error).message}`); }
   const posInt = (v: number, n: string) => { if (!Number.isInteger(v) || v <= 0) throw new Error(`--${n}: expected a positive integer, got ${v}`); };
   posInt(c.epochs, 'epochs'); posInt(c.latent, 'latent'); posInt(c.categories, 'categories'); posInt(c.batchSize, 'batch-size'); posInt(c.k, 'k');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed: expected a non-negative integer, got ${c.seed}`);
   if (!(c.tau > 0)) throw new Error(`--tau: expected a positive number, got ${c.tau}`);
   if (!(c.lr > 0)) throw new Error(`--lr: expected a positive number, got ${c.lr}`);
   if (c.binarize !== 'none' && c.binarize !== 'dynamic') throw new Error(`--binarize: expected 'none' or 'dynamic', got '${c.binarize}'`);
+  if (c.trainLimit !== null) posInt(c.trainLimit, 'train-limit');
+  if (c.testLimit !== null) posInt(c.testLimit, 'test-limit');
+  if (c.trainLimit !== null && c.trainLimit < c.batchSize) {
+    throw new Error(`--train-limit ${c.trainLimit} is smaller than --batch-size ${c.batchSize}: an epoch would have no step`);
+  }
 }
 
 function limitSplit(s: MnistSplit, n: number | null): MnistSplit {
@@ -89,6 +95,11 @@ export class VaeRun {
 
   constructor(readonly cfg: VaeTrainConfig, readonly data: Mnist) {
     validateTrainConfig(cfg);
+    for (const [name, s] of [['training', data.train], ['test', data.test]] as const) {
+      if (s.rows !== 28 || s.cols !== 28) {
+        throw new Error(`MNIST ${name} images${cfg.mnistDir ? ` in ${cfg.mnistDir}` : ''} are ${s.rows}x${s.cols} pixels; the VAE takes 28x28 images`);
+      }
+    }
     this.root = random.key(cfg.seed);
     this.model = new CategoricalVae(vaeConfigOf(cfg), { key: random.foldIn(this.root, PURPOSE.init), device: cfg.device });
     this.opt = new optim.Adam(this.model.parameters(), { lr: cfg.lr });
@@ -169,6 +180,8 @@ export class VaeRun {
 
   /** Mean over encoder parameters of the per-element gradient variance over `passes` draws on fixed images. */
   async gradientVariance(images = 1000, passes = 100): Promise<number> {
+    if (!Number.isInteger(images) || images < 1) throw new Error(`gradientVariance: images must be a positive integer, got ${images}`);
+    if (!Number.isInteger(passes) || passes < 2) throw new Error(`gradientVariance: passes must be an integer >= 2 (a variance needs two draws), got ${passes}`);
     const c = this.cfg;
     const test = this.data.test;
     const n = Math.min(images, test.count);
@@ -211,11 +224,15 @@ export class VaeRun {
   }
 
   static readCheckpoint(path: string): { cfg: VaeTrainConfig; tensors: Record<string, Tensor>; meta: Record<string, string> } {
-    const { tensors, metadata } = load(path);
+    const file = readCheckpointHeader(path);
+    const metadata = file.header.metadata;
     if (metadata.format !== 'gapgrad-vae-1') throw new Error(`checkpoint ${path}: not a gapgrad VAE checkpoint (format '${metadata.format ?? 'missing'}')`);
     let cfg: VaeTrainConfig;
     try { cfg = { ...DEFAULT_TRAIN, ...JSON.parse(metadata.config) }; } catch { throw new Error(`checkpoint ${path}: corrupt config metadata`); }
-    return { cfg, tensors, meta: metadata };
+    try { validateTrainConfig(cfg); } catch (e) { throw new Error(`checkpoint ${path}: invalid config (${(e as Error).message})`); }
+    // the shapes the config implies against the header's, before a model is built or a tensor decoded
+    checkCheckpointShapes(file, vaeParameterShapes(vaeConfigOf(cfg)), `latent=${cfg.latent}, categories=${cfg.categories}`, { prefix: 'model.', optimizer: true });
+    return { cfg, tensors: checkpointTensors(file), meta: metadata };
   }
 
   loadCheckpoint(path: string): void {
@@ -268,9 +285,16 @@ function oneHotCodes(idx: Tensor, C: number): Tensor {
   });
 }
 
+/** What a VAE run writes into its directory (removed by --force). */
+export const VAE_OUTPUTS = ['config.json', 'metrics.jsonl', 'checkpoint.safetensors', 'recon.png', 'samples.png', 'loss.png', 'variance.json', 'log.txt'];
+
 export interface TrainVaeOptions {
   out: string;
   resume?: boolean;
+  /** start afresh in a directory holding another run's outputs (removed first) */
+  force?: boolean;
+  /** called once the directory is checked and locked and the data loaded, before the first step */
+  onStart?: (run: VaeRun) => void;
   data?: Mnist;
   onStep?: (epoch: number, i: number, total: number, running: number) => void;
   onEpoch?: (m: EpochMetrics) => void;
@@ -289,20 +313,32 @@ export interface VarianceRow { epoch: number; encoder_grad_variance: number; ima
 /** Train (or resume) into `out`: config.json, metrics.jsonl, checkpoint.safetensors, pictures. */
 export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
   validateTrainConfig(cfg);
-  mkdirSync(o.out, { recursive: true });
+  const dir = openRunDir(o.out, {
+    resume: o.resume, force: o.force, config: cfg as unknown as Record<string, unknown>, budgetKeys: ['epochs'], outputs: VAE_OUTPUTS,
+  });
+  try {
+    return await trainVaeIn(cfg, o);
+  } finally {
+    dir.release();
+  }
+}
+
+async function trainVaeIn(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
   const ckpt = join(o.out, 'checkpoint.safetensors');
   let run: VaeRun;
   const loadData = (c: VaeTrainConfig): Mnist => {
     const d = o.data ?? loadMnist(c.mnistDir ? { dir: c.mnistDir } : {});
-    return { train: limitSplit(d.train, c.trainLimit), test: limitSplit(d.test, c.testLimit) };
+    const m = { train: limitSplit(d.train, c.trainLimit), test: limitSplit(d.test, c.testLimit) };
+    if (m.train.count < c.batchSize) {
+      throw new Error(`--batch-size ${c.batchSize} is larger than the ${m.train.count} training images${c.trainLimit !== null ? ` (--train-limit ${c.trainLimit})` : ''}: not one step per epoch`);
+    }
+    if (m.test.count < 1) throw new Error('the test split is empty (--test-limit must be at least 1)');
+    return m;
   };
   if (o.resume && existsSync(ckpt)) {
     const saved = VaeRun.readCheckpoint(ckpt).cfg;
-    for (const key of ['method', 'tau', 'seed', 'latent', 'categories', 'batchSize', 'lr', 'logitRelu', 'binarize', 'k', 'trainLimit', 'testLimit'] as const) {
-      if (JSON.stringify(saved[key]) !== JSON.stringify(cfg[key])) {
-        throw new Error(`--resume: the checkpoint in ${o.out} was trained with ${key}=${JSON.stringify(saved[key])}, not ${JSON.stringify(cfg[key])}`);
-      }
-    }
+    const diff = configDifference(saved as unknown as Record<string, unknown>, cfg as unknown as Record<string, unknown>, ['epochs']);
+    if (diff) throw new Error(`--resume: the checkpoint in ${o.out} was trained with ${diff}; only 'epochs' may change on resume`);
     run = new VaeRun(cfg, loadData(cfg));
     run.loadCheckpoint(ckpt);
   } else {
@@ -310,6 +346,7 @@ export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise
     run = new VaeRun(cfg, loadData(cfg));
   }
   writeFileAtomic(join(o.out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  o.onStart?.(run);
   const varPath = join(o.out, 'variance.jsonl');
   // rows up to the checkpoint's epoch survive a resume; later ones are measured again (the same numbers)
   const varRows: VarianceRow[] = o.variance && o.resume && existsSync(varPath)
@@ -328,6 +365,7 @@ export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise
     const t0 = performance.now();
     const trainLoss = await run.trainEpoch((i, total, r) => o.onStep?.(run.epoch + 1, i, total, r));
     const testLoss = await run.testLoss();
+    if (!Number.isFinite(testLoss)) throw new Error(`training diverged: test loss ${testLoss} after epoch ${run.epoch + 1}`);
     run.epoch++;
     const m: EpochMetrics = { epoch: run.epoch, train_loss: trainLoss, test_loss: testLoss, seconds: (performance.now() - t0) / 1000, steps: run.step };
     run.metrics.push(m);
@@ -348,7 +386,9 @@ export async function evalVaeCheckpoint(path: string, opts: { data?: Mnist; devi
   const d = opts.data ?? loadMnist(cfg.mnistDir ? { dir: cfg.mnistDir } : {});
   const run = new VaeRun(cfg, { train: d.train, test: limitSplit(d.test, cfg.testLimit) });
   run.loadCheckpoint(path);
-  return { cfg, testLoss: await run.testLoss(), epoch: run.epoch };
+  const testLoss = await run.testLoss();
+  if (!Number.isFinite(testLoss)) throw new Error(`checkpoint ${path}: the test loss is ${testLoss}`);
+  return { cfg, testLoss, epoch: run.epoch };
 }
 
 export function readMetrics(dir: string): EpochMetrics[] {

@@ -56,9 +56,30 @@ export const UDIV21 = `fn udiv21(x: u32, d: u32) -> u32 {
 }
 `;
 
+// expm1 / log1p of the shared language in float32 (WGSL has neither): a Taylor polynomial of e^x - 1 for
+// |x| < 0.5 (degree 9: truncation below 2^-28 relative), 2 atanh(x / (2 + x)) as an odd series in
+// s = x / (2 + x) for |x| < 0.5 (|s| < 1/3, 9 terms), exp(x) - 1 and log(1 + x) elsewhere (no cancellation there).
+const EXPM1_LOG1P = `fn gExpm1(x: f32) -> f32 {
+  if (abs(x) >= 0.5) { return exp(x) - 1.0; }
+  var p = 2.7557319e-6;
+  p = p * x + 2.4801587e-5; p = p * x + 1.9841270e-4; p = p * x + 1.3888889e-3; p = p * x + 8.3333333e-3;
+  p = p * x + 4.1666667e-2; p = p * x + 0.16666667; p = p * x + 0.5;
+  return x + x * x * p;
+}
+fn gLog1p(x: f32) -> f32 {
+  if (!(abs(x) < 0.5)) { return log(1.0 + x); }
+  let s = x / (2.0 + x);
+  let s2 = s * s;
+  var q = 1.0 / 19.0;
+  q = q * s2 + 1.0 / 17.0; q = q * s2 + 1.0 / 15.0; q = q * s2 + 1.0 / 13.0; q = q * s2 + 1.0 / 11.0;
+  q = q * s2 + 1.0 / 9.0; q = q * s2 + 1.0 / 7.0; q = q * s2 + 0.2; q = q * s2 + 1.0 / 3.0;
+  return 2.0 * s + 2.0 * s * s2 * q;
+}
+`;
+
 /** Expression text -> WGSL with JS semantics where WGSL's builtins differ. */
 function wgslExpr(expr: string): string {
-  return toWgsl(expr).replace(/\bpow\(/g, 'jsPow(');
+  return toWgsl(expr).replace(/\bpow\(/g, 'jsPow(').replace(/\bexpm1\(/g, 'gExpm1(').replace(/\blog1p\(/g, 'gLog1p(');
 }
 
 /**
@@ -130,6 +151,7 @@ export function elementwiseSource(expr: string, names: string[], ins: WType[], o
     }
     body = wgslExpr(expr);
     if (body.includes('jsPow(')) s += JS_POW;
+    if (/\bg(Expm1|Log1p)\(/.test(body)) s += EXPM1_LOG1P;
   }
   // tex[j]: input j is read from a linear rgba32float texture (float32 only; see LIN_W in ../wgsl.ts)
   ins.forEach((t, j) => {
