@@ -219,7 +219,7 @@ export async function writeReport(out: string): Promise<{ dir: string; md: strin
     const s = exp === 'vae' || exp === 'ablation' ? vaeSection(out, grid, exp) : exp === 'variance' ? varianceSection(out, grid) : listopsSection(out, grid);
     if (s) sections.push(s);
   }
-  const finished = grid.runs.filter((r) => existsSync(join(out, 'runs', r.id, 'done.json'))).length;
+  const finished = grid.runs.filter((r) => existsSync(join(out, 'done', `${r.id}.json`))).length;
   const intro = [`# gapgrad reproduction report`, '', `Scale '${grid.scale}', seeds ${grid.seeds.join(', ')}: ${finished} of ${grid.runs.length} runs finished. Written by \`gapgrad report ${out}\` on ${new Date().toISOString().slice(0, 10)}.`, ''];
   const md: string[] = [...intro];
   const htmlParts: string[] = [];

@@ -4,7 +4,7 @@
 // A run is identified by its training command (model, method, tau, seed and budget): experiments that need the
 // same run share it (gst-1.0 is in the VAE table and in the ablation). Each run lives in OUT/runs/ID and
 // is started with --resume, so an interrupted run continues from its last checkpoint; a run that exited 0
-// leaves OUT/runs/ID/done.json and is never redone.
+// leaves OUT/done/ID.json and is never redone; its output goes to OUT/logs/ID.log.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -110,13 +110,18 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const BIN = [join(HERE, '..', 'bin', 'gapgrad.js'), join(HERE, '..', '..', 'bin', 'gapgrad.js')].find((p) => existsSync(p)) ?? join(HERE, '..', 'bin', 'gapgrad.js');
 
 export const runDir = (out: string, r: RunSpec) => join(out, 'runs', r.id);
-export const isDone = (out: string, r: RunSpec) => existsSync(join(runDir(out, r), 'done.json'));
+/** A run's marker of a successful finish, and its log (outside the run directory, which holds only the run's own files). */
+export const doneFile = (out: string, r: RunSpec) => join(out, 'done', `${r.id}.json`);
+export const logFile = (out: string, r: RunSpec) => join(out, 'logs', `${r.id}.log`);
+export const isDone = (out: string, r: RunSpec) => existsSync(doneFile(out, r));
 
 /** Run one grid run to completion (resuming it); resolves with its exit status. */
 function runOne(out: string, r: RunSpec, threads: number): Promise<number> {
   const dir = runDir(out, r);
-  mkdirSync(dir, { recursive: true });
-  const log = openSync(join(dir, 'log.txt'), 'a');
+  mkdirSync(join(out, 'runs'), { recursive: true });
+  mkdirSync(join(out, 'logs'), { recursive: true });
+  mkdirSync(join(out, 'done'), { recursive: true });
+  const log = openSync(logFile(out, r), 'a');
   const args = [...nodeFlags(), BIN, ...r.args, '--out', dir, '--resume'];
   return new Promise((res) => {
     const p = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
@@ -124,7 +129,7 @@ function runOne(out: string, r: RunSpec, threads: number): Promise<number> {
     p.on('exit', (code, signal) => {
       closeSync(log);
       const status = code ?? (signal ? 128 : 1);
-      if (status === 0) writeFileAtomic(join(dir, 'done.json'), JSON.stringify({ id: r.id, args: r.args, finished: new Date().toISOString() }) + '\n');
+      if (status === 0) writeFileAtomic(doneFile(out, r), JSON.stringify({ id: r.id, args: r.args, finished: new Date().toISOString() }) + '\n');
       res(status);
     });
   });
@@ -144,7 +149,7 @@ export async function runLocal(out: string, runs: RunSpec[], workers: number, lo
       const t0 = Date.now();
       const code = await runOne(out, r, threads);
       if (code !== 0) failed.push(r.id);
-      log(`${code === 0 ? 'ok  ' : 'FAIL'} ${r.id} (${((Date.now() - t0) / 1000).toFixed(0)} s)${code ? ` exit ${code}, see ${join(runDir(out, r), 'log.txt')}` : ''}\n`);
+      log(`${code === 0 ? 'ok  ' : 'FAIL'} ${r.id} (${((Date.now() - t0) / 1000).toFixed(0)} s)${code ? ` exit ${code}, see ${logFile(out, r)}` : ''}\n`);
     }
   };
   await Promise.all(Array.from({ length: Math.min(workers, todo.length) }, worker));
@@ -280,7 +285,7 @@ export async function reproduceCmd(args: string[]): Promise<void> {
   if (shard) log(`reproduce: shard ${shard.index}/${shard.count}: ${mine.length} of ${runs.length} runs\n`);
   const failed = await runLocal(out, mine, workers, log);
   if (!f['no-report']) await reportAndPrint(out);
-  if (failed.length) throw new Error(`reproduce: ${failed.length} run(s) failed: ${failed.join(', ')} (see their log.txt); rerun the same command to retry them`);
+  if (failed.length) throw new Error(`reproduce: ${failed.length} run(s) failed: ${failed.join(', ')} (see their logs in ${join(out, 'logs')}); rerun the same command to retry them`);
 }
 
 async function reportAndPrint(out: string): Promise<void> {
