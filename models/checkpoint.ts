@@ -4,22 +4,14 @@
 // Training checkpoints are untrusted input. A model's loader reads the header first, compares the shapes its
 // configuration implies with the shapes listed there (before building a model or decoding a byte of tensor
 // data), then decodes and refuses NaN or infinite values.
-import { readFileSync } from 'node:fs';
 import { decodeSafetensors, decodeSafetensorsHeader, type SafetensorsHeader } from '../engine/safetensors.ts';
 import { tensor, type Tensor } from '../engine/tensor.ts';
 
 /** A checkpoint file's bytes and its validated header (no tensor data decoded yet). */
 export interface CheckpointBytes { path: string; bytes: Uint8Array; header: SafetensorsHeader }
 
-/** Read a checkpoint and parse its header (size and entry count capped, offsets validated). */
-export function readCheckpointHeader(path: string): CheckpointBytes {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new Error(err.code === 'ENOENT' ? `checkpoint ${path}: file not found` : `checkpoint ${path}: cannot read (${err.message})`, { cause: e });
-  }
+/** A checkpoint's bytes with its header parsed (size and entry count capped, offsets validated); `path` names it in errors. */
+export function checkpointFromBytes(bytes: Uint8Array, path: string): CheckpointBytes {
   return { path, bytes, header: decodeSafetensorsHeader(bytes, path) };
 }
 

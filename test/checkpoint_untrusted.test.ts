@@ -64,7 +64,7 @@ describe('checkpoint config against header shapes', () => {
       d.metadata.config = JSON.stringify({ ...JSON.parse(d.metadata.config), hidden: 5000 });
     });
     const before = rssMB();
-    expect(() => loadListopsModel(bad)).toThrow(/best-hidden.safetensors: tensor 'leaf.weightIh' has shape \[32,8\], but its configuration \(hidden=5000, emb=8, vocab \d+\) needs \[20000,8\]/);
+    expect(() => loadListopsModel(bad)).toThrow(/best-hidden.safetensors: tensor 'leaf.weight_ih' has shape \[32,8\], but its configuration \(hidden=5000, emb=8, vocab \d+\) needs \[20000,8\]/);
     expect(rssMB() - before).toBeLessThan(200);
     expect(loadListopsModel(listopsBest).model.hidden).toBe(8);
   });

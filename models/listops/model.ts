@@ -275,7 +275,7 @@ export function treeLstmParameterShapes(cfg: TreeLstmConfig): [string, number[]]
   const { vocabSize: V, embDim: E, hidden: H, clfHidden: C, classes: K } = cfg;
   return [
     ['embedding.weight', [V, E]],
-    ['leaf.weightIh', [4 * H, E]], ['leaf.weightHh', [4 * H, H]], ['leaf.biasIh', [4 * H]], ['leaf.biasHh', [4 * H]],
+    ['leaf.weight_ih', [4 * H, E]], ['leaf.weight_hh', [4 * H, H]], ['leaf.bias_ih', [4 * H]], ['leaf.bias_hh', [4 * H]],
     ['comp.weight', [5 * H, 2 * H]], ['comp.bias', [5 * H]],
     ['query', [H]],
     ['clf1.weight', [C, H]], ['clf1.bias', [C]],

@@ -10,7 +10,8 @@ import * as ops from '../../engine/ops.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
 import { save } from '../../platform/files.ts';
-import { trainingState, restoreTrainingState, readCheckpointHeader, checkCheckpointShapes, checkpointTensors } from '../checkpoint.ts';
+import { trainingState, restoreTrainingState, checkCheckpointShapes, checkpointTensors } from '../checkpoint.ts';
+import { readCheckpointHeader } from '../checkpoint_file.ts';
 import { writeFileAtomic } from '../../platform/atomic.ts';
 import { parseMethod } from '../../estimators/index.ts';
 import {
