@@ -152,6 +152,43 @@ export class VaeRun {
     return total / steps;
   }
 
+  /**
+   * `count` training steps from where the run stands, in the order trainEpoch takes them (the same keys, so the
+   * same losses as an epoch's first steps); crossing an epoch's end starts the next epoch. Returns each step's
+   * loss. For step-wise loops (a page that updates between steps); epochs count only whole ones.
+   */
+  async trainSteps(count: number): Promise<number[]> {
+    if (!Number.isInteger(count) || count < 1) throw new Error(`trainSteps: count must be a positive integer, got ${count}`);
+    const c = this.cfg;
+    const train = this.data.train;
+    const per = this.stepsPerEpoch();
+    const losses: number[] = [];
+    this.model.train();
+    let epoch = Math.floor(this.step / per);
+    let perm = random.permutation(this.k(PURPOSE.shuffle, epoch), train.count);
+    for (let n = 0; n < count; n++) {
+      const e = Math.floor(this.step / per);
+      if (e !== epoch) { epoch = e; perm = random.permutation(this.k(PURPOSE.shuffle, epoch), train.count); }
+      const s = this.step - e * per;
+      const pixels = batchOf(train, perm, s * c.batchSize, (s + 1) * c.batchSize);
+      const loss = tidy(() => {
+        const x = inputTensor(pixels, c.batchSize, c, this.k(PURPOSE.binarize, this.step));
+        const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.sample, this.step), k: c.k });
+        loss.backward();
+        this.opt.step();
+        this.opt.zeroGrad();
+        return loss.detach();
+      });
+      const v = (await loss.data())[0];
+      loss.dispose();
+      if (!Number.isFinite(v)) throw new Error(`training diverged: loss ${v} at step ${this.step + 1}`);
+      losses.push(v);
+      this.step++;
+      if (this.step % per === 0) this.epoch = this.step / per;
+    }
+    return losses;
+  }
+
   /** Mean single-sample loss over the test set, drawing codes with the estimator's forward sample. */
   async testLoss(evalBatch = 500): Promise<number> {
     const c = this.cfg;

@@ -1,0 +1,22 @@
+// Messages between the demo page (main.ts) and its training worker (worker.ts).
+import type { VaeTrainConfig } from '../../models/vae/run.ts';
+
+export interface Conformance { name: string; ok: boolean; worst: number; error?: string; /** the sample's argmax per row (estimator checks) */ index?: number[] }
+
+export type FromPage =
+  | { kind: 'start'; cfg: Partial<VaeTrainConfig>; steps?: number; every?: number }
+  | { kind: 'stop' }
+  | { kind: 'checkpoint' }
+  | { kind: 'conformance' };
+
+export type ToPage =
+  | { kind: 'started'; device: string; adapter: string; threads: number; threadsReason: string; stepsPerEpoch: number }
+  | { kind: 'steps'; step: number; losses: number[]; msPerStep: number }
+  | { kind: 'pictures'; images: Float32Array; recon: Float32Array; n: number; samples: Float32Array }
+  | { kind: 'finished'; losses: number[]; seconds: number }
+  | { kind: 'checkpoint'; bytes: Uint8Array }
+  | { kind: 'conformance'; results: Conformance[] }
+  | { kind: 'error'; message: string };
+
+/** The estimators the page offers. */
+export const METHODS = ['gst-1.0', 'gst-p', 'gumbel', 'st', 'rao_gumbel', 'reinmax', 'gst-0.0', 'nd_gst-1.0'];
