@@ -6,7 +6,7 @@ export interface LossChart { add(points: { step: number; loss: number }[]): void
 
 export default async function embedChart(el: HTMLElement): Promise<LossChart> {
   const spec: TopLevelSpec = {
-    width: 460, height: 260, padding: { left: 12, top: 6, right: 6, bottom: 6 },
+    width: 460, height: 260, autosize: { type: 'pad', resize: true }, padding: 10,
     data: { name: 'points' },
     mark: { type: 'line', interpolate: 'monotone' },
     encoding: {
