@@ -13,10 +13,27 @@ interface FastGemmLike {
     m: number, n: number, k: number, transA: boolean, transB: boolean): void;
 }
 
+/** Opt-in accounting of the products that pass through gemmF32 (for benchmarks and profiles): while `on`,
+ *  every call adds its multiply-adds x 2 to `flops`, its wall time to `ms`, and 1 to `calls`. */
+export const gemmStats = { on: false, calls: 0, flops: 0, ms: 0 };
+
 /** C (m x n) = op(A) @ op(B), overwritten; the backend's fast float32 kernel where it has one. */
 export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Array, bOff: number, C: Float32Array, cOff: number,
   m: number, n: number, k: number, transA: boolean, transB: boolean): void {
   if (m === 0 || n === 0) return;
+  if (gemmStats.on) {
+    const t0 = performance.now();
+    gemmRaw(be, A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
+    gemmStats.ms += performance.now() - t0;
+    gemmStats.calls++;
+    gemmStats.flops += 2 * m * n * k;
+    return;
+  }
+  gemmRaw(be, A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
+}
+
+function gemmRaw(be: Backend, A: Float32Array, aOff: number, B: Float32Array, bOff: number, C: Float32Array, cOff: number,
+  m: number, n: number, k: number, transA: boolean, transB: boolean): void {
   const g = (be as unknown as { gemm?: FastGemmLike | null }).gemm;
   if (g && m * n * k >= 4096) g.matmul(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
   else matmulJs(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
