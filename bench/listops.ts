@@ -4,7 +4,7 @@
 // interleaved, to give old/new ratios that a shared machine's load affects alike.
 //
 //   npx tsx bench/listops.ts [--hidden 300,64] [--threads 1,2] [--rounds 4] [--chunk 4] [--ab REF]
-//                            [--eval valid,test] [--data DIR] [--json]
+//                            [--eval valid,test] [--data DIR] [--python python3] [--json]
 //
 // Training lines: every third line of valid.tsv (286 lines, mean 26.5 tokens), the batches of one epoch
 // (lengthBuckets, seed 1). Each configuration (hidden, threads) runs in its own child process (the thread count is
@@ -14,7 +14,7 @@
 // whether the two produced the same losses bit for bit.
 // `npm run bench` calls listopsSection() (below), which runs this file as a child and formats its JSON.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -211,6 +211,26 @@ export interface SectionOptions {
   hidden?: number[];
   threads?: number[];
   evals?: string[];
+  /** a python with torch: also time bench/peers/torch_listops.py on the same lines and batches */
+  python?: string;
+}
+
+interface TorchOut { torch: string; python: string; rows: { hidden: number; threads: number; exS: number }[] }
+
+/** The training lines and the batches of the bench's first epoch (seed 1), as token ids, for the PyTorch peer. */
+async function writePeerBatches(dataDir: string, path: string): Promise<void> {
+  await import('../index.ts'); // registers the CPU backend (the run builds a small model)
+  const data = await import('../models/listops/data.ts');
+  const train = await import('../models/listops/train.ts');
+  const ex = data.loadListOps(join(dataDir, 'valid.tsv'), { maxLen: 100 }).filter((_, i) => i % 3 === 0);
+  const vocab = data.Vocab.build(ex.map((e) => e.tokens));
+  const run = new train.ListopsRun({ ...train.DEFAULT_LISTOPS, hidden: 4, embDim: 4, validPath: 'unused' }, vocab, ex);
+  const batches = (run as unknown as { epochBatches(): number[][] }).epochBatches();
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify({
+    vocab: vocab.size,
+    batches: batches.map((idx) => ({ ids: idx.map((i) => Array.from(run.train.ids[i])), labels: idx.map((i) => run.train.labels[i]) })),
+  }));
 }
 
 /** The ListOps section of `npm run bench`: markdown lines, and notes for what was skipped or failed. */
@@ -230,6 +250,22 @@ export async function listopsSection(o: SectionOptions): Promise<{ lines: string
     if (typeof r === 'string') notes.push(`ListOps ${t} thread(s): ${r}`);
     else results.push(r);
   }
+  let torch: TorchOut | null = null;
+  if (o.python) {
+    const bp = join(ROOT, 'bench', 'out', 'listops_batches.json');
+    await writePeerBatches(dataDir, bp);
+    const r = await new Promise<{ code: number | null; out: string; err: string }>((res) => {
+      const ch = spawn(o.python!, [join(ROOT, 'bench', 'peers', 'torch_listops.py'), '--batches', bp, '--hidden', hidden.join(','),
+        '--threads', threads.join(','), '--steps', o.quick ? '6' : '12'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' } });
+      let out = '', err = '';
+      ch.stdout.on('data', (d: Buffer) => { out += d; });
+      ch.stderr.on('data', (d: Buffer) => { err += d; process.stderr.write(d); });
+      ch.on('close', (code) => res({ code, out, err }));
+    });
+    const line = r.out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+    if (r.code === 0 && line) torch = JSON.parse(line) as TorchOut;
+    else notes.push(`ListOps PyTorch peer: ${r.code === 3 ? 'skipped, torch not installed' : `failed (exit ${r.code}: ${r.err.trim().split('\n').slice(-1)[0] ?? ''})`}`);
+  } else notes.push('ListOps PyTorch peer: skipped (no python with torch)');
   const lines = ['## ListOps Gumbel Tree-LSTM (training and evaluation throughput)', ''];
   if (results.length) {
     const l0 = results[0].lines;
@@ -248,6 +284,14 @@ export async function listopsSection(o: SectionOptions): Promise<{ lines: string
         const t = r.rows[0].threads;
         for (const [h, x] of Object.entries(r.ratio)) lines.push(`- ${t} thread(s), hidden ${h}: current / ${r.rows.find((x2) => x2.impl !== 'current')?.impl} = ${x}x, losses bit-identical: ${r.identical?.[h] ? 'yes' : 'NO'}`);
       }
+    }
+    if (torch) {
+      lines.push(`PyTorch ${torch.torch} (python ${torch.python}), bench/peers/torch_listops.py (all pairs composed at every level, as the authors' code), same lines and batches:`, '');
+      for (const t of torch.rows) {
+        const g = results.flatMap((r) => r.rows).find((x) => x.impl === 'current' && x.hidden === t.hidden && x.threads === t.threads);
+        lines.push(`- hidden ${t.hidden}, ${t.threads} thread(s): PyTorch ${t.exS} ex/s; gapgrad / PyTorch = ${g ? (g.trainExS / t.exS).toFixed(2) : '–'}x`);
+      }
+      lines.push('');
     }
     if (results.length === 2) {
       for (const h of hidden) {
@@ -271,6 +315,7 @@ if (process.argv.includes('--child')) {
     hidden: arg('hidden', '300,64').split(',').map(Number),
     threads: arg('threads', '1,2').split(',').map(Number),
     evals: arg('eval', 'valid,test').split(',').filter(Boolean),
+    python: arg('python', '') || undefined,
   });
   if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(results)}\n`);
   else process.stdout.write(`${lines.join('\n')}\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
