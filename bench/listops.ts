@@ -3,15 +3,15 @@
 // (857 lines) and test (8,689 lines) splits; optionally the same steps on an older commit in the same process,
 // interleaved, to give old/new ratios that a shared machine's load affects alike.
 //
-//   npx tsx bench/listops.ts [--hidden 300,64] [--threads 1,2] [--rounds 4] [--chunk 4] [--ab REF]
+//   npx tsx bench/listops.ts [--hidden 300,64] [--threads 1,2] [--rounds 6] [--chunk 3] [--ab REF]
 //                            [--eval valid,test] [--data DIR] [--python python3] [--json]
 //
 // Training lines: every third line of valid.tsv (286 lines, mean 26.5 tokens), the batches of one epoch
 // (lengthBuckets, seed 1). Each configuration (hidden, threads) runs in its own child process (the thread count is
 // the CPU backend's, per process); --threads 1,2 alternates the children round by round. With --ab REF the child
 // also builds REF's model (its source tree, extracted with `git archive` under .scratch/ab/) and times its steps
-// interleaved with the current code's, `--chunk` steps at a time, on the same batches from the same seed; it reports
-// whether the two produced the same losses bit for bit.
+// interleaved with the current code's step by step (ABBA order by round), on the same batches from the same seed; it
+// reports the per-step time ratios (median, quartiles) and whether the two produced the same losses bit for bit.
 // `npm run bench` calls listopsSection() (below), which runs this file as a child and formats its JSON.
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -76,8 +76,10 @@ export interface ListopsBenchOut {
   rows: ListopsBenchRow[];
   /** per hidden size: whether the reference implementation's losses equal the current one's, bit for bit */
   identical?: Record<string, boolean>;
-  /** per hidden size: current / reference training examples/s, from the interleaved steps */
+  /** per hidden size: current / reference training examples/s, from the interleaved steps (totals) */
   ratio?: Record<string, number>;
+  /** per hidden size: the per-step time ratios reference / current on the same batch (median, quartiles) */
+  stepRatio?: Record<string, { median: number; q1: number; q3: number; n: number }>;
   load: { start: string; end: string };
   lines: { train: number; meanTokens: number; valid: number; test: number };
 }
@@ -101,8 +103,8 @@ function inputProjFlop(r: object, H: number): number {
 async function child(): Promise<void> {
   const hiddens = arg('hidden', '300,64').split(',').map(Number);
   const threads = Number(arg('threads', '1'));
-  const rounds = Number(arg('rounds', '4'));
-  const chunk = Number(arg('chunk', '4'));
+  const rounds = Number(arg('rounds', '6'));
+  const chunk = Number(arg('chunk', '3'));
   const evals = arg('eval', 'valid,test').split(',').filter(Boolean);
   const dataDir = resolve(arg('data', join(ROOT, '..', 'shared', 'data', 'listops')));
   const abRef = arg('ab', '');
@@ -136,20 +138,31 @@ async function child(): Promise<void> {
     // warm-up (JIT, the GEMM's worker, the pools): two steps each
     for (const r of runs) for (let i = 0; i < 2; i++) r.losses.push(r.run.trainStep().loss);
     let flop = 0;
+    // step s of every implementation is the same batch (same seed, same lines): per-step time ratios are paired.
+    // The order alternates (ABBA) so that a drift in the machine's load falls on both alike.
+    const stepMs: number[][] = runs.map(() => []);
     for (let round = 0; round < rounds; round++) {
-      for (const r of runs) {
-        const counting = r.im === cur;
-        if (counting) { gemmStats.on = true; gemmStats.flops = 0; }
-        const t0 = performance.now();
-        for (let i = 0; i < chunk; i++) {
-          if (counting) flop += inputProjFlop(r.run, H);
+      const order = round % 2 === 0 ? runs : runs.slice().reverse();
+      for (let i = 0; i < chunk; i++) {
+        for (const r of order) {
+          const counting = r.im === cur;
+          if (counting) { flop += inputProjFlop(r.run, H); gemmStats.on = true; gemmStats.flops = 0; }
+          const t0 = performance.now();
           const s = r.run.trainStep();
+          const dt = performance.now() - t0;
+          if (counting) { gemmStats.on = false; flop += gemmStats.flops; }
+          stepMs[runs.indexOf(r)].push(dt);
+          r.ms += dt;
           r.losses.push(s.loss);
           r.ex += s.size;
         }
-        r.ms += performance.now() - t0;
-        if (counting) { gemmStats.on = false; flop += gemmStats.flops; }
       }
+    }
+    if (runs.length > 1) {
+      // per-step ratios reference / current (> 1: current faster), their median and quartiles
+      const q = stepMs[0].map((t, i) => stepMs[1][i] / t).sort((a, b) => a - b);
+      const at = (f: number) => q[Math.min(q.length - 1, Math.floor(f * q.length))];
+      (out.stepRatio ??= {})[H] = { median: Number(at(0.5).toFixed(3)), q1: Number(at(0.25).toFixed(3)), q3: Number(at(0.75).toFixed(3)), n: q.length };
     }
     const gflopPerEx = flop / runs[0].ex / 1e9;
     for (const r of runs) {
@@ -240,7 +253,7 @@ export async function listopsSection(o: SectionOptions): Promise<{ lines: string
   if (!existsSync(join(dataDir, 'valid.tsv'))) return { lines: [], notes: [`ListOps: skipped, no ${join(dataDir, 'valid.tsv')}`], results: [] };
   const threads = o.threads ?? [1, 2];
   const hidden = o.hidden ?? [300, 64];
-  const rounds = o.quick ? 2 : 4;
+  const rounds = o.quick ? 2 : 6;
   const evals = o.evals ?? (o.quick ? ['valid'] : ['valid', 'test']);
   const results: ListopsBenchOut[] = [];
   for (const t of threads) {
@@ -282,7 +295,11 @@ export async function listopsSection(o: SectionOptions): Promise<{ lines: string
     for (const r of results) {
       if (r.ratio) {
         const t = r.rows[0].threads;
-        for (const [h, x] of Object.entries(r.ratio)) lines.push(`- ${t} thread(s), hidden ${h}: current / ${r.rows.find((x2) => x2.impl !== 'current')?.impl} = ${x}x, losses bit-identical: ${r.identical?.[h] ? 'yes' : 'NO'}`);
+        for (const [h, x] of Object.entries(r.ratio)) {
+          const sr = r.stepRatio?.[h];
+          lines.push(`- ${t} thread(s), hidden ${h}: current / ${r.rows.find((x2) => x2.impl !== 'current')?.impl} = ${x}x in total` +
+            (sr ? `, per-step (same batch) median ${sr.median}x (quartiles ${sr.q1}-${sr.q3}, ${sr.n} steps)` : '') + `; losses bit-identical: ${r.identical?.[h] ? 'yes' : 'NO'}`);
+        }
       }
     }
     if (torch) {
