@@ -4,7 +4,9 @@
 // (gemmF32's calls, time and FLOPs). Used for docs/performance-listops.md.
 //
 //   node --experimental-wasm-relaxed-simd --import tsx bench/listops_profile.ts [--hidden 300] [--steps 18]
-//        [--threads 1] [--data DIR]
+//        [--threads 1] [--data DIR] [--shapes]
+// --shapes: instead, the GFLOPS of the step's product shapes through gemmF32 (median and best of 7, interleaved),
+// the weight in the GEMM's memory as Adam leaves it.
 import { Session } from 'node:inspector';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -22,6 +24,48 @@ const threads = Number(arg('threads', '1'));
 const dataDir = resolve(arg('data', join(ROOT, '..', 'shared', 'data', 'listops')));
 
 await enableFastCpu(threads);
+if (process.argv.includes('--shapes')) await shapes();
+
+async function shapes(): Promise<never> {
+  const { cpuBackend } = await import('../index.ts');
+  const g = (cpuBackend as unknown as { gemm: { allocArray(m: number, n: number): Float32Array | null } }).gemm;
+  const { gemmF32 } = await import('../models/listops/leaf.ts');
+  const list: [string, number, number, number, boolean, boolean][] = [
+    ['compositions of a merge step (32 new pairs) X W^T', 32, 5 * H, 2 * H, false, true],
+    ["chosen pairs' input cotangents (16) DZ W", 16, 2 * H, 5 * H, false, false],
+    ['leaf step forward (16) h Whh^T', 16, 4 * H, H, false, true],
+    ['leaf step backward (16) dz Whh', 16, H, 4 * H, false, false],
+    ['initial compositions (16 x 25 pairs)', 400, 5 * H, 2 * H, false, true],
+    ['query Jacobians U = DZQ W (1168 pairs)', 1168, 2 * H, 5 * H, false, false],
+    ['weight gradient DZ^T X (1168 pairs)', 5 * H, 2 * H, 1168, true, false],
+  ];
+  const W = new Map<string, Float32Array>();
+  const got = new Map<string, number[]>();
+  for (let rep = 0; rep < 7; rep++) {
+    for (const [label, m, n, k, tA, tB] of list) {
+      const key = `${n}x${k}`;
+      if (!W.has(key)) {
+        const w = g.allocArray(1, n * k) ?? new Float32Array(n * k);
+        for (let i = 0; i < n * k; i++) w[i] = Math.sin(i);
+        W.set(key, w);
+      }
+      const A = new Float32Array(m * k).fill(0.5), C = new Float32Array(m * n);
+      const B = tA ? new Float32Array(k * n).fill(0.25) : W.get(key)!;
+      const reps = Math.max(1, Math.round(3e8 / (2 * m * n * k)));
+      const t0 = performance.now();
+      for (let r = 0; r < reps; r++) gemmF32(cpuBackend, A, 0, B, 0, C, 0, m, n, k, tA, tB);
+      const ms = (performance.now() - t0) / reps;
+      if (!got.has(label)) got.set(label, []);
+      got.get(label)!.push(2 * m * n * k / ms / 1e6);
+    }
+  }
+  process.stdout.write(`hidden ${H}, ${threads} thread(s), load ${os.loadavg()[0].toFixed(2)}\n`);
+  for (const [label, v] of got) {
+    v.sort((a, b) => a - b);
+    process.stdout.write(`${label}: median ${v[3].toFixed(1)} GFLOPS, best ${v[6].toFixed(1)}\n`);
+  }
+  process.exit(0);
+}
 const ex = loadListOps(join(dataDir, 'valid.tsv'), { maxLen: 100 }).filter((_, i) => i % 3 === 0);
 const { epochs: _e, ...paper } = PAPER_PRESET;
 const cfg: ListopsTrainConfig = { ...DEFAULT_LISTOPS, ...(H === 300 ? paper : {}), hidden: H, embDim: H, validPath: 'unused', examples: 1e12 };
@@ -93,7 +137,10 @@ const out = [
   `hidden ${H}, ${threads} thread(s), ${steps} steps of 16 (${n} examples): ${(n / ms * 1000).toFixed(1)} examples/s, ${(ms / steps).toFixed(1)} ms/step; ` +
   `load ${load0.toFixed(2)} -> ${os.loadavg()[0].toFixed(2)}`,
   `gemmF32: ${(gemmStats.calls / steps).toFixed(0)} calls/step, ${(gemmStats.ms / steps).toFixed(1)} ms/step (${(100 * gemmStats.ms / ms).toFixed(1)} % of the step), ` +
-  `${(gemmStats.flops / steps / 1e9).toFixed(3)} GFLOP/step at ${(gemmStats.flops / gemmStats.ms / 1e6).toFixed(1)} GFLOPS`,
+  `${(gemmStats.flops / steps / 1e9).toFixed(3)} GFLOP/step at ${(gemmStats.flops / gemmStats.ms / 1e6).toFixed(1)} GFLOPS; ` +
+  `of which <= 64 rows (per merge step / token): ${(gemmStats.smallCalls / steps).toFixed(0)} calls, ${(gemmStats.smallMs / steps).toFixed(1)} ms, ` +
+  `${(gemmStats.smallFlops / steps / 1e9).toFixed(3)} GFLOP at ${(gemmStats.smallFlops / gemmStats.smallMs / 1e6).toFixed(1)} GFLOPS; ` +
+  `larger: ${((gemmStats.ms - gemmStats.smallMs) / steps).toFixed(1)} ms at ${((gemmStats.flops - gemmStats.smallFlops) / (gemmStats.ms - gemmStats.smallMs) / 1e6).toFixed(1)} GFLOPS`,
   '',
   '| share of profiled time | ms/step | category |',
   '|---:|---:|---|',

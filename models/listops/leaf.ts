@@ -14,8 +14,9 @@ interface FastGemmLike {
 }
 
 /** Opt-in accounting of the products that pass through gemmF32 (for benchmarks and profiles): while `on`,
- *  every call adds its multiply-adds x 2 to `flops`, its wall time to `ms`, and 1 to `calls`. */
-export const gemmStats = { on: false, calls: 0, flops: 0, ms: 0 };
+ *  every call adds its multiply-adds x 2 to `flops`, its wall time to `ms`, and 1 to `calls`; the `small*` fields
+ *  repeat that for the calls of at most 64 rows (the per-merge-step and per-token products). */
+export const gemmStats = { on: false, calls: 0, flops: 0, ms: 0, smallCalls: 0, smallFlops: 0, smallMs: 0 };
 
 /** C (m x n) = op(A) @ op(B), overwritten; the backend's fast float32 kernel where it has one. */
 export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Array, bOff: number, C: Float32Array, cOff: number,
@@ -24,9 +25,15 @@ export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Ar
   if (gemmStats.on) {
     const t0 = performance.now();
     gemmRaw(be, A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
-    gemmStats.ms += performance.now() - t0;
+    const dt = performance.now() - t0;
+    gemmStats.ms += dt;
     gemmStats.calls++;
     gemmStats.flops += 2 * m * n * k;
+    if (m <= 64) {
+      gemmStats.smallMs += dt;
+      gemmStats.smallCalls++;
+      gemmStats.smallFlops += 2 * m * n * k;
+    }
     return;
   }
   gemmRaw(be, A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
