@@ -6,7 +6,8 @@
 //   node --experimental-wasm-relaxed-simd --import tsx bench/listops_profile.ts [--hidden 300] [--steps 18]
 //        [--threads 1] [--data DIR] [--shapes]
 // --shapes: instead, the GFLOPS of the step's product shapes through gemmF32 (median and best of 7, interleaved),
-// the weight in the GEMM's memory as Adam leaves it.
+// the weight in the GEMM's memory as Adam leaves it; with --cold, a 64 MB sweep before every call (operands out of
+// the caches, as between a training step's products).
 import { Session } from 'node:inspector';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -41,6 +42,10 @@ async function shapes(): Promise<never> {
   ];
   const W = new Map<string, Float32Array>();
   const got = new Map<string, number[]>();
+  const cold = process.argv.includes('--cold');
+  const junk = new Float32Array(cold ? 16 << 20 : 0);
+  let sink = 0;
+  const sweep = () => { for (let i = 0; i < junk.length; i += 16) junk[i] += 1; sink += junk[0]; };
   for (let rep = 0; rep < 7; rep++) {
     for (const [label, m, n, k, tA, tB] of list) {
       const key = `${n}x${k}`;
@@ -52,14 +57,19 @@ async function shapes(): Promise<never> {
       const A = new Float32Array(m * k).fill(0.5), C = new Float32Array(m * n);
       const B = tA ? new Float32Array(k * n).fill(0.25) : W.get(key)!;
       const reps = Math.max(1, Math.round(3e8 / (2 * m * n * k)));
-      const t0 = performance.now();
-      for (let r = 0; r < reps; r++) gemmF32(cpuBackend, A, 0, B, 0, C, 0, m, n, k, tA, tB);
-      const ms = (performance.now() - t0) / reps;
+      let ms = 0;
+      for (let r = 0; r < reps; r++) {
+        if (cold) sweep();
+        const t0 = performance.now();
+        gemmF32(cpuBackend, A, 0, B, 0, C, 0, m, n, k, tA, tB);
+        ms += performance.now() - t0;
+      }
+      ms /= reps;
       if (!got.has(label)) got.set(label, []);
       got.get(label)!.push(2 * m * n * k / ms / 1e6);
     }
   }
-  process.stdout.write(`hidden ${H}, ${threads} thread(s), load ${os.loadavg()[0].toFixed(2)}\n`);
+  process.stdout.write(`hidden ${H}, ${threads} thread(s), ${cold ? 'cold (64 MB sweep before each call)' : 'warm'}, load ${os.loadavg()[0].toFixed(2)}${sink < 0 ? '' : ''}\n`);
   for (const [label, v] of got) {
     v.sort((a, b) => a - b);
     process.stdout.write(`${label}: median ${v[3].toFixed(1)} GFLOPS, best ${v[6].toFixed(1)}\n`);
