@@ -7,7 +7,7 @@
 //
 // Every ratio is a ratio of times measured in this run: gapgrad time / peer time (< 1: gapgrad is faster;
 // for matmul, peer GFLOPS / gapgrad GFLOPS). The machine may be shared, so load averages are recorded.
-// Options: --quick (shorter timings), --skip torch,tfjs,webgpu,matmul,vae,estimators
+// Options: --quick (shorter timings), --skip torch,tfjs,webgpu,matmul,vae,estimators,listops
 import { spawn, spawnSync, execSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
@@ -295,6 +295,12 @@ if (Object.keys(gg.est).length || torch) {
   }
 }
 
+if (!skip.has('listops')) { // bench/listops.ts: training/eval throughput, the PyTorch peer beside it when torch is there
+  section('listops');
+  const lo = await (await import('./listops.ts')).listopsSection({ quick, nodeArgs: GG, python: skip.has('torch') ? undefined : torchPy || undefined });
+  emit('', ...lo.lines);
+  notes.push(...lo.notes);
+}
 emit('', '## Skipped / failed', '', ...(notes.length ? notes.map((n) => `- ${n}`) : ['- nothing']));
 emit('', '## Machine load', '', `1/5/15-min load averages (${os.availableParallelism()} CPUs) when each part started: ${loads.join('; ')}.`);
 emit('', `\`uptime\` at end: \`${uptime()}\`; total ${((performance.now() - T0) / 1000).toFixed(0)} s.`);

@@ -108,11 +108,13 @@ export async function trainListopsCmd(args: string[]): Promise<void> {
   const say = (s: string) => process.stdout.write(`${s}\n`);
   let bar: ReturnType<typeof createProgress> | null = null;
   let ticked = 0; // examples shown on the current bar (one bar per evaluation interval)
+  let lastEvalAt = -1; // examples at the previous evaluation (-1: none yet; set from the first step's count)
   const { result } = await trainListops(cfg, {
     out, resume, force, log: say,
     // once the directory is checked and locked and the data loaded
     onStart: () => say(`training ListOps Gumbel Tree-LSTM ${cfg.method} tau=${cfg.tau} seed=${cfg.seed} (${cfg.preset}: hidden ${cfg.hidden}, batch ${cfg.batchSize}, lr ${cfg.lr}) for ${cfg.examples} examples on ${cfg.device} -> ${out}`),
     onStep: (seen, total, running) => {
+      if (lastEvalAt < 0) lastEvalAt = seen - Math.min(cfg.batchSize, seen); // where this process started (a resumed run: mid-interval)
       if (!bar) {
         const from = Math.floor((seen - 1) / cfg.evalEvery) * cfg.evalEvery;
         bar = createProgress({ total: Math.min(total, from + cfg.evalEvery) - from, label: 'train', unit: 'ex' });
@@ -126,7 +128,10 @@ export async function trainListopsCmd(args: string[]): Promise<void> {
       }
     },
     onEval: (m) => {
-      say(`examples ${m.examples}: train loss ${m.train_loss.toFixed(4)}  valid acc ${(100 * m.valid_acc).toFixed(2)} %  lr ${m.lr.toExponential(2)}  (${m.seconds.toFixed(0)} s, eval ${m.eval_seconds?.toFixed(0)} s)`);
+      // training throughput of the interval (its evaluation excluded)
+      const exS = (m.examples - lastEvalAt) / Math.max(m.seconds - (m.eval_seconds ?? 0), 1e-9);
+      lastEvalAt = m.examples;
+      say(`examples ${m.examples}: train loss ${m.train_loss.toFixed(4)}  valid acc ${(100 * m.valid_acc).toFixed(2)} %  lr ${m.lr.toExponential(2)}  (${m.seconds.toFixed(0)} s, eval ${m.eval_seconds?.toFixed(0)} s; ${exS.toFixed(1)} training examples/s)`);
     },
   });
   say(`done: best valid ${(100 * result.best_valid_acc).toFixed(2)} % at ${result.best_examples} examples${result.test_acc !== undefined ? `, test ${(100 * result.test_acc).toFixed(2)} %` : ''}. Outputs in ${out}: config.json, metrics.jsonl, best.safetensors, checkpoint.safetensors, result.jsonl`);

@@ -1,6 +1,6 @@
 // The leaf LSTM's recurrence in one op (CPU fast path): the same math as GumbelTreeLstm.leaves' op
 // composition (gates [i, f, g, o], c_0 = h_0 = 0), with a hand-written backward through time.
-import { Tensor, tensor } from '../../engine/tensor.ts';
+import { Tensor, tensor, isGradEnabled } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
 import type { Backend, HostGemm } from '../../engine/backend.ts';
 import * as fastmath from './fastmath.ts';
@@ -12,10 +12,29 @@ function hostGemmOf(be: Backend): HostGemm {
   return be.hostGemm;
 }
 
+/** Opt-in accounting of the products that pass through gemmF32 (for benchmarks and profiles): while `on`,
+ *  every call adds its multiply-adds x 2 to `flops`, its wall time to `ms`, and 1 to `calls`; the `small*` fields
+ *  repeat that for the calls of at most 64 rows (the per-merge-step and per-token products). */
+export const gemmStats = { on: false, calls: 0, flops: 0, ms: 0, smallCalls: 0, smallFlops: 0, smallMs: 0 };
+
 /** C (m x n) = op(A) @ op(B), overwritten, by the backend's host GEMM (Backend.hostGemm). */
 export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Array, bOff: number, C: Float32Array, cOff: number,
   m: number, n: number, k: number, transA: boolean, transB: boolean): void {
   if (m === 0 || n === 0) return;
+  if (gemmStats.on) {
+    const t0 = performance.now();
+    hostGemmOf(be).matmul(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
+    const dt = performance.now() - t0;
+    gemmStats.ms += dt;
+    gemmStats.calls++;
+    gemmStats.flops += 2 * m * n * k;
+    if (m <= 64) {
+      gemmStats.smallMs += dt;
+      gemmStats.smallCalls++;
+      gemmStats.smallFlops += 2 * m * n * k;
+    }
+    return;
+  }
   hostGemmOf(be).matmul(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
 }
 
@@ -38,6 +57,14 @@ export function f32(t: Tensor): Float32Array {
   return d;
 }
 
+const scratchArrays = new Map<string, Float32Array>();
+/** A float32 array of at least n elements, reused by every call with this name (contents unspecified). */
+function scratch(name: string, n: number): Float32Array {
+  let a = scratchArrays.get(name);
+  if (!a || a.length < n) scratchArrays.set(name, (a = new Float32Array(n)));
+  return a;
+}
+
 /**
  * Leaf LSTM states from the input projections xp (T, B, 4H) (both biases included) and the recurrent
  * weight Whh (4H, H): S (B, T, 2H) holding [h | c] of every position.
@@ -46,14 +73,17 @@ export function leafLstmFused(xp: Tensor, whh: Tensor): Tensor {
   const [T, B, H4] = xp.shape;
   const H = H4 / 4, H2 = 2 * H;
   interface Res { gates: Float32Array; tcs: Float32Array; S: Float32Array }
+  // without a backward to come (evaluation), the gates and tanh(c) are not kept: they go to a scratch array reused
+  // by every such pass (same values; an evaluation batch of 64 x 99 tokens at hidden 300 allocated 38 MB for them)
+  const keep = isGradEnabled() && (xp.requiresGrad || whh.requiresGrad);
   const op = ops.customVjp<Res>({
     name: 'leafLstm',
     forward: ([xT, wT]) => {
       // Whh is (4H, H): the fast GEMM takes it as stored (transB); the JS kernel runs faster on (H, 4H)
       const XP = f32(xT), fast = hasFastGemm(xT.backend), W0 = fast ? f32(wT) : transpose(f32(wT), H4, H);
       const S = new Float32Array(B * T * H2);
-      const gates = new Float32Array(T * B * H4); // i, f, g, o (activated)
-      const tcs = new Float32Array(T * B * H); // tanh(c)
+      const gates = keep ? new Float32Array(T * B * H4) : scratch('gates', T * B * H4); // i, f, g, o (activated)
+      const tcs = keep ? new Float32Array(T * B * H) : scratch('tcs', T * B * H); // tanh(c)
       const hPrev = new Float32Array(B * H), rec = new Float32Array(B * H4);
       for (let t = 0; t < T; t++) {
         if (t > 0) gemmF32(xT.backend, hPrev, 0, W0, 0, rec, 0, B, H4, H, false, fast);

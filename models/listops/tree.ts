@@ -54,6 +54,41 @@ export function cellBackward(
 const sig = fastmath.sig, ftanh = fastmath.ftanh;
 
 /**
+ * The working arrays of the tree passes, kept from one pass to the next (a training step's pass allocated and
+ * zero-filled ~60 MB at hidden 300 and then left it to the garbage collector). Arrays only grow; each pass takes
+ * the spare set (or a new one while another pass holds it) and gives it back when it is over.
+ */
+export class TreePool {
+  private static spare: TreePool | null = null;
+  private readonly arrays = new Map<string, Float32Array | Float64Array | Int32Array | Uint8Array>();
+  static take(): TreePool {
+    const p = TreePool.spare ?? new TreePool();
+    TreePool.spare = null;
+    return p;
+  }
+  static give(p: TreePool): void {
+    TreePool.spare = p;
+  }
+  /** Drop the spare arrays (their memory goes back to the garbage collector). */
+  static clear(): void {
+    TreePool.spare = null;
+  }
+  private get<A extends Float32Array | Float64Array | Int32Array | Uint8Array>(name: string, n: number, make: (n: number) => A): A {
+    let a = this.arrays.get(name) as A | undefined;
+    if (!a || a.length < n) {
+      // a quarter to spare, so that slowly growing batches do not reallocate every step
+      a = make(a ? Math.max(n, Math.ceil(a.length * 1.25)) : n);
+      this.arrays.set(name, a);
+    }
+    return a;
+  }
+  f32(name: string, n: number): Float32Array { return this.get(name, n, (k) => new Float32Array(k)); }
+  f64(name: string, n: number): Float64Array { return this.get(name, n, (k) => new Float64Array(k)); }
+  i32(name: string, n: number): Int32Array { return this.get(name, n, (k) => new Int32Array(k)); }
+  u8(name: string, n: number): Uint8Array { return this.get(name, n, (k) => new Uint8Array(k)); }
+}
+
+/**
  * State of one forward pass. Nodes: leaves b*T + k (the rows of S0), then one node per merge.
  * Pairs: adjacent node pairs, composed when they first become adjacent.
  */
@@ -61,6 +96,7 @@ export class TreeCtx {
   readonly H: number;
   readonly H2: number;
   readonly H5: number;
+  // the arrays below come from a TreePool (capacities of at least what this pass needs; their tails are unused)
   readonly nodes: Float32Array; // [h | c] per node
   nNodes: number;
   readonly pL: Int32Array;
@@ -69,6 +105,8 @@ export class TreeCtx {
   readonly res: Float32Array | null; // i, f_l, f_r, u, o, tanh(c) per pair (only when a backward will run)
   readonly cand: Float32Array; // [h | c] per pair
   readonly score: Float32Array;
+  /** the working arrays; null once released (the pass is over) */
+  private pool: TreePool | null;
   nPairs = 0;
   /** per step: the node of every slot (B, n) and pair of every candidate (B, m); the chosen pair per row (-1: done) */
   readonly slotHist: Int32Array[] = [];
@@ -79,7 +117,8 @@ export class TreeCtx {
   G: Float64Array | null = null; // node cotangents accumulated so far
   U: Float32Array | null = null; // J_P^T (qs, 0) per pair: [dh_l, dc_l, dh_r, dc_r]
   DZQ: Float32Array | null = null; // the pre-activation cotangent behind U
-  DZP: Float32Array | null = null; // the pre-activation cotangent from the chosen pair's new node
+  DZP: Float32Array | null = null; // the pre-activation cotangent from the chosen pair's new node (rows with hasDZP)
+  hasDZP: Uint8Array | null = null; // 1 for the pairs that were chosen (their DZP row is set), 0 elsewhere
   sAcc: Float64Array | null = null; // summed score cotangents per pair
   // W^T (2H, 5H): the composition as X @ Wt, the plain JS kernel's fast layout; null with a fast GEMM, which takes
   // W as stored (transB) and reads it in place where it lives in the GEMM's memory
@@ -93,15 +132,29 @@ export class TreeCtx {
     this.H = H; this.H2 = 2 * H; this.H5 = 5 * H;
     const nodeCap = B * T + B * Math.max(T - 1, 0);
     const pairCap = 3 * B * Math.max(T - 1, 0);
-    this.nodes = new Float32Array(nodeCap * 2 * H);
+    const pool = this.pool = TreePool.take();
+    this.nodes = pool.f32('nodes', nodeCap * 2 * H);
     this.nNodes = B * T;
-    this.pL = new Int32Array(pairCap);
-    this.pR = new Int32Array(pairCap);
-    this.X = new Float32Array(pairCap * 2 * H);
-    this.res = keepResiduals ? new Float32Array(pairCap * 6 * H) : null;
-    this.cand = new Float32Array(pairCap * 2 * H);
-    this.score = new Float32Array(pairCap);
+    this.pL = pool.i32('pL', pairCap);
+    this.pR = pool.i32('pR', pairCap);
+    this.X = pool.f32('X', pairCap * 2 * H);
+    this.res = keepResiduals ? pool.f32('res', pairCap * 6 * H) : null;
+    this.cand = pool.f32('cand', pairCap * 2 * H);
+    this.score = pool.f32('score', pairCap);
     this.Wt = hasFastGemm(backend) ? null : transpose(W, 5 * H, 2 * H);
+  }
+
+  /** Hands the working arrays back to the pool (the pass is over: the forward without a backward, or the
+   *  backward done); any later use of this context throws. */
+  release(): void {
+    if (!this.pool) return;
+    TreePool.give(this.pool);
+    this.pool = null;
+  }
+
+  private live(): TreePool {
+    if (!this.pool) throw new Error('TreeCtx: this pass is over (its working arrays were released): run the forward again');
+    return this.pool;
   }
 
   /** Leaves from S0 (B, T, 2H) and the pairs of adjacent leaves. */
@@ -135,10 +188,10 @@ export class TreeCtx {
     const { H, H2, H5, nodes, X, res, cand, score, bias, qs, W } = this;
     for (let p = p0; p < p1; p++) {
       const o = p * H2, l = this.pL[p] * H2, r = this.pR[p] * H2;
-      X.set(nodes.subarray(l, l + H), o);
-      X.set(nodes.subarray(r, r + H), o + H);
+      for (let j = 0; j < H; j++) X[o + j] = nodes[l + j];
+      for (let j = 0; j < H; j++) X[o + H + j] = nodes[r + j];
     }
-    const Z = new Float32Array(N * H5);
+    const Z = this.live().f32('Z', N * H5); // pre-activations of the new pairs
     if (this.Wt) gemmF32(this.backend, X, p0 * H2, this.Wt, 0, Z, 0, N, H5, H2, false, false);
     else gemmF32(this.backend, X, p0 * H2, W, 0, Z, 0, N, H5, H2, false, true);
     for (let p = p0; p < p1; p++) {
@@ -196,7 +249,8 @@ export class TreeCtx {
       const par = this.nNodes++;
       parents[b] = par;
       const P = pairs[pp + j];
-      this.nodes.set(this.cand.subarray(P * H2, P * H2 + H2), par * H2);
+      const nodes = this.nodes, cand = this.cand, po = par * H2, co = P * H2;
+      for (let d = 0; d < H2; d++) nodes[po + d] = cand[co + d];
       for (let i = 0; i < j; i++) slots2[s2 + i] = slots[s + i];
       slots2[s2 + j] = par;
       for (let i = j + 1; i < n2; i++) slots2[s2 + i] = slots[s + i + 1];
@@ -231,12 +285,15 @@ export class TreeCtx {
     const { H, H2, H5, nPairs: NP, X, nodes, qs } = this;
     const res = this.res;
     if (!res) throw new Error('TreeCtx: backward through a forward that kept no residuals');
-    this.G = new Float64Array(this.nNodes * H2);
-    this.sAcc = new Float64Array(NP);
-    this.DZP = new Float32Array(NP * H5);
-    const DZQ = new Float32Array(NP * H5);
-    const U = new Float32Array(NP * 4 * H);
-    const DC = new Float32Array(NP * H);
+    const pool = this.live();
+    // accumulators start at zero; every other array is written before it is read
+    this.G = pool.f64('G', this.nNodes * H2).fill(0, 0, this.nNodes * H2);
+    this.sAcc = pool.f64('sAcc', NP).fill(0, 0, NP);
+    this.DZP = pool.f32('DZP', NP * H5);
+    this.hasDZP = pool.u8('hasDZP', NP).fill(0, 0, NP);
+    const DZQ = pool.f32('DZQ', NP * H5);
+    const U = pool.f32('U', NP * 4 * H);
+    const DC = pool.f32('DC', NP * H);
     for (let p = 0; p < NP; p++) {
       const zo = p * H5, ro = p * 6 * H, lo = this.pL[p] * H2 + H, rc = this.pR[p] * H2 + H;
       for (let j = 0; j < H; j++) {
@@ -252,7 +309,7 @@ export class TreeCtx {
         DC[p * H + j] = dc;
       }
     }
-    const DX = new Float32Array(NP * H2);
+    const DX = pool.f32('DX', NP * H2);
     gemmF32(this.backend, DZQ, 0, this.W, 0, DX, 0, NP, H2, H5, false, false);
     for (let p = 0; p < NP; p++) {
       const uo = p * 4 * H, xo = p * H2, ro = p * 6 * H;
@@ -343,8 +400,9 @@ export class TreeCtx {
     let nLive = 0;
     for (let b = 0; b < B; b++) if (chosen[b] >= 0) nLive++;
     if (nLive === 0) return dy;
-    const DZ = new Float32Array(nLive * H5), DCv = new Float32Array(nLive * H), which = new Int32Array(nLive);
-    const DZP = this.DZP!;
+    const pool = this.live();
+    const DZ = pool.f32('mDZ', nLive * H5), DCv = pool.f32('mDC', nLive * H), which = pool.i32('mWhich', nLive);
+    const DZP = this.DZP!, hasDZP = this.hasDZP!;
     let r = 0;
     for (let b = 0; b < B; b++) {
       const j = chosen[b];
@@ -353,10 +411,12 @@ export class TreeCtx {
       which[r] = P;
       const go = parents[b] * H2, ro = P * 6 * H, zo = r * H5, lo = this.pL[P] * H2 + H, rc = this.pR[P] * H2 + H;
       cellBackward(H, res, ro, G, go, nodes, lo, rc, DZ, zo, DCv, r * H);
-      DZP.set(DZ.subarray(zo, zo + H5), P * H5);
+      const po = P * H5;
+      for (let d = 0; d < H5; d++) DZP[po + d] = DZ[zo + d];
+      hasDZP[P] = 1;
       r++;
     }
-    const DX = new Float32Array(nLive * H2);
+    const DX = pool.f32('mDX', nLive * H2);
     gemmF32(this.backend, DZ, 0, this.W, 0, DX, 0, nLive, H2, H5, false, false);
     for (let q = 0; q < nLive; q++) {
       const P = which[q], ro = P * 6 * H, lo = this.pL[P] * H2, rn = this.pR[P] * H2, xo = q * H2;
@@ -375,23 +435,33 @@ export class TreeCtx {
   backInit(): { dS0: Float32Array; dW: Float32Array; db: Float32Array; dqs: Float32Array } {
     this.ensureBackward();
     const { B, T, H, H2, H5, nPairs: NP, cand } = this;
-    const G = this.G!, sAcc = this.sAcc!, DZQ = this.DZQ!, DZP = this.DZP!;
+    const G = this.G!, sAcc = this.sAcc!, DZQ = this.DZQ!, DZP = this.DZP!, hasDZP = this.hasDZP!;
     const dS0 = new Float32Array(B * T * H2);
     for (let i = 0; i < dS0.length; i++) dS0[i] = G[i];
-    const DZ = new Float32Array(NP * H5);
+    const DZ = this.live().f32('Z', NP * H5); // every pair's summed pre-activation cotangent
     const db = new Float64Array(H5);
     const dq = new Float64Array(H);
     for (let p = 0; p < NP; p++) {
       const s = sAcc[p], o = p * H5;
-      for (let d = 0; d < H5; d++) {
-        const v = s * DZQ[o + d] + DZP[o + d];
-        DZ[o + d] = v;
-        db[d] += v;
+      // a pair never chosen has no cotangent from a new node: + 0, as the zero row it had
+      if (hasDZP[p]) {
+        for (let d = 0; d < H5; d++) {
+          const v = s * DZQ[o + d] + DZP[o + d];
+          DZ[o + d] = v;
+          db[d] += v;
+        }
+      } else {
+        for (let d = 0; d < H5; d++) {
+          const v = s * DZQ[o + d] + 0;
+          DZ[o + d] = v;
+          db[d] += v;
+        }
       }
       if (s !== 0) for (let j = 0; j < H; j++) dq[j] += s * cand[p * H2 + j];
     }
     const dW = new Float32Array(H5 * H2);
     gemmF32(this.backend, DZ, 0, this.X, 0, dW, 0, H5, H2, NP, true, false);
+    this.release();
     return { dS0, dW, db: Float32Array.from(db), dqs: Float32Array.from(dq) };
   }
 }
@@ -493,7 +563,11 @@ export function treeLoop(a: TreeLoopArgs): { root: Tensor; choices: Int32Array[]
   const H = a.qs.shape[0];
   const rootOp = ops.customVjp<null>({
     name: 'treeRoot',
-    forward: () => ({ outputs: [tensor(ctx.root(), [B, H], dev)], residuals: null }),
+    forward: () => {
+      const root = ctx.root();
+      if (!grad) ctx.release(); // no backward will read the pass
+      return { outputs: [tensor(root, [B, H], dev)], residuals: null };
+    },
     backward: (_r, [g]) => {
       if (g) ctx.backRoot(f32(g));
       return [tokenOf()];
