@@ -18,11 +18,12 @@ const tmp = mkdtempSync(join(tmpdir(), 'gapgrad-cli-'));
 interface Out { code: number | null; stdout: string; stderr: string }
 function gg(args: string[], timeoutMs = 120_000): Promise<Out> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, GAPGRAD_THREADS: '1' } });
+    // its own process group: bin/gapgrad.js may start Node again with a V8 flag, and a timeout kills both
+    const p = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, GAPGRAD_THREADS: '1' }, detached: true });
     let stdout = '', stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    const t = setTimeout(() => { try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
     p.on('exit', (code) => { clearTimeout(t); resolve({ code, stdout, stderr }); });
   });
 }
