@@ -165,3 +165,13 @@ export function openRunDir(dir: string, o: RunDirOptions): RunDir {
     throw e;
   }
 }
+
+/** Run `work` with `dir` opened for the run (openRunDir), giving the lock back however it ends. */
+export async function inRunDir<T>(dir: string, o: RunDirOptions, work: () => Promise<T>): Promise<T> {
+  const rd = openRunDir(dir, o);
+  try {
+    return await work();
+  } finally {
+    rd.release();
+  }
+}

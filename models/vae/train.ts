@@ -2,7 +2,7 @@
 // Every random draw is keyed by (seed, purpose, counter), so a resumed run replays exactly the
 // draws of an uninterrupted one: the checkpoint stores parameters, Adam's moments and the step.
 import { existsSync, readFileSync } from 'node:fs';
-import { openRunDir, configDifference } from '../rundir.ts';
+import { inRunDir, configDifference } from '../rundir.ts';
 import { join } from 'node:path';
 import { Tensor, tensor, tidy, noGrad, keep } from '../../engine/tensor.ts';
 import * as random from '../../engine/random.ts';
@@ -303,14 +303,8 @@ export interface TrainVaeOptions {
 /** Train (or resume) into `out`: config.json, metrics.jsonl, checkpoint.safetensors, pictures. */
 export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
   validateTrainConfig(cfg);
-  const dir = openRunDir(o.out, {
-    resume: o.resume, force: o.force, config: cfg as unknown as Record<string, unknown>, budgetKeys: ['epochs'], outputs: VAE_OUTPUTS,
-  });
-  try {
-    return await trainVaeIn(cfg, o);
-  } finally {
-    dir.release();
-  }
+  const config = cfg as unknown as Record<string, unknown>;
+  return inRunDir(o.out, { resume: o.resume, force: o.force, config, budgetKeys: ['epochs'], outputs: VAE_OUTPUTS }, () => trainVaeIn(cfg, o));
 }
 
 async function trainVaeIn(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
