@@ -109,7 +109,13 @@ describe('run directories', () => {
 
   it('--out where no directory can be made fails at once with the reason (no hang on /proc)', async () => {
     writeFileSync(join(tmp, 'afile'), 'x');
-    const [proc, file] = await Promise.all([gg(['train', 'vae', ...TINY, '--out', '/proc/gapgrad-x/y'], 60_000), gg(['train', 'vae', ...TINY, '--out', join(tmp, 'afile', 'x')])]);
+    const [proc, file, sys] = await Promise.all([
+      gg(['train', 'vae', ...TINY, '--out', '/proc/gapgrad-x/y'], 60_000),
+      gg(['train', 'vae', ...TINY, '--out', join(tmp, 'afile', 'x')]),
+      gg(['train', 'vae', ...TINY, '--out', '/sys/gapgrad-x'], 60_000), // a parent nobody may write to (was: ENOENT)
+    ]);
+    expect(sys.code).toBe(2);
+    expect(sys.stderr).toMatch(/--out \/sys\/gapgrad-x: cannot create \/sys\/gapgrad-x: \/sys is not writable \((EPERM|EACCES|EROFS)\)/);
     expect(proc.code).toBe(2);
     expect(proc.stderr).toMatch(/--out \/proc\/gapgrad-x\/y: cannot create \/proc\/gapgrad-x: \/proc does not allow creating directories/);
     expect(file.code).toBe(2);
