@@ -2,9 +2,9 @@
 // directory, a lock stops a second writer and a dead writer's lock and temp files are cleaned up, every bad flag
 // is refused with exit 2 before any work, empty data is an error naming the file, a sweep with a failed run
 // fails, and --out where no directory can be made fails at once.
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, rmSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,7 @@ async function tinyBest(): Promise<string> {
 }
 
 let runA: string;
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 beforeAll(async () => {
   runA = join(tmp, 'A');
   const r = await gg(['train', 'vae', ...TINY, '--out', runA]);
