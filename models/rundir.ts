@@ -87,8 +87,15 @@ function createWith(path: string, content: string): boolean {
     linkSync(aside, path);
     return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw e;
+    // a file system without hard links: exclusive create, then write (a reader may see it empty for a moment)
+    try { writeFileSync(path, content, { flag: 'wx', mode: 0o644 }); } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e2;
+    }
+    return true;
   } finally {
     rmSync(aside, { force: true });
   }
