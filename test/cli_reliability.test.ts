@@ -125,7 +125,11 @@ describe('run directories', () => {
 });
 
 describe('bad flags: exit 2 before the banner, naming the flag and the value', () => {
+  const V = join(tmp, 'V');
+  mkdirSync(V);
+  writeFileSync(join(V, 'variance.json'), '{}'); // another measurement's results
   const cases: [string[], RegExp][] = [
+    [['variance', 'vae', '--out', V], /--out .*V already holds a variance.json: pass --force to replace it/],
     [['train', 'vae', '--train-limit', '50'], /--train-limit 50 is smaller than --batch-size 100/],
     [['train', 'vae', '--train-limit=-5'], /--train-limit: expected a positive integer, got -5/],
     [['train', 'vae', '--epochs', '-1'], /--epochs: expected a positive integer, got -1/],
