@@ -125,11 +125,14 @@ async function varianceVaeCmd(args: string[]): Promise<void> {
   const at = numListFlag(f, 'at', (e) => Number.isInteger(e) && e >= 0, 'epoch numbers (integers >= 0)');
   const images = intFlag(f, 'images', 1), passes = intFlag(f, 'passes', 2);
   const cfg = { ...(await vaeConfig({ ...f, epochs: String(Math.max(...at, 1)) })), epochs: Math.max(...at, 1) };
+  const out = f.out ? resolve(String(f.out)) : null;
+  if (out && existsSync(join(out, 'variance.json')) && !f.force) {
+    throw new UsageError(`--out ${out} already holds a variance.json: pass --force to replace it, or choose another directory`);
+  }
   await useDevice(cfg.device);
   const { VaeRun } = await import('../models/vae/train.ts');
   const { loadMnist } = await import('../models/vae/mnist.ts');
   const run = new VaeRun(cfg, loadMnist(cfg.mnistDir ? { dir: cfg.mnistDir } : {}));
-  const out = f.out ? resolve(String(f.out)) : null;
   const rows: { epoch: number; variance: number }[] = [];
   const measure = async () => {
     const v = await run.gradientVariance(images, passes);

@@ -368,6 +368,7 @@ export class Tensor {
   requireGrad(flag = true): this {
     if (flag && !isFloat(this.dtype)) throw new Error(`requiresGrad: only floating tensors can require gradients, got ${this.dtype}`);
     this.requiresGrad = flag;
+    if (flag) hostSummaries.delete(this.buf); // a parameter's buffer is updated in place: what the host saw goes stale
     return this;
   }
 
@@ -713,7 +714,7 @@ export function tensor(values: Nested | TypedArray | number[], shape?: number[] 
     const data = arrayFor(dtype, src.length);
     data.set(src as never);
     buf = backend.fromArray(data);
-    if (!opts.requiresGrad) hostSummaries.set(buf, summarize(data)); // never updated in place (not a parameter)
+    hostSummaries.set(buf, summarize(data)); // dropped if it becomes a parameter (requireGrad)
   }
   const t = Tensor.fromBuf(buf, shape, device);
   if (opts.requiresGrad) t.requireGrad();
@@ -733,7 +734,7 @@ export function full(shape: number[], value: number, opts: TensorOptions = {}): 
   const backend = getBackend(device);
   if (dtype === 'float64' && !backend.supportsFloat64) throw new Error(`full: device '${device}' does not support float64`);
   const buf = backend.fill(numel(shape), value, dtype);
-  if (!backend.readSync && !opts.requiresGrad) hostSummaries.set(buf, summarize(arrayFor(dtype, 1).fill(value)));
+  if (!backend.readSync) hostSummaries.set(buf, summarize(arrayFor(dtype, 1).fill(value)));
   const t = Tensor.fromBuf(buf, shape, device);
   if (opts.requiresGrad) t.requireGrad();
   return t;

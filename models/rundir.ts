@@ -7,7 +7,7 @@
 //  - refuses a directory holding another run's outputs unless resuming (then the saved config must equal this
 //    one in everything but the budget) or forced (then that run's outputs are removed first).
 // Node-only (files, process ids).
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -19,6 +19,8 @@ export class RunDirRefused extends Error {
 export const LOCK_FILE = '.gapgrad.lock';
 // platform/atomic.ts's temp names: .<target>.<pid>.<time base 36>.<12 hex>.tmp
 const TEMP = /^\..+\.(\d+)\.[0-9a-z]+\.[0-9a-f]{12}\.tmp$/;
+// the lock's own helpers (createWith, removeStale below): .gapgrad.lock.<pid>.new / .stale
+const LOCK_ASIDE = /^\.gapgrad\.lock\.(\d+)\.(new|stale)$/;
 
 export interface RunDirOptions {
   /** continue the run in the directory (its saved config must match `config` but for `budgetKeys`) */
@@ -77,27 +79,74 @@ export function makeDirectory(dir: string, what = '--out'): void {
   if (!statSync(dir).isDirectory()) throw new RunDirRefused(`${what} ${dir}: not a directory`);
 }
 
+/** Create `path` holding `content` in one step (written aside, then hard-linked: never seen empty); false if it exists. */
+function createWith(path: string, content: string): boolean {
+  const aside = `${path}.${process.pid}.new`;
+  writeFileSync(aside, content, { mode: 0o644 });
+  try {
+    linkSync(aside, path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw e;
+    // a file system without hard links: exclusive create, then write (a reader may see it empty for a moment)
+    try { writeFileSync(path, content, { flag: 'wx', mode: 0o644 }); } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e2;
+    }
+    return true;
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
+/**
+ * Remove the lock if it still holds `stale` (a dead process's), under a second exclusive file so that two
+ * processes that both saw the stale lock cannot both remove a lock (one of them a fresh one). false: another
+ * process is taking over right now (its takeover file is cleared if that process died).
+ */
+function takeOver(path: string, stale: string): boolean {
+  const mutex = `${path}.takeover`;
+  if (!createWith(mutex, String(process.pid))) {
+    let pid = NaN;
+    try { pid = Number(readFileSync(mutex, 'utf8')); } catch { /* released meanwhile */ }
+    if (!Number.isNaN(pid) && !alive(pid)) rmSync(mutex, { force: true });
+    return false;
+  }
+  try {
+    let now = '';
+    try { now = readFileSync(path, 'utf8'); } catch { /* gone */ }
+    if (now === stale) rmSync(path, { force: true });
+    return true;
+  } finally {
+    rmSync(mutex, { force: true });
+  }
+}
+
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 /** Take the lock, or say who holds it; a lock of a dead process is taken over. */
 function lock(dir: string): () => void {
   const path = join(dir, LOCK_FILE);
   const me = JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    let fd: number;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    let created: boolean;
     try {
-      fd = openSync(path, 'wx', 0o644);
+      created = createWith(path, me);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new RunDirRefused(`--out ${dir}: cannot create the lock file ${path}: ${(e as Error).message}`);
-      let holder: { pid?: number; host?: string } = {};
-      try { holder = JSON.parse(readFileSync(path, 'utf8')); } catch { /* empty or half-written: treated as stale below */ }
+      throw new RunDirRefused(`--out ${dir}: cannot create the lock file ${path}: ${(e as Error).message}`);
+    }
+    if (!created) {
+      let text = '', holder: { pid?: number; host?: string } = {};
+      try { text = readFileSync(path, 'utf8'); holder = JSON.parse(text); } catch { /* gone or unreadable: stale */ }
       const sameHost = holder.host === undefined || holder.host === hostname();
       if (holder.pid !== undefined && (!sameHost || alive(holder.pid))) {
         throw new Error(`--out ${dir} is in use by another run (pid ${holder.pid}${sameHost ? '' : ` on ${holder.host}`}, lock file ${path}); wait for it or choose another directory (if no such run is going on, remove the lock file)`);
       }
-      try { unlinkSync(path); } catch { /* another process took it over first: the next attempt says so */ }
+      if (!takeOver(path, text)) pause(10);
       continue;
     }
-    writeSync(fd, me);
-    closeSync(fd);
     let held = true;
     const release = () => {
       if (!held) return;
@@ -108,14 +157,14 @@ function lock(dir: string): () => void {
     process.on('exit', release);
     return release;
   }
-  throw new Error(`--out ${dir} is in use by another run (its lock file ${path} was taken over by another process just now)`);
+  throw new Error(`--out ${dir}: could not take over its stale lock file ${path} (other processes kept taking it); try again`);
 }
 
 /** Remove temp files of writers that are gone (never a live process's, never this one's). */
 export function removeStaleTemps(dir: string): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
-    const m = TEMP.exec(name);
+    const m = TEMP.exec(name) ?? LOCK_ASIDE.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid === process.pid || alive(pid)) continue;
@@ -143,7 +192,7 @@ export function openRunDir(dir: string, o: RunDirOptions): RunDir {
   const release = lock(dir);
   try {
     const removedTemps = removeStaleTemps(dir);
-    const present = readdirSync(dir).filter((n) => n !== LOCK_FILE && !TEMP.test(n));
+    const present = readdirSync(dir).filter((n) => !n.startsWith(LOCK_FILE) && !TEMP.test(n));
     if (present.length && o.resume) {
       const cfgPath = join(dir, 'config.json');
       if (existsSync(cfgPath)) {
@@ -154,7 +203,7 @@ export function openRunDir(dir: string, o: RunDirOptions): RunDir {
       }
     } else if (present.length && o.force) {
       for (const n of present) if (o.outputs.includes(n)) rmSync(join(dir, n), { force: true });
-      const foreign = readdirSync(dir).filter((n) => n !== LOCK_FILE && !TEMP.test(n));
+      const foreign = readdirSync(dir).filter((n) => !n.startsWith(LOCK_FILE) && !TEMP.test(n));
       if (foreign.length) throw new RunDirRefused(`--out ${dir}: --force removes only a run's outputs, and the directory also holds ${foreign.slice(0, 5).join(', ')}; choose a fresh directory`);
     } else if (present.length) {
       throw new RunDirRefused(`--out ${dir} is not empty (${present.slice(0, 5).join(', ')}${present.length > 5 ? ', ...' : ''}): pass --resume to continue that run, --force to replace it, or choose a fresh directory`);
@@ -163,5 +212,15 @@ export function openRunDir(dir: string, o: RunDirOptions): RunDir {
   } catch (e) {
     release();
     throw e;
+  }
+}
+
+/** Run `work` with `dir` opened for the run (openRunDir), giving the lock back however it ends. */
+export async function inRunDir<T>(dir: string, o: RunDirOptions, work: () => Promise<T>): Promise<T> {
+  const rd = openRunDir(dir, o);
+  try {
+    return await work();
+  } finally {
+    rd.release();
   }
 }

@@ -1,8 +1,8 @@
 // Checkpoints are untrusted input: the configuration in a file's metadata is compared with the tensor shapes in
 // its header before a model is built (a config saying hidden=5000 or latent=100000 used to allocate gigabytes
 // first), the header's size and entry count are capped, and NaN or infinite weights are an error at load.
-import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../index.ts';
@@ -20,6 +20,7 @@ const split: MnistSplit = { count: 20, rows: 28, cols: 28, images: new Float32Ar
 const data: Mnist = { train: split, test: split };
 const tiny: VaeTrainConfig = { ...DEFAULT_TRAIN, latent: 2, categories: 3, batchSize: 10, epochs: 1, k: 2 };
 let vaeCkpt: string, listopsBest: string;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** rewrite a safetensors file with edited metadata and/or tensors */
 function rewrite(src: string, dst: string, edit: (t: ReturnType<typeof decodeSafetensors>) => void): string {

@@ -2,9 +2,9 @@
 // directory, a lock stops a second writer and a dead writer's lock and temp files are cleaned up, every bad flag
 // is refused with exit 2 before any work, empty data is an error naming the file, a sweep with a failed run
 // fails, and --out where no directory can be made fails at once.
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, rmSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,11 +18,12 @@ const tmp = mkdtempSync(join(tmpdir(), 'gapgrad-cli-'));
 interface Out { code: number | null; stdout: string; stderr: string }
 function gg(args: string[], timeoutMs = 120_000): Promise<Out> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, GAPGRAD_THREADS: '1' } });
+    // its own process group: bin/gapgrad.js may start Node again with a V8 flag, and a timeout kills both
+    const p = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, GAPGRAD_THREADS: '1' }, detached: true });
     let stdout = '', stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    const t = setTimeout(() => { try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
     p.on('exit', (code) => { clearTimeout(t); resolve({ code, stdout, stderr }); });
   });
 }
@@ -45,6 +46,7 @@ async function tinyBest(): Promise<string> {
 }
 
 let runA: string;
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 beforeAll(async () => {
   runA = join(tmp, 'A');
   const r = await gg(['train', 'vae', ...TINY, '--out', runA]);
@@ -108,7 +110,13 @@ describe('run directories', () => {
 
   it('--out where no directory can be made fails at once with the reason (no hang on /proc)', async () => {
     writeFileSync(join(tmp, 'afile'), 'x');
-    const [proc, file] = await Promise.all([gg(['train', 'vae', ...TINY, '--out', '/proc/gapgrad-x/y'], 60_000), gg(['train', 'vae', ...TINY, '--out', join(tmp, 'afile', 'x')])]);
+    const [proc, file, sys] = await Promise.all([
+      gg(['train', 'vae', ...TINY, '--out', '/proc/gapgrad-x/y'], 60_000),
+      gg(['train', 'vae', ...TINY, '--out', join(tmp, 'afile', 'x')]),
+      gg(['train', 'vae', ...TINY, '--out', '/sys/gapgrad-x'], 60_000), // a parent nobody may write to (was: ENOENT)
+    ]);
+    expect(sys.code).toBe(2);
+    expect(sys.stderr).toMatch(/--out \/sys\/gapgrad-x: cannot create \/sys\/gapgrad-x: \/sys is not writable \((EPERM|EACCES|EROFS)\)/);
     expect(proc.code).toBe(2);
     expect(proc.stderr).toMatch(/--out \/proc\/gapgrad-x\/y: cannot create \/proc\/gapgrad-x: \/proc does not allow creating directories/);
     expect(file.code).toBe(2);
@@ -117,7 +125,11 @@ describe('run directories', () => {
 });
 
 describe('bad flags: exit 2 before the banner, naming the flag and the value', () => {
+  const V = join(tmp, 'V');
+  mkdirSync(V);
+  writeFileSync(join(V, 'variance.json'), '{}'); // another measurement's results
   const cases: [string[], RegExp][] = [
+    [['variance', 'vae', '--out', V], /--out .*V already holds a variance.json: pass --force to replace it/],
     [['train', 'vae', '--train-limit', '50'], /--train-limit 50 is smaller than --batch-size 100/],
     [['train', 'vae', '--train-limit=-5'], /--train-limit: expected a positive integer, got -5/],
     [['train', 'vae', '--epochs', '-1'], /--epochs: expected a positive integer, got -1/],

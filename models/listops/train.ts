@@ -3,7 +3,7 @@
 // resumed run replays exactly the draws of an uninterrupted one: the checkpoint stores parameters,
 // Adam's moments, the scheduler, the step, the data position (epoch, batch) and the metrics so far.
 import { existsSync, readFileSync } from 'node:fs';
-import { openRunDir, configDifference } from '../rundir.ts';
+import { inRunDir, configDifference } from '../rundir.ts';
 import { join } from 'node:path';
 import { Tensor, tensor, tidy, noGrad } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
@@ -325,14 +325,8 @@ export interface TrainListopsOptions {
 /** Train (or resume) into `out`: config.json, metrics.jsonl, best.safetensors, checkpoint.safetensors, result.jsonl. */
 export async function trainListops(cfg: ListopsTrainConfig, o: TrainListopsOptions): Promise<{ run: ListopsRun; result: ListopsResult }> {
   validateListopsConfig(cfg);
-  const dir = openRunDir(o.out, {
-    resume: o.resume, force: o.force, config: cfg as unknown as Record<string, unknown>, budgetKeys: ['examples'], outputs: LISTOPS_OUTPUTS,
-  });
-  try {
-    return await trainListopsIn(cfg, o);
-  } finally {
-    dir.release();
-  }
+  const config = cfg as unknown as Record<string, unknown>;
+  return inRunDir(o.out, { resume: o.resume, force: o.force, config, budgetKeys: ['examples'], outputs: LISTOPS_OUTPUTS }, () => trainListopsIn(cfg, o));
 }
 
 async function trainListopsIn(cfg: ListopsTrainConfig, o: TrainListopsOptions): Promise<{ run: ListopsRun; result: ListopsResult }> {

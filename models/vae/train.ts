@@ -1,7 +1,7 @@
 // Training the categorical MNIST VAE on Node: run directories, checkpoint files, metrics, pictures, the variance
 // experiment. The run itself (platform-neutral) is ./run.ts.
 import { existsSync, readFileSync } from 'node:fs';
-import { openRunDir, configDifference } from '../rundir.ts';
+import { inRunDir, configDifference } from '../rundir.ts';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../platform/atomic.ts';
 import { readCheckpointHeader } from '../checkpoint_file.ts';
@@ -56,14 +56,8 @@ export interface VarianceRow { epoch: number; encoder_grad_variance: number; ima
 /** Train (or resume) into `out`: config.json, metrics.jsonl, checkpoint.safetensors, pictures. */
 export async function trainVae(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
   validateTrainConfig(cfg);
-  const dir = openRunDir(o.out, {
-    resume: o.resume, force: o.force, config: cfg as unknown as Record<string, unknown>, budgetKeys: ['epochs'], outputs: VAE_OUTPUTS,
-  });
-  try {
-    return await trainVaeIn(cfg, o);
-  } finally {
-    dir.release();
-  }
+  const config = cfg as unknown as Record<string, unknown>;
+  return inRunDir(o.out, { resume: o.resume, force: o.force, config, budgetKeys: ['epochs'], outputs: VAE_OUTPUTS }, () => trainVaeIn(cfg, o));
 }
 
 async function trainVaeIn(cfg: VaeTrainConfig, o: TrainVaeOptions): Promise<VaeRun> {
