@@ -15,6 +15,7 @@ const PRELUDE = `
 const { workerData, parentPort, receiveMessageOnPort } = require('node:worker_threads');
 const post = (m) => parentPort.postMessage(m);
 const poll = () => { const m = receiveMessageOnPort(parentPort); return m ? m.message : undefined; };
+const sleep = (i32, index, value) => { Atomics.wait(i32, index, value); };
 `;
 
 setThreadPlatform({

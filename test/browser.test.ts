@@ -1,5 +1,6 @@
 // The demo page in a real browser: Debian's Chromium, headless, driven with puppeteer-core against the demo server
-// (examples/browser/serve.ts) on 127.0.0.1. The page trains 3 steps of the MNIST VAE on the CPU backend and on
+// (examples/browser/serve.ts) on 127.0.0.1. The page trains 3 steps of the MNIST VAE on the CPU backend (two
+// threads: a Web Worker over shared memory) and on
 // WebGPU (SwiftShader, from --enable-unsafe-webgpu) for a fixed seed; the losses must equal what Node computes
 // for the same seed within float32 tolerance, the samples must be the ones Node draws, the page must log no
 // errors, its checkpoint must load in Node, and the engine's cross-device checks must pass in the page.
@@ -64,6 +65,9 @@ describe.skipIf(!CHROMIUM)('the demo page in headless Chromium', () => {
     const { page, state, problems } = await trainIn('cpu');
     expect(state.errors).toEqual([]);
     expect(problems).toEqual([]);
+    // the page is cross-origin isolated and trains in a Worker: the CPU backend's second thread is a Web Worker
+    const started = state.started as { threads: number; threadsReason: string };
+    expect(started.threads, started.threadsReason).toBe(2);
     const losses = state.losses as number[];
     expect(losses).toHaveLength(STEPS);
     // the same draws; the products may round differently (relaxed-SIMD fused multiply-add in Chromium)

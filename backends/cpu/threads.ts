@@ -10,6 +10,8 @@ export interface WorkerThread {
   onFailure(fn: () => void): void;
   /** stop the thread */
   terminate(): Promise<void>;
+  /** whether the worker receives messages only between its tasks (browsers): then senders wait for its ACK */
+  readonly asyncMessages?: boolean;
 }
 
 /** What a platform offers the CPU backend. */
@@ -20,8 +22,10 @@ export interface ThreadPlatform {
   cores(): number;
   /**
    * Start a worker that evaluates `body`, a self-contained script. In its scope the platform defines:
-   * `workerData` (the `data` given here), `post(msg)` (a message to the starting thread) and `poll()` (the
-   * next message from the starting thread, or undefined; never blocks).
+   * `workerData` (the `data` given here), `post(msg)` (a message to the starting thread), `poll()` (the
+   * next message from the starting thread, or undefined; never blocks) and `sleep(i32, index, value)` (wait while
+   * `i32[index] === value`: Atomics.wait where the thread may block and return undefined, else a promise the body
+   * awaits). Where messages arrive only between tasks, the platform calls the body's `inbox()` on each.
    */
   spawn(body: string, data: unknown): WorkerThread;
   /** turn on relaxed SIMD for WebAssembly process-wide, where the platform can (Node: a V8 flag) */

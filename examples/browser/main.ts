@@ -1,6 +1,6 @@
 // The demo page: controls, a live loss chart (Vega-Lite), pictures, and the training worker (worker.ts).
 // Query parameters drive it without clicks (the browser test uses them):
-//   ?steps=N&device=cpu|webgpu&method=M&tau=T&seed=S&batch=B&trainLimit=L&testLimit=L&autostart=1&conformance=1
+//   ?steps=N&every=K&device=cpu|webgpu&threads=1|2&method=M&tau=T&seed=S&batch=B&trainLimit=L&testLimit=L&autostart=1&conformance=1
 import embedChart from './chart.ts';
 import { METHODS, type FromPage, type ToPage, type Conformance } from './protocol.ts';
 
@@ -117,7 +117,7 @@ function begin(): void {
       batchSize: Number($<HTMLInputElement>('batch').value), seed: Number($<HTMLInputElement>('seed').value),
       trainLimit: num('trainLimit') ?? null, testLimit: num('testLimit') ?? null, epochs: 1000,
     },
-    steps: num('steps'), every: num('every') ?? 5,
+    steps: num('steps'), every: num('every') ?? 5, threads: num('threads') as 1 | 2 | undefined,
   });
 }
 $('start').onclick = begin;

@@ -4,7 +4,7 @@ import type { VaeTrainConfig } from '../../models/vae/run.ts';
 export interface Conformance { name: string; ok: boolean; worst: number; error?: string; /** the sample's argmax per row (estimator checks) */ index?: number[] }
 
 export type FromPage =
-  | { kind: 'start'; cfg: Partial<VaeTrainConfig>; steps?: number; every?: number }
+  | { kind: 'start'; cfg: Partial<VaeTrainConfig>; steps?: number; every?: number; threads?: 1 | 2 }
   | { kind: 'stop' }
   | { kind: 'checkpoint' }
   | { kind: 'conformance' };

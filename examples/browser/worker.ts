@@ -1,7 +1,7 @@
 // The demo's training loop, in a Web Worker (where Atomics.wait is allowed, so the CPU backend can use its second
 // thread when the page is cross-origin isolated). It fetches MNIST from the page's own server, trains the
 // categorical VAE step by step with gapgrad's browser build, and posts progress, pictures and checkpoints.
-import { initWebGPU, estimators, cpuThreads, tensor, random, type Device } from '../../browser.ts';
+import { initWebGPU, estimators, cpuThreads, configure, tensor, random, type Device } from '../../browser.ts';
 import { VaeRun, DEFAULT_TRAIN, limitSplit, type VaeTrainConfig } from '../../models/vae/run.ts';
 import { splitFromBytes, type Mnist } from '../../models/vae/idx.ts';
 import { METHODS, type FromPage, type ToPage, type Conformance } from './protocol.ts';
@@ -102,7 +102,11 @@ async function conformance(): Promise<Conformance[]> {
 self.onmessage = (e: MessageEvent<FromPage>) => {
   const m = e.data;
   const fail = (err: unknown) => post({ kind: 'error', message: (err as Error).message ?? String(err) });
-  if (m.kind === 'start') start(m.cfg, m.steps ?? null, m.every ?? 5).catch(fail);
+  if (m.kind === 'start') {
+    // threads: the CPU backend reads it when it builds its GEMM, at the first product
+    if (m.threads !== undefined) configure({ threads: m.threads });
+    start(m.cfg, m.steps ?? null, m.every ?? 5).catch(fail);
+  }
   else if (m.kind === 'stop') running = false;
   else if (m.kind === 'checkpoint') {
     if (!run) return fail(new Error('no run to save'));

@@ -107,6 +107,9 @@ const AWAKE = 7;
 const RET = 32, CALLS = 48, CALLS_END = CTL_BYTES / 8;
 // the next panel to take, when the two threads share a product's panels out chunk by chunk (Int32 index)
 const NEXT = 40;
+// modules shared with the worker so far (written by the worker as it instantiates them): a caller on a platform
+// whose messages arrive only between the worker's tasks (browsers) waits on it in shareModule
+const ACK = 37;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
@@ -201,7 +204,8 @@ type JobFn = (ex: Exports, q: Int32Array, ctl: Int32Array, seq: number, abandon:
 const runJob = new Function('ex', 'q', 'ctl', 'seq', 'abandon', JOB_SRC) as JobFn;
 
 // The worker is plain JS (no TS loader needed under tsx or vitest), evaluated from a string; the platform
-// defines workerData, post() and poll() in its scope (see ../threads.ts).
+// defines workerData, post(), poll() and sleep() in its scope (see ../threads.ts), and calls inbox() when messages
+// arrive between the worker's tasks (browsers, where poll() only sees messages delivered that way).
 const WORKER_SRC = `
 const { plainBytes, relaxedBytes, memory } = workerData;
 let relaxed = false;
@@ -213,19 +217,24 @@ const f64 = new Float64Array(memory.buffer, 0, ${CTL_BYTES / 8});
 function runJob(ex, q, ctl, seq, abandon) { ${JOB_SRC} }
 // modules shared with this thread (shareModule): slot -> exported functions, by index
 const mods = [];
+function install(d) {
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(d.bytes), { ${MEM_MODULE}: { ${MEM_FIELD}: d.memory } });
+  const fns = d.names.map((n) => inst.exports[n]);
+  for (const src of d.scripts) {
+    const f = new Function('return ' + src)();
+    fns.push((...a) => f(inst.exports, ...a));
+  }
+  mods[d.slot] = fns;
+  Atomics.store(ctl, ${ACK}, Math.max(Atomics.load(ctl, ${ACK}), d.slot + 1));
+  Atomics.notify(ctl, ${ACK});
+}
+function inbox() { for (let d = poll(); d; d = poll()) install(d); }
 function moduleIn(slot) {
   const t0 = Date.now();
   while (!mods[slot]) {
     const d = poll();
-    if (d) {
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(d.bytes), { ${MEM_MODULE}: { ${MEM_FIELD}: d.memory } });
-      const fns = d.names.map((n) => inst.exports[n]);
-      for (const src of d.scripts) {
-        const f = new Function('return ' + src)();
-        fns.push((...a) => f(inst.exports, ...a));
-      }
-      mods[d.slot] = fns;
-    } else if (Date.now() - t0 > 10000) throw new Error('module ' + slot + ' was never shared');
+    if (d) install(d);
+    else if (Date.now() - t0 > 10000) throw new Error('module ' + slot + ' was never shared');
   }
   return mods[slot];
 }
@@ -262,7 +271,7 @@ post({ ready: true, relaxed });
 let spinLimit = ${SPIN_SHORT};
 // a newer job or a stop request while waiting for the caller's A tiles: give this one up
 const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SEQ}) !== seq;
-for (;;) {
+(async () => { for (;;) {
   // spin before sleeping: the next matmul then avoids the futex wake-up latency. A wake-up
   // without a new job is the caller's "pre-wake" (sent before it copies the operands in): spin
   // longer then, so the job is picked up without another sleep.
@@ -270,7 +279,9 @@ for (;;) {
   while (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0 && spins < spinLimit) spins++;
   if (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0) {
     Atomics.store(ctl, ${AWAKE}, 0);
-    Atomics.wait(ctl, ${SEQ}, seq);
+    // Node: Atomics.wait (returns nothing); browsers: Atomics.waitAsync, so messages get in while it sleeps
+    const slept = sleep(ctl, ${SEQ}, seq);
+    if (slept) await slept;
     Atomics.store(ctl, ${AWAKE}, 1);
     spinLimit = ${SPIN_LONG};
   }
@@ -289,7 +300,7 @@ for (;;) {
   Atomics.store(ctl, ${DONE}, seq);
   Atomics.notify(ctl, ${DONE});
   spinLimit = ${SPIN_SHORT};
-}
+} })();
 `;
 
 let relaxedSupportedHere: boolean | undefined;
@@ -597,6 +608,15 @@ class GemmImpl implements Gemm {
     const all = [...names, ...Object.keys(scripts)];
     this.shared.push(new Map(all.map((n, i) => [n, i])));
     this.worker.postMessage({ slot, bytes, memory, names, scripts: Object.values(scripts) });
+    if (this.worker.asyncMessages) {
+      // the worker takes messages only between its tasks: wait until it has the module (it sleeps within
+      // milliseconds of its last job), so that split() can hand it work at once
+      const t0 = Date.now();
+      while (Atomics.load(this.ctl, ACK) <= slot) {
+        if (Date.now() - t0 > 10000) { this.workerFailed = true; throw new Error('gemm: the worker thread did not take a shared module within 10 s'); }
+        Atomics.wait(this.ctl, ACK, Atomics.load(this.ctl, ACK), 50);
+      }
+    }
     return slot;
   }
 
