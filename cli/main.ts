@@ -107,7 +107,7 @@ async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promi
       process.stdout.write(`epoch ${m.epoch}: train ${m.train_loss.toFixed(2)}  test ${m.test_loss.toFixed(2)}  (${m.seconds.toFixed(1)} s)\n`);
     },
   });
-  process.stdout.write(`done: ${run.epoch} epochs. Outputs in ${out}: config.json, metrics.jsonl, checkpoint.safetensors, recon.png, samples.png, loss.png\n`);
+  process.stdout.write(`done: ${run.epoch} epochs. Outputs in ${out}: config.json, metrics.jsonl, checkpoint.safetensors, recon.png, samples.png, loss.png and loss.svg\n`);
 }
 
 async function evalVaeCmd(args: string[]): Promise<void> {

@@ -3,14 +3,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import {
-  saveImageGrid,
-  saveLineChart,
-  chartLayout,
-  formatTick,
-  CHART_AXIS_COLOR,
-  type ChartSeries,
-} from '../cli/images.ts';
+import { saveImageGrid, writeVaePictures } from '../cli/images.ts';
+import { DEFAULT_TRAIN } from '../models/vae/run.ts';
 import { createProgress, formatDuration, formatValue } from '../cli/progress.ts';
 
 let dir: string;
@@ -87,92 +81,28 @@ describe('saveImageGrid', () => {
   });
 });
 
-describe('saveLineChart', () => {
-  const red: [number, number, number] = [200, 10, 20];
-  const series: ChartSeries[] = [
-    { name: 'train', points: [[0, 0], [10, 10]], color: red },
-    { name: 'test', points: [[0, 10], [5, NaN], [10, 0]] },
-  ];
-  const opts = { width: 200, height: 120, title: 'Loss' };
-
-  it('draws lines, axes, ticks and legend at the expected pixels', () => {
-    const p = join(dir, 'chart.png');
-    saveLineChart(p, series, opts);
-    const { png, colorType } = readPng(p);
-    expect(colorType).toBe(6);
-    expect(png.width).toBe(200);
-    expect(png.height).toBe(120);
-
-    const L = chartLayout(series, opts);
-    const { x0, y0, x1, y1 } = L.plot;
-    expect(L.xRange).toEqual([0, 10]);
-    expect(L.yRange).toEqual([0, 10]);
-    expect(L.toPixel(0, 0)).toEqual([x0, y1]);
-    expect(L.toPixel(10, 10)).toEqual([x1, y0]);
-
-    // background corner is white
-    expect(px(png, 0, png.height - 1)).toEqual([255, 255, 255, 255]);
-    // series 1 (explicit colour) runs bottom-left -> top-right
-    expect(px(png, x0, y1)).toEqual([...red, 255]);
-    expect(px(png, x1, y0)).toEqual([...red, 255]);
-    const [mx, my] = L.toPixel(3, 3);
-    // Bresenham passes within one pixel of any point on the segment
-    const near = [-1, 0, 1].flatMap((d) => [px(png, mx, my + d), px(png, mx + d, my)]);
-    expect(near.some((c) => c[0] === red[0] && c[1] === red[1] && c[2] === red[2])).toBe(true);
-    // series 2 (palette colour 1: the palette follows the series index) has only its endpoints: the NaN breaks the line
-    const orange = [255, 127, 14, 255];
-    expect(px(png, x0, y0)).toEqual(orange);
-    expect(px(png, x1, y1)).toEqual(orange);
-    const [qx, qy] = L.toPixel(7.5, 2.5);
-    expect(px(png, qx, qy)).not.toEqual(orange);
-
-    // axes: vertical at x0-2, horizontal at y1+2
-    const black = [...CHART_AXIS_COLOR, 255];
-    expect(px(png, x0 - 2, Math.round((y0 + y1) / 2))).toEqual(black);
-    expect(px(png, Math.round((x0 + x1) / 2), y1 + 2)).toEqual(black);
-    // tick marks below the x axis at the ends and middle, left of y axis
-    expect(px(png, x0, y1 + 4)).toEqual(black);
-    expect(px(png, x1, y1 + 5)).toEqual(black);
-    expect(px(png, Math.round((x0 + x1) / 2), y1 + 4)).toEqual(black);
-    expect(px(png, x0 - 5, y0)).toEqual(black);
-    // no tick between tick positions
-    expect(px(png, x0 + 1, y1 + 4)).toEqual([255, 255, 255, 255]);
-
-    // legend boxes filled with the series colours
-    expect(L.legend.length).toBe(2);
-    expect(px(png, L.legend[0].x + 3, L.legend[0].y + 3)).toEqual([...red, 255]);
-    expect(px(png, L.legend[1].x + 3, L.legend[1].y + 3)).toEqual(orange);
-    expect(L.legend[0].x).toBeGreaterThan(x1);
-
-    // some text pixels exist in the title row
-    let dark = 0;
-    for (let y = 6; y < 11; y++) for (let x = 0; x < png.width; x++) if (px(png, x, y)[0] < 100) dark++;
-    expect(dark).toBeGreaterThan(10);
-  });
-
-  it('handles flat / empty series and rejects tiny canvases', () => {
-    const p = join(dir, 'flat.png');
-    saveLineChart(p, [{ name: 'c', points: [[1, 5], [2, 5]] }], { width: 100, height: 80 });
-    const L = chartLayout([{ name: 'c', points: [[1, 5], [2, 5]] }], { width: 100, height: 80 });
-    expect(L.yRange).toEqual([2.5, 7.5]);
-    const { png } = readPng(p);
-    const [x, y] = L.toPixel(1.5, 5);
-    expect(px(png, x, y)).toEqual([31, 119, 180, 255]);
-    saveLineChart(join(dir, 'empty.png'), [], { width: 60, height: 40 });
-    expect(() => saveLineChart(join(dir, 'tiny.png'), series, { width: 20, height: 20 })).toThrow(/too small/);
-  });
-
-  it('formats tick labels compactly', () => {
-    expect(formatTick(0)).toBe('0');
-    expect(formatTick(0.13071)).toBe('0.131');
-    expect(formatTick(60000)).toBe('6E4');
-    expect(formatTick(12345)).toBe('1.2E4');
-    expect(formatTick(-0.0005)).toBe('-5E-4');
-    expect(formatTick(123.456)).toBe('123');
+describe('writeVaePictures', () => {
+  it('writes the image grids and a Vega-Lite loss chart (SVG with axis titles and legend, and its PNG)', async () => {
+    const d = mkdtempSync(join(dir, 'pics-'));
+    const n = 3;
+    const metrics = [1, 2, 3].map((e) => ({ epoch: e, train_loss: 200 - 10 * e, test_loss: 205 - 9 * e, seconds: 1, steps: 10 * e }));
+    await writeVaePictures(d, {
+      cfg: { ...DEFAULT_TRAIN, method: 'gst-p', tau: 0.5 }, images: new Float32Array(n * 784).fill(0.5), recon: new Float32Array(n * 784).fill(0.25),
+      n, samples: new Float32Array(64 * 784).fill(1), metrics,
+    });
+    expect(readdirSync(d).sort()).toEqual(['loss.png', 'loss.svg', 'recon.png', 'samples.png']);
+    const svg = readFileSync(join(d, 'loss.svg'), 'utf8');
+    for (const t of ['epoch', 'loss (nats per image)', 'train', 'test', 'gst-p']) expect(svg).toContain(t);
+    expect(svg).toMatch(/role-axis-title/);
+    expect(svg).toMatch(/role-legend/);
+    const { png } = readPng(join(d, 'loss.png'));
+    expect(png.width).toBeGreaterThan(480);
+    const recon = readPng(join(d, 'recon.png')).png;
+    expect(recon.width).toBeGreaterThanOrEqual(2 * 28 * n); // n columns of 28x28 at scale 2, plus padding
+    expect(recon.height).toBeGreaterThanOrEqual(2 * 2 * 28);
   });
 });
 
-// cli/progress.ts is tested here as well (the CLI helpers share this file).
 describe('createProgress', () => {
   function fakeStream(isTTY: boolean) {
     const out: string[] = [];

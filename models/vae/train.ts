@@ -29,7 +29,7 @@ export class VaeRun extends VaeRunBase {
 export type PictureWriter = (dir: string, p: VaePictures) => void | Promise<void>;
 
 /** What a VAE run writes into its directory (removed by --force). */
-export const VAE_OUTPUTS = ['config.json', 'metrics.jsonl', 'checkpoint.safetensors', 'recon.png', 'samples.png', 'loss.png', 'variance.json', 'variance.jsonl', 'log.txt'];
+export const VAE_OUTPUTS = ['config.json', 'metrics.jsonl', 'checkpoint.safetensors', 'recon.png', 'samples.png', 'loss.png', 'loss.svg', 'variance.json', 'variance.jsonl', 'log.txt'];
 
 export interface TrainVaeOptions {
   out: string;
