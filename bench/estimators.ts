@@ -119,7 +119,7 @@ async function main(): Promise<void> {
       for (const m of METHODS) {
         const r = res.get(m.name)!;
         if (typeof r === 'string') lines.push(`| ${m.name} | ${r} | | |`);
-        else lines.push(`| ${m.name} | ${r.ms.toFixed(3)} | ${(r.ms / base).toFixed(2)} | ${r.iters} × ${r.repeats} |`);
+        else lines.push(`| ${m.name} | ${r.ms.toFixed(3)} | ${Number.isFinite(base) ? (r.ms / base).toFixed(2) : '—'} | ${r.iters} × ${r.repeats} |`);
       }
     }
   }
