@@ -60,7 +60,10 @@ export function parseMethod(method: string): ResolvedMethod {
 }
 
 /** The valid method names, for help texts and errors: computed from the registry (user-defined methods included). */
-export const METHODS_HELP: { toString(): string } = { toString: () => methodsHelp() };
+export const METHODS_HELP: {
+  /** The comma-separated method syntaxes of the registry now. */
+  toString(): string;
+} = { toString: () => methodsHelp() };
 
 /**
  * A mask holds 0 (masked) and 1 (allowed) only: checked where its values are known on the host (every CPU mask;

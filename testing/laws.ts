@@ -5,7 +5,7 @@
 // message says what failed, by how much, and how to reproduce it.
 import fc from 'fast-check';
 // through the platform-neutral root, so that the CPU backend is registered
-import { tensor, tidy, random, argmax, sum, mul, type Tensor, type Device, type DType } from '../index.ts';
+import { tensor, tidy, noGrad, random, sum, mul, type Tensor, type Device, type DType } from '../index.ts';
 import { sample, sampleDetailed, resolve, reinforce, exactExpectationGrad, type SampleOptions } from '../estimators/index.ts';
 import { logitsCase, makeLogitsCase, type LogitsCase, type LogitsOptions } from './arbitraries.ts';
 import { chiSquareTest, normalQuantile, softmax64 } from './stats.ts';
@@ -459,11 +459,10 @@ export async function reinforceUnbiased(o: LawOptions & { samples?: number; meth
     for (let n = 0; n < N; n++) d.set(cs.raw, n * C);
     const x = tensor(d, [N, C], { dtype: c.dtype, device: c.device, requiresGrad: true });
     tidy(() => {
-      const z1 = sample(x, { method: c.method, key: keyOf(c, i), check: false });
-      const idx = argmax(z1, -1);
+      // the sample is a constant here: only the score function carries the gradient
+      const z1 = noGrad(() => sample(x, { method: c.method, key: keyOf(c, i), check: false }));
       const fD = sum(mul(z1, tensor(fv, [C], { dtype: c.dtype, device: c.device })), -1);
       reinforce(x, z1, fD).sum().backward();
-      idx.dispose();
     });
     const g = Float64Array.from(await x.grad!.data());
     x.dispose();
