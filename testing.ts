@@ -15,7 +15,7 @@
  * @module testing
  */
 export {
-  exactForward, sameSample, gapProperty, meanGap, unbiasedLinear, unbiased, reinforceUnbiased, raoBlackwell,
+  exactForward, sameSample, straightThrough, gapProperty, meanGap, unbiasedLinear, unbiased, reinforceUnbiased, raoBlackwell,
   finiteGradients, checkEstimator, lawsOf, measureBiasVariance, linearF, quadraticF, LawViolation,
   type LawOptions, type LawResult, type TestFunction, type BiasVariance,
 } from './testing/laws.ts';

@@ -44,7 +44,8 @@ const gumbel: EstimatorDefinition<{}> = {
 const raoGumbel: EstimatorDefinition<{}> = {
   name: 'rao_gumbel',
   description: 'Gumbel-Rao (Paulus et al. 2021): mean over K draws of G | D of the Gumbel-softmax surrogate VJP',
-  laws: ['straight-through', 'rao-blackwell'],
+  // not 'straight-through': the backward is the mean of K surrogate VJPs, not the VJP of one surrogate
+  laws: ['rao-blackwell'],
   raoBlackwellOf: 'gumbel',
   build: ({ theta, onehot, key, k, tau }) => {
     const perturbed = raoGumbelPerturbed(theta, onehot, key, k);

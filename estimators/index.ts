@@ -129,7 +129,7 @@ export interface SampleDetail {
   perturbed: Tensor | null;
   /** The method resolved against the registry. */
   resolved: ResolvedMethod;
-  /** τ at this step. */
+  /** The surrogate's temperature: τ at this step, or the method's own (EstimatorParts.tau). */
   tau: number;
 }
 
@@ -217,12 +217,13 @@ export function sampleDetailed(logits: Tensor, opts: SampleOptions): SampleDetai
   if (!parts.backward && !(surrogate instanceof Tensor)) {
     throw new Error(`estimators: method '${opts.method}': build must return a surrogate tensor, a backward function or a sample`);
   }
-  const backward = parts.backward ?? ((g: Tensor) => surrogateVjp(surrogate!, g, tau));
+  const sTau = parts.tau ?? tau;
+  const backward = parts.backward ?? ((g: Tensor) => surrogateVjp(surrogate!, g, sTau));
   const op = ops.customVjp<null>({
     name: `estimator:${opts.method}`,
     forward: () => ({ outputs: [ops.copyOf(onehot)], residuals: null }),
     backward: (_r, [g]) => [g ? backward(g) : null],
   });
   const [out] = op(logits);
-  return { sample: out, index, surrogate, perturbed, resolved: rm, tau };
+  return { sample: out, index, surrogate, perturbed, resolved: rm, tau: sTau };
 }

@@ -7,7 +7,7 @@ import { BUILTIN_ESTIMATORS } from './builtin.ts';
 
 /**
  * A property an estimator claims; the law kit (`gapgrad/testing`) checks each claim.
- * - `straight-through`: forward onehot(D), backward the VJP of a soft surrogate (returned as `surrogate`)
+ * - `straight-through`: forward onehot(D), backward exactly the VJP `(1/τ) s (g − <s, g>)` of the returned `surrogate` s
  * - `gap`: the perturbed logits keep D the argmax by at least the method's gap and leave far entries untouched (GST)
  * - `mean-gap`: E[(θ_D + G_D) − max_{j≠D}(θ_j + G_j) | D] equals the gap (gst-p)
  * - `unbiased-linear`: at τ = 1, unbiased for linear f (straight-through with s = π)
@@ -50,6 +50,8 @@ export interface EstimatorParts {
   surrogate: Tensor | null;
   /** The perturbed logits the surrogate is a softmax of (for the law kit and sampleDetailed), if any. */
   perturbed?: Tensor | null;
+  /** The temperature inside the surrogate's softmax where it is not the call's τ (a method that anneals). */
+  tau?: number;
   /** The logits' cotangent from the sample's cotangent g; default: the surrogate's VJP at τ. */
   backward?: (g: Tensor) => Tensor;
   /** A replacement for the whole output, with its own graph (e.g. value onehot, gradient through non-detached logits). */

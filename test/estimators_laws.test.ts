@@ -102,6 +102,13 @@ describe('each law can fail: broken estimators are caught, with a readable Asser
     expect(r.pass).toBe(false);
   });
 
+  it('straightThrough: a backward that is not the returned surrogate\'s VJP', async () => {
+    def('broken_st', { laws: ['straight-through'], build: ({ theta }: { theta: Tensor }) => { const s = softmax(theta, -1); return { surrogate: s, backward: (g: Tensor) => estimators.surrogateVjp(s, g, 0.5) }; } });
+    const r = await laws.straightThrough('broken_st', { throws: false });
+    expect(r.pass).toBe(false);
+    expect(r.message).toMatch(/op path: gradient .* but the surrogate's VJP is/);
+  });
+
   it('gapProperty: a GST whose perturbed logits ignore the gap', async () => {
     def('broken_gap', { laws: ['gap'], gap: () => 1, build: ({ theta }: { theta: Tensor }) => ({ surrogate: softmax(theta, -1), perturbed: theta }) });
     await expect(laws.gapProperty('broken_gap', { runs: 2 })).rejects.toThrow(/gapProperty \(broken_gap\)/);

@@ -84,7 +84,7 @@ function fmtCase(cs: LogitsCase): string {
   return `C=${cs.C} batch=[${cs.batch}] spread=${cs.spread} mask=${cs.maskMode}${cs.nearTies ? ' near-ties' : ''}`;
 }
 
-interface Draw { index: Int32Array; sample: Float64Array; perturbed: Float64Array | null; grad: Float64Array | null }
+interface Draw { index: Int32Array; sample: Float64Array; perturbed: Float64Array | null; grad: Float64Array | null; surrogate: Float64Array | null; tau: number | null }
 
 /**
  * N copies of the case's rows as logits [N, ...batch, C]; one call of the method (sampleDetailed where `detailed`,
@@ -103,9 +103,9 @@ async function draw(c: Ctx, cs: LogitsCase, N: number, key: random.Key, o: { det
     const t = (() => {
       if (o.detailed) {
         const det = sampleDetailed(x, opts);
-        return { s: det.sample, idx: det.index as Tensor | null, p: det.perturbed };
+        return { s: det.sample, idx: det.index as Tensor | null, p: det.perturbed, sur: det.surrogate, tau: det.tau as number | null };
       }
-      return { s: sample(x, opts), idx: null as Tensor | null, p: null as Tensor | null };
+      return { s: sample(x, opts), idx: null as Tensor | null, p: null as Tensor | null, sur: null as Tensor | null, tau: null as number | null };
     })();
     const s = Float64Array.from(await t.s.data());
     const C = cs.C, R = s.length / C;
@@ -124,8 +124,9 @@ async function draw(c: Ctx, cs: LogitsCase, N: number, key: random.Key, o: { det
       x.grad = null;
     }
     const perturbed = t.p ? Float64Array.from(await t.p.data()) : null;
-    for (const v of [t.s, t.idx, t.p]) v?.dispose();
-    return { index, sample: s, perturbed, grad };
+    const surrogate = t.sur ? Float64Array.from(await t.sur.data()) : null;
+    for (const v of [t.s, t.idx, t.p, t.sur]) v?.dispose();
+    return { index, sample: s, perturbed, grad, surrogate, tau: t.tau };
   } finally {
     x.dispose();
     mask?.dispose();
@@ -211,6 +212,48 @@ export async function sameSample(method: string, o: LawOptions & { devices?: Dev
     }
   }
   return finish(c, 'sameSample', checks, 0, null, `${checks} draws equal argmax(θ + G) of the key, float32, ${(o.devices ?? []).length + 1} device(s), fused and op paths`);
+}
+
+/**
+ * Straight-through: the gradient is exactly the VJP `(1/τ) s ⊙ (g − <s, g>)` of the surrogate s the method
+ * returns (sampleDetailed), for random upstream gradients g, temperatures and masks, on the op path and on the
+ * default (fused, where the method has a kernel) path. Exact up to rounding.
+ * @param method - a registered method claiming 'straight-through'
+ * @param o - options
+ */
+export async function straightThrough(method: string, o: LawOptions = {}): Promise<LawResult> {
+  const c = ctxOf(method, o);
+  const list = cases(o, { maxC: 64 }, 5, c.seed);
+  const taus = fc.sample(fc.constantFrom(0.3, 1, 2.5), { seed: c.seed, numRuns: list.length });
+  const tol = c.dtype === 'float64' ? 1e-10 : 2e-5;
+  let checks = 0, worst = 0;
+  for (let i = 0; i < list.length; i++) {
+    const cs = list[i];
+    const N = 4;
+    let u = (c.seed * 97 + i) >>> 0;
+    const up = () => { u = (u * 1664525 + 1013904223) >>> 0; return 4 * (u / 2 ** 32) - 2; };
+    const upstream = (idx: Int32Array) => Float64Array.from({ length: idx.length * cs.C }, () => up());
+    const opts = { tau: taus[i] };
+    const g0 = upstream(new Int32Array(N * cs.rows));
+    const ref = await draw(c, cs, N, keyOf(c, i), { detailed: true, impl: 'ops', upstream: () => g0, opts });
+    if (!ref.surrogate || ref.tau === null) return finish(c, 'straightThrough', checks, Infinity, 'the method returns no surrogate', '');
+    const fused = await draw(c, cs, N, keyOf(c, i), { upstream: () => g0, opts });
+    for (const [name, r] of [['op path', ref], ['default path', fused]] as const) {
+      checks++;
+      for (let n = 0; n < N * cs.rows; n++) {
+        const o0 = n * cs.C;
+        let dot = 0;
+        for (let j = 0; j < cs.C; j++) dot += ref.surrogate[o0 + j] * g0[o0 + j];
+        for (let j = 0; j < cs.C; j++) {
+          const want = (ref.surrogate[o0 + j] * (g0[o0 + j] - dot)) / ref.tau;
+          const err = Math.abs(r.grad![o0 + j] - want) / (tol * (1 + Math.abs(want) + Math.abs(dot)));
+          worst = Math.max(worst, err);
+          if (!(err <= 1)) return finish(c, 'straightThrough', checks, worst, `${name}: gradient ${r.grad![o0 + j]} at sample ${n}, category ${j}, but the surrogate's VJP is ${want} (tau ${ref.tau}) for ${fmtCase(cs)}`, '');
+        }
+      }
+    }
+  }
+  return finish(c, 'straightThrough', checks, worst, null, `${checks} draws: the gradient is the surrogate's VJP (op and default paths)`);
 }
 
 /** The method's gap for a row: its definition's `gap` (a number or a function of π_D). */
@@ -544,6 +587,7 @@ export async function finiteGradients(method: string, o: LawOptions = {}): Promi
 export function lawsOf(method: string): string[] {
   const claims = resolve(method).def.laws ?? [];
   const out = ['exactForward', 'sameSample', 'finiteGradients'];
+  if (claims.includes('straight-through')) out.push('straightThrough');
   if (claims.includes('gap')) out.push('gapProperty');
   if (claims.includes('mean-gap')) out.push('meanGap');
   if (claims.includes('unbiased-linear')) out.push('unbiasedLinear');
@@ -553,7 +597,7 @@ export function lawsOf(method: string): string[] {
 }
 
 const LAWS: Record<string, (m: string, o: LawOptions) => Promise<LawResult>> = {
-  exactForward, sameSample, finiteGradients, gapProperty, meanGap, unbiasedLinear, unbiased, raoBlackwell,
+  exactForward, sameSample, finiteGradients, straightThrough, gapProperty, meanGap, unbiasedLinear, unbiased, raoBlackwell,
 };
 
 /**

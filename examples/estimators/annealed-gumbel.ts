@@ -26,8 +26,7 @@ estimators.define<{ rate: number }>({
   build({ theta, gumbel, tau, step, params }) {
     const tauT = Math.max(tau / 2, tau * Math.exp(-params.rate * step));
     const perturbed = add(theta, gumbel);
-    const s = softmax(div(perturbed, tauT), -1);
-    // the surrogate's VJP at tauT (the default backward would use the un-annealed tau)
-    return { surrogate: s, perturbed, backward: (g) => div(s.mul(g.sub(s.mul(g).sum(-1, true))), tauT) };
+    // backward: the surrogate's VJP (1/τ_t) s (g − <s, g>) at its own temperature τ_t
+    return { surrogate: softmax(div(perturbed, tauT), -1), perturbed, tau: tauT };
   },
 });
