@@ -75,7 +75,9 @@ export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig
   const hidden = opt(f, 'hidden') ?? base.hidden;
   const cfg: ListopsTrainConfig = {
     ...base,
-    method: String(f.method), tau: num(f, 'tau'), tauSchedule: (f['tau-schedule'] as string | undefined) ?? null, seed: num(f, 'seed'), preset,
+    method: String(f.method), tau: num(f, 'tau'),
+    // only when given: a run without one keeps the config (and resumes) of runs made before schedules existed
+    ...(f['tau-schedule'] !== undefined ? { tauSchedule: String(f['tau-schedule']) } : {}), seed: num(f, 'seed'), preset,
     hidden, embDim: opt(f, 'emb') ?? (f.hidden !== undefined ? hidden : base.embDim),
     lr: opt(f, 'lr') ?? base.lr, batchSize: opt(f, 'batch-size') ?? base.batchSize, dropout: opt(f, 'dropout') ?? base.dropout,
     evalEvery: opt(f, 'eval-every') ?? base.evalEvery, patience: opt(f, 'patience') ?? base.patience, clip: opt(f, 'clip') ?? base.clip,

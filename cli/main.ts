@@ -65,7 +65,9 @@ async function vaeConfig(f: Flags) {
   const { DEFAULT_TRAIN, validateTrainConfig } = await import('../models/vae/train.ts');
   const cfg = {
     ...DEFAULT_TRAIN,
-    method: String(f.method), tau: num(f, 'tau'), tauSchedule: (f['tau-schedule'] as string | undefined) ?? null, epochs: num(f, 'epochs'), seed: num(f, 'seed'), device: String(f.device),
+    method: String(f.method), tau: num(f, 'tau'),
+    // only when given: a run without one keeps the config (and resumes) of runs made before schedules existed
+    ...(f['tau-schedule'] !== undefined ? { tauSchedule: String(f['tau-schedule']) } : {}), epochs: num(f, 'epochs'), seed: num(f, 'seed'), device: String(f.device),
     latent: num(f, 'latent'), categories: num(f, 'categories'), batchSize: num(f, 'batch-size'), lr: num(f, 'lr'), k: num(f, 'k'),
     logitRelu: !f['no-logit-relu'], binarize: String(f.binarize) as 'none' | 'dynamic',
     trainLimit: optNum(f, 'train-limit'), testLimit: optNum(f, 'test-limit'), mnistDir: (f['mnist-dir'] as string) ?? null,
