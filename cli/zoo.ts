@@ -135,7 +135,7 @@ async function reportCmd(args: string[]): Promise<void> {
       const ref = reinforceReference(run.model, x, refSamples, random.key(seed * 7 + epoch));
       say(`  vae epoch ${epoch}: reference REINFORCE x ${refSamples}, relative standard error ${ref.relSE.toFixed(4)}`);
       for (const method of methods) {
-        const r = methodGradients(run.model, x, method, vaePasses, random.key(seed * 13 + epoch), so, ref.grad);
+        const r = methodGradients(run.model, x, method, vaePasses, random.key(seed * 13 + epoch), { ...so, step: run.step }, ref.grad);
         vae.push({ problem: 'mnist-vae encoder', epoch, method, relative_error: r.relError, cosine: r.cosine, variance: r.variance, reference_se: ref.relSE, passes: vaePasses });
         say(`  vae epoch ${epoch} ${method}: relative error ${r.relError.toFixed(4)}, cosine ${r.cosine.toFixed(4)}, variance ${r.variance.toExponential(3)}`);
       }
@@ -257,13 +257,14 @@ function reinforceReference(model: Vae, x: Tensor, S: number, key: random.Key): 
 }
 
 /** `passes` encoder gradients of the VAE loss through `method`: relative error and cosine of their mean to ref, and mean per-element variance. */
-function methodGradients(model: Vae, x: Tensor, method: string, passes: number, key: random.Key, so: { tau: number; k: number }, ref: Float64Array): { relError: number; cosine: number; variance: number } {
+function methodGradients(model: Vae, x: Tensor, method: string, passes: number, key: random.Key, so: { tau: number; k: number; step: number }, ref: Float64Array): { relError: number; cosine: number; variance: number } {
   const params = model.encoderParameters();
   for (const p of model.parameters()) { p.grad?.dispose(); p.grad = null; }
   const n = ref.length;
   const mean = new Float64Array(n), m2 = new Float64Array(n);
   for (let t = 0; t < passes; t++) {
-    tidy(() => model.forward(x, { method, tau: so.tau, k: so.k, key: random.foldIn(key, t) }).loss.backward());
+    // at the training step reached (methods that anneal are measured in their state there)
+    tidy(() => model.forward(x, { method, tau: so.tau, k: so.k, step: so.step, key: random.foldIn(key, t) }).loss.backward());
     const g = encoderGrad(params);
     for (let i = 0; i < n; i++) { const d = g[i] - mean[i]; mean[i] += d / (t + 1); m2[i] += d * (g[i] - mean[i]); }
   }
