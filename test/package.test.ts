@@ -77,7 +77,7 @@ describe('the packed package', () => {
     const r = node('law-kit.mjs');
     expect(r.code, r.err).toBe(0);
     const o = lastJson(r.out);
-    expect(o.laws).toEqual([['exactForward', true], ['sameSample', true], ['finiteGradients', true], ['unbiasedLinear', true]]);
+    expect(o.laws).toEqual([['exactForward', true], ['sameSample', true], ['finiteGradients', true], ['straightThrough', true], ['unbiasedLinear', true]]);
     expect(o.linear).toBe(true);
     expect(o.listed).toBe(true);
   });
