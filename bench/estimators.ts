@@ -1,20 +1,20 @@
-// Forward + backward time per call of every estimator (npx tsx bench/estimators.ts).
+// Forward + backward time per call of every registered estimator (npx tsx bench/estimators.ts
+// [--estimators FILE] [--methods M1,M2] [--devices cpu]).
 // Paper's claim to check: GST costs about what ST Gumbel-softmax costs, far less than rao_gumbel (K = 100).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tensor, tidy, random, estimators, type Device, type DType } from '../node.ts';
+import { loadEstimatorModules, estimatorPaths } from '../cli/estimators.ts';
 
-const METHODS: { name: string; method: string; k?: number }[] = [
-  { name: 'st', method: 'st' },
-  { name: 'gumbel', method: 'gumbel' },
-  { name: 'gst-1.0', method: 'gst-1.0' },
-  { name: 'gst-p', method: 'gst-p' },
-  { name: 'gst-0.0', method: 'gst-0.0' },
-  { name: 'nd_gst-1.0', method: 'nd_gst-1.0' },
-  { name: 'reinmax', method: 'reinmax' },
-  { name: 'rao_gumbel (K=10)', method: 'rao_gumbel', k: 10 },
-  { name: 'rao_gumbel (K=100)', method: 'rao_gumbel', k: 100 },
-];
+// every registered method's example names (user-defined ones too, with --estimators FILE), plus rao_gumbel at
+// K = 10 beside the default K = 100; --methods M1,M2 picks some, --devices cpu skips webgpu
+const argv = process.argv.slice(2);
+const argOf = (name: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3); };
+await loadEstimatorModules(estimatorPaths(argv));
+const picked = argOf('methods')?.split(',').map((m) => m.trim()).filter(Boolean);
+for (const m of picked ?? []) estimators.resolve(m); // an unknown name fails here, listing the valid ones
+const METHODS: { name: string; method: string; k?: number }[] = (picked ?? estimators.exampleMethods()).flatMap((m) =>
+  m === 'rao_gumbel' ? [{ name: 'rao_gumbel (K=10)', method: m, k: 10 }, { name: 'rao_gumbel (K=100)', method: m, k: 100 }] : [{ name: m, method: m }]);
 const SHAPES = [[100, 30, 10], [200, 32, 64]];
 const DTYPE: DType = 'float32';
 const TARGET_MS = Number(process.env.BENCH_TARGET_MS ?? 300); // time per repeat
@@ -78,6 +78,7 @@ async function benchOne(device: Device, shape: number[], m: (typeof METHODS)[num
 
 async function devices(): Promise<Device[]> {
   const out: Device[] = ['cpu'];
+  if (argOf('devices') === 'cpu') return out;
   const here = fileURLToPath(new URL('../backends/webgpu/index.ts', import.meta.url));
   if (existsSync(here)) {
     try {
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
       for (const m of METHODS) {
         const r = res.get(m.name)!;
         if (typeof r === 'string') lines.push(`| ${m.name} | ${r} | | |`);
-        else lines.push(`| ${m.name} | ${r.ms.toFixed(3)} | ${(r.ms / base).toFixed(2)} | ${r.iters} × ${r.repeats} |`);
+        else lines.push(`| ${m.name} | ${r.ms.toFixed(3)} | ${Number.isFinite(base) ? (r.ms / base).toFixed(2) : '—'} | ${r.iters} × ${r.repeats} |`);
       }
     }
   }

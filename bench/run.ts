@@ -7,7 +7,8 @@
 //
 // Every ratio is a ratio of times measured in this run: gapgrad time / peer time (< 1: gapgrad is faster;
 // for matmul, peer GFLOPS / gapgrad GFLOPS). The machine may be shared, so load averages are recorded.
-// Options: --quick (shorter timings), --skip torch,tfjs,webgpu,matmul,vae,estimators,listops
+// Options: --quick (shorter timings), --skip torch,tfjs,webgpu,matmul,vae,estimators,listops, --estimators FILE
+// (user-defined estimators, benchmarked with the registered ones)
 import { spawn, spawnSync, execSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
@@ -19,7 +20,10 @@ import { nodeFlags } from '../cli/node_flags.ts';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 // gapgrad's own benchmarks run as the CLI does: with the V8 flags of cli/node_flags.ts (relaxed SIMD on Node 20)
-const GG = [...nodeFlags(), '--import', 'tsx'];
+// (and the package's source condition, so that --estimators modules importing 'gapgrad' get these sources)
+const GG = [...nodeFlags(), '--conditions=gapgrad-source', '--import', 'tsx'];
+// --estimators FILE: user-defined estimators, benchmarked with the registered ones
+const estimatorsArg = process.argv.flatMap((a, i) => (a === '--estimators' ? [a, process.argv[i + 1]] : a.startsWith('--estimators=') ? [a] : []));
 const quick = process.argv.includes('--quick');
 const skipArg = process.argv.find((a, i) => process.argv[i - 1] === '--skip') ?? '';
 const skip = new Set(skipArg.split(',').filter(Boolean));
@@ -139,7 +143,7 @@ if (!skip.has('vae')) {
 if (!skip.has('estimators')) {
   section('gapgrad estimators');
   const env: Record<string, string> = { BENCH_TARGET_MS: quick ? '60' : '150' };
-  const r = await runChild(process.execPath, [...GG, 'bench/estimators.ts'], 360, env);
+  const r = await runChild(process.execPath, [...GG, 'bench/estimators.ts', ...estimatorsArg], 360, env);
   let cur: Record<string, number> | null = null, where = '';
   for (const line of r.stdout.split('\n')) {
     const h = /^### (\w+), logits \[([\d, ]+)\]/.exec(line);

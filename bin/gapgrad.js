@@ -31,6 +31,10 @@ const entry = (p) => {
 
 const { missingNodeFlags } = await import(entry('cli/node_flags'));
 const missing = missingNodeFlags();
+// --estimators modules written as a user would (import ... from 'gapgrad') resolve to the sources in a clone:
+// Node takes the package's 'gapgrad-source' condition only from its command line
+const SOURCE_CONDITION = '--conditions=gapgrad-source';
+if (fromSource && process.argv.some((a) => a === '--estimators' || a.startsWith('--estimators=')) && !process.execArgv.includes(SOURCE_CONDITION)) missing.push(SOURCE_CONDITION);
 if (missing.length > 0 && !process.env.GAPGRAD_REEXEC) {
   const child = spawn(process.execPath, [...process.execArgv, ...missing, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: 'inherit', env: { ...process.env, GAPGRAD_REEXEC: '1' },

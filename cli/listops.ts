@@ -3,6 +3,7 @@ import { parseFlags, numFlag, intFlag, asUsage, UsageError, type Flags, type Fla
 import { join, resolve } from 'node:path';
 import { createProgress } from './progress.ts';
 import { useDevice } from './device.ts';
+import { ESTIMATOR_FLAGS, TAU_SCHEDULE_FLAG, methodFlag } from './estimators.ts';
 import { DEFAULT_LISTOPS, PAPER_PRESET, validateListopsConfig, type ListopsTrainConfig } from '../models/listops/train.ts';
 
 type Spec = FlagSpec;
@@ -11,8 +12,10 @@ type Spec = FlagSpec;
 export { UsageError };
 
 const TRAIN_FLAGS: Spec = {
-  method: { type: 'string', default: 'gst-1.0', help: 'estimator: st, gumbel, rao_gumbel, reinmax, gst-<gap>, gst-p, nd_gst-<gap>' },
+  method: methodFlag('gst-1.0'),
   tau: { type: 'string', default: '1', help: 'temperature of the surrogate' },
+  'tau-schedule': TAU_SCHEDULE_FLAG,
+  ...ESTIMATOR_FLAGS,
   seed: { type: 'string', default: '1', help: 'seed of init, batch order, merge draws and dropout' },
   valid: { type: 'string', help: 'validation split (selects the best checkpoint; required)' },
   test: { type: 'string', help: 'test split (reported with the best-on-valid checkpoint, never used to select)' },
@@ -28,7 +31,7 @@ const TRAIN_FLAGS: Spec = {
   dropout: { type: 'string', help: 'classifier dropout (default 0.1; paper 0.5)' },
   patience: { type: 'string', help: 'ReduceLROnPlateau patience in evaluations (default 3)' },
   clip: { type: 'string', help: 'gradient-norm clip (default 5)' },
-  k: { type: 'string', help: 'rao_gumbel: conditional draws K (default 100)' },
+  k: { type: 'string', help: "draws of methods that average several (rao_gumbel's K; default 100)" },
   'train-count': { type: 'string', help: 'generated training expressions (default 50000)' },
   'train-max-tokens': { type: 'string', help: 'generated expressions have at most this many tokens (default 49)' },
   'data-seed': { type: 'string', help: 'seed of the generated training set (default 12345, shared by all runs)' },
@@ -42,6 +45,7 @@ const TRAIN_FLAGS: Spec = {
 };
 
 const EVAL_FLAGS: Spec = {
+  ...ESTIMATOR_FLAGS,
   checkpoint: { type: 'string', help: 'best.safetensors or checkpoint.safetensors (required)' },
   data: { type: 'string', help: 'ListOps TSV file (required)' },
   'max-len': { type: 'string', help: "keep examples with fewer tokens than this (default: the checkpoint's)" },
@@ -71,7 +75,9 @@ export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig
   const hidden = opt(f, 'hidden') ?? base.hidden;
   const cfg: ListopsTrainConfig = {
     ...base,
-    method: String(f.method), tau: num(f, 'tau'), seed: num(f, 'seed'), preset,
+    method: String(f.method), tau: num(f, 'tau'),
+    // only when given: a run without one keeps the config (and resumes) of runs made before schedules existed
+    ...(f['tau-schedule'] !== undefined ? { tauSchedule: String(f['tau-schedule']) } : {}), seed: num(f, 'seed'), preset,
     hidden, embDim: opt(f, 'emb') ?? (f.hidden !== undefined ? hidden : base.embDim),
     lr: opt(f, 'lr') ?? base.lr, batchSize: opt(f, 'batch-size') ?? base.batchSize, dropout: opt(f, 'dropout') ?? base.dropout,
     evalEvery: opt(f, 'eval-every') ?? base.evalEvery, patience: opt(f, 'patience') ?? base.patience, clip: opt(f, 'clip') ?? base.clip,

@@ -8,11 +8,14 @@ import { join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { createProgress } from './progress.ts';
 import { useDevice } from './device.ts';
+import { ESTIMATOR_FLAGS, TAU_SCHEDULE_FLAG, methodFlag, estimatorPaths, loadEstimatorModules } from './estimators.ts';
 
 
 const VAE_FLAGS = {
-  method: { type: 'string', default: 'gst-1.0', help: 'estimator: st, gumbel, rao_gumbel, reinmax, gst-<gap>, gst-p, nd_gst-<gap>' },
+  method: methodFlag('gst-1.0'),
   tau: { type: 'string', default: '1', help: 'temperature of the surrogate' },
+  'tau-schedule': TAU_SCHEDULE_FLAG,
+  ...ESTIMATOR_FLAGS,
   epochs: { type: 'string', default: '40', help: 'epochs over the 60k training images' },
   seed: { type: 'string', default: '1', help: 'seed of every random draw (init, shuffles, samples)' },
   device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' },
@@ -20,7 +23,7 @@ const VAE_FLAGS = {
   categories: { type: 'string', default: '10', help: 'categories per latent C' },
   'batch-size': { type: 'string', default: '100', help: 'training batch size' },
   lr: { type: 'string', default: '1e-3', help: 'Adam learning rate' },
-  k: { type: 'string', default: '100', help: 'rao_gumbel: conditional draws K' },
+  k: { type: 'string', default: '100', help: "draws of methods that average several (rao_gumbel's K)" },
   'no-logit-relu': { type: 'boolean', default: false, help: 'drop the ReLU on the encoder logits' },
   binarize: { type: 'string', default: 'none', help: "'none' (continuous pixels in [0,1]) or 'dynamic' (Bernoulli per step)" },
   'train-limit': { type: 'string', help: 'use only the first N training images' },
@@ -46,9 +49,12 @@ Usage:
   gapgrad sweep listops [flags]
   gapgrad reproduce [flags]          the paper's experiment grid (resumable; local, sharded or Slurm) and its report
   gapgrad report DIR                 the report of a reproduce folder (HTML and Markdown, with charts)
+  gapgrad estimators list            the registered estimators (with --estimators FILE: yours too)
+  gapgrad estimators report [flags]  the estimator zoo: bias, variance and cost of every method
   gapgrad start                      a short VAE run (npm start)
 
-Run 'gapgrad <command> <model> --help' for the flags of a command.`;
+Run 'gapgrad <command> <model> --help' for the flags of a command. Every command takes
+--estimators FILE[,FILE]: modules calling estimators.define, whose methods --method then accepts.`;
 
 const parse = (args: string[], spec: Record<string, { type: string; default?: unknown; help: string }>, usage: string) => parseFlags(args, spec as FlagSpec, usage);
 const num = numFlag;
@@ -59,7 +65,9 @@ async function vaeConfig(f: Flags) {
   const { DEFAULT_TRAIN, validateTrainConfig } = await import('../models/vae/train.ts');
   const cfg = {
     ...DEFAULT_TRAIN,
-    method: String(f.method), tau: num(f, 'tau'), epochs: num(f, 'epochs'), seed: num(f, 'seed'), device: String(f.device),
+    method: String(f.method), tau: num(f, 'tau'),
+    // only when given: a run without one keeps the config (and resumes) of runs made before schedules existed
+    ...(f['tau-schedule'] !== undefined ? { tauSchedule: String(f['tau-schedule']) } : {}), epochs: num(f, 'epochs'), seed: num(f, 'seed'), device: String(f.device),
     latent: num(f, 'latent'), categories: num(f, 'categories'), batchSize: num(f, 'batch-size'), lr: num(f, 'lr'), k: num(f, 'k'),
     logitRelu: !f['no-logit-relu'], binarize: String(f.binarize) as 'none' | 'dynamic',
     trainLimit: optNum(f, 'train-limit'), testLimit: optNum(f, 'test-limit'), mnistDir: (f['mnist-dir'] as string) ?? null,
@@ -111,7 +119,7 @@ async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promi
 }
 
 async function evalVaeCmd(args: string[]): Promise<void> {
-  const f = parse(args, { checkpoint: { type: 'string', help: 'path to checkpoint.safetensors' }, device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' } }, 'Usage: gapgrad eval vae --checkpoint PATH');
+  const f = parse(args, { ...ESTIMATOR_FLAGS, checkpoint: { type: 'string', help: 'path to checkpoint.safetensors' }, device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' } }, 'Usage: gapgrad eval vae --checkpoint PATH');
   if (!f.checkpoint) throw new UsageError('eval vae: --checkpoint PATH is required');
   await useDevice(String(f.device));
   const { evalVaeCheckpoint } = await import('../models/vae/train.ts');
@@ -157,7 +165,8 @@ async function varianceVaeCmd(args: string[]): Promise<void> {
 
 async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void> {
   const spec = {
-    methods: { type: 'string', default: 'gumbel,st,rao_gumbel,gst-1.0,gst-p', help: 'comma-separated methods' },
+    methods: { type: 'string', default: 'all', help: "comma-separated methods, or 'all' (every registered method's example names, --estimators ones included)" },
+    ...ESTIMATOR_FLAGS,
     taus: { type: 'string', default: model === 'vae' ? '1,0.5' : '1,0.1', help: 'comma-separated temperatures' },
     seeds: { type: 'string', default: '1,2,3', help: 'comma-separated seeds' },
     epochs: { type: 'string', default: model === 'vae' ? '10' : '', help: 'epochs per run (vae)' },
@@ -169,8 +178,8 @@ async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void>
     extra: { type: 'string', default: '', help: 'extra flags passed to every run, written with =, e.g. --extra="--train-limit 10000"' },
   };
   const f = parse(args, spec as never, `Usage: gapgrad sweep ${model} [flags]`);
-  const { parseMethod } = await import('../estimators/index.ts');
-  const methods = String(f.methods).split(',');
+  const { parseMethod, exampleMethods } = await import('../estimators/index.ts');
+  const methods = String(f.methods) === 'all' ? exampleMethods() : String(f.methods).split(',');
   for (const m of methods) asUsage(() => { try { parseMethod(m.trim()); } catch (e) { throw new Error(`--methods: ${(e as Error).message}`); } });
   const taus = numListFlag(f, 'taus', (t) => t > 0, 'positive temperatures');
   const seeds = numListFlag(f, 'seeds', (v) => Number.isSafeInteger(v) && v >= 0, 'seeds (integers >= 0)');
@@ -183,6 +192,7 @@ async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void>
     methods, taus, seeds, epochs, examples,
     workers, out: resolve(String(f.out)), valid: f.valid as string | undefined, test: f.test as string | undefined,
     extra: String(f.extra).split(' ').filter(Boolean),
+    estimators: await loadEstimatorModules(estimatorPaths(args)),
   });
   if (failed > 0) throw new Error(`sweep ${model}: ${failed} run(s) failed (see the FAIL lines above and their log.txt)`);
 }
@@ -200,6 +210,12 @@ export async function main(argv: string[]): Promise<void> {
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
     return;
+  }
+  // user-defined estimators first: every flag check below (--method) sees their methods
+  await loadEstimatorModules(estimatorPaths(argv));
+  if (cmd === 'estimators') {
+    const m = await import('./zoo.ts');
+    return m.estimatorsCmd([model, ...rest].filter((x): x is string => x !== undefined));
   }
   if (cmd === 'reproduce' || cmd === 'report') {
     const m = await import('./reproduce.ts');

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../platform/atomic.ts';
 import { makeDirectory } from '../models/rundir.ts';
 import { nodeFlags } from './node_flags.ts';
+import { conditionFlags } from './estimators.ts';
 
 export interface SweepOptions {
   methods: string[];
@@ -18,6 +19,8 @@ export interface SweepOptions {
   valid?: string;
   test?: string;
   extra: string[];
+  /** --estimators modules (absolute paths), passed to every run */
+  estimators?: string[];
 }
 
 // the package's bin script: ../bin from the sources (cli/), ../../bin from the build (dist/cli/)
@@ -30,7 +33,7 @@ function runJob(j: Job, threads: number): Promise<number> {
   makeDirectory(j.dir);
   const log = openSync(join(j.dir, 'log.txt'), 'a');
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [...nodeFlags(), BIN, ...j.args], { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
+    const p = spawn(process.execPath, [...nodeFlags(), ...conditionFlags(), BIN, ...j.args], { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
     p.on('exit', (code) => resolve(code ?? 1));
   });
 }
@@ -50,6 +53,7 @@ export async function runSweep(model: 'vae' | 'listops', o: SweepOptions): Promi
   for (const seed of o.seeds) for (const tau of o.taus) for (const method of o.methods) {
     const dir = join(o.out, `${method}-t${tau}-s${seed}`);
     const args = ['train', model, '--method', method, '--tau', String(tau), '--seed', String(seed), '--out', dir, '--resume', ...o.extra];
+    if (o.estimators?.length) args.push('--estimators', o.estimators.join(','));
     if (model === 'vae' && o.epochs) args.push('--epochs', String(o.epochs));
     if (model === 'listops') {
       if (!o.valid) throw new Error('sweep listops: --valid PATH is required');

@@ -119,8 +119,9 @@ export interface Backend {
    */
   readonly hostGemm?: HostGemm;
   /**
-   * One-pass estimator kernels (forward sample and surrogate, and its backward) for float32 logits; returns
-   * null where this call is not covered (the caller then runs its own path). See estimators/fused.ts.
+   * One-pass estimator kernels (forward sample and surrogate, and its backward) by kernel name (args.kind);
+   * returns null where this call is not covered, e.g. a kind this backend has no kernel for (the caller then
+   * runs its own path). See estimators/fused.ts.
    */
   fusedEstimator?(args: FusedEstimatorArgs): FusedEstimatorSample | null;
 }
@@ -137,8 +138,13 @@ export interface HostGemm {
   readonly fast: boolean;
 }
 
-/** The estimator families a fused kernel may implement: the surrogate each backpropagates through. */
-export type FusedEstimatorKind = 'st' | 'gumbel' | 'gst' | 'gstp' | 'reinmax' | 'rao';
+/**
+ * The name of a fused estimator kernel: what an estimator definition's `fused` request names
+ * (estimators.define). gapgrad's own: `st`, `gumbel`, `gst`, `gstp`, `reinmax`, `rao`. A backend registers a
+ * kernel under a name by handling it in Backend.fusedEstimator, and returns null for every other name: the
+ * method then runs on engine ops.
+ */
+export type FusedEstimatorKind = string;
 
 /** Arguments of Backend.fusedEstimator: logits viewed as (rows, cols), contiguous. */
 export interface FusedEstimatorArgs {

@@ -23,14 +23,17 @@ import * as ops from '../engine/ops.ts';
 import { philoxWords } from '../engine/philox.ts';
 import { bitsToUniform } from '../engine/elementwise.ts';
 import type { Key } from '../engine/random.ts';
-import type { ParsedMethod } from './index.ts';
-import type { FusedEstimatorKind } from '../engine/backend.ts';
+
+/** The kernels this file's JS path implements (a definition's `fused` request names one of these, or a backend's own). */
+export const JS_FUSED_KINDS: ReadonlySet<string> = new Set(['st', 'gumbel', 'gst', 'gstp', 'reinmax', 'rao']);
 
 export interface FusedArgs {
   logits: Tensor;
   /** 0 = masked; same shape as logits (other shapes are materialised by the caller) */
   mask: Tensor | null;
-  pm: ParsedMethod;
+  /** the kernel name of the definition's request, and its gap (gst) */
+  kind: string;
+  gap: number;
   method: string;
   tau: number;
   k: number;
@@ -39,10 +42,9 @@ export interface FusedArgs {
   check: boolean;
 }
 
-/** Whether the fused path handles this call. */
-export function fusedEligible(logits: Tensor, pm: ParsedMethod, hard: boolean | undefined): boolean {
-  return Boolean(logits.backend.readSync) && (logits.dtype === 'float32' || logits.dtype === 'float64')
-    && pm.kind !== 'nd_gst' && !(pm.kind === 'gumbel' && hard === false);
+/** Whether logits can take a fused kernel at all: a device that reads synchronously, floating dtype. */
+export function fusedDeviceEligible(logits: Tensor): boolean {
+  return Boolean(logits.backend.readSync) && (logits.dtype === 'float32' || logits.dtype === 'float64');
 }
 
 function read(t: Tensor): ArrayLike<number> {
@@ -79,17 +81,9 @@ function rowsMaskedError(logits: Tensor, r: number): Error {
 
 /** The backend's own fused kernel (Backend.fusedEstimator); null where it has none for this call. */
 function sampleBackend(a: FusedArgs): Tensor | null {
-  const { logits, mask, pm } = a;
+  const { logits, mask, kind, gap } = a;
   const be = logits.backend;
   if (!be.fusedEstimator || logits.size === 0) return null;
-  let kind: FusedEstimatorKind;
-  let gap = 0;
-  switch (pm.kind) {
-    case 'st': case 'gumbel': case 'reinmax': kind = pm.kind; break;
-    case 'gst': if (pm.gap === 'p') kind = 'gstp'; else { kind = 'gst'; gap = pm.gap as number; } break;
-    case 'rao_gumbel': kind = 'rao'; break;
-    default: return null;
-  }
   const C = logits.shape[logits.rank - 1];
   const R = logits.size / C;
   // without a backward to come (no grad, or logits that need none) the surrogate is not computed
@@ -113,10 +107,15 @@ function sampleBackend(a: FusedArgs): Tensor | null {
   return op(logits)[0];
 }
 
-export function sampleFused(a: FusedArgs): Tensor {
+/**
+ * The sample through the backend's fused kernel for a.kind, else this file's JS kernel; null where neither
+ * has a kernel of that name (the caller then runs the op path).
+ */
+export function sampleFused(a: FusedArgs): Tensor | null {
   const viaBackend = sampleBackend(a);
   if (viaBackend) return viaBackend;
-  const { logits, mask, pm, tau, k } = a;
+  if (!JS_FUSED_KINDS.has(a.kind)) return null;
+  const { logits, mask, kind, tau, k } = a;
   const C = logits.shape[logits.rank - 1];
   const N = logits.size;
   const R = N / C;
@@ -162,33 +161,34 @@ export function sampleFused(a: FusedArgs): Tensor {
   let pi: Float64Array | null = null; // reinmax
   let backward: (G: ArrayLike<number>) => Float64Array;
   const finite = (v: number) => (v === -Infinity ? 0 : v); // a fully masked, unchecked row
-  switch (pm.kind) {
+  switch (kind) {
     case 'st':
     case 'gumbel':
     case 'gst':
+    case 'gstp':
     case 'reinmax': {
       s = new Float64Array(N);
-      if (pm.kind === 'gumbel') {
+      if (kind === 'gumbel') {
         for (let r = 0, o = 0; r < R; r++, o += C) softmaxRow(pert, o, C, tau, finite(pert[o + index[r]]), s, o);
-      } else if (pm.kind === 'gst') {
+      } else if (kind === 'gst' || kind === 'gstp') {
         const tt = new Float64Array(C);
         for (let r = 0, o = 0; r < R; r++, o += C) {
           const M = finite(rowMax[r]), D = index[r];
           let gap: number;
-          if (pm.gap === 'p') {
+          if (kind === 'gstp') {
             let z = 0;
             for (let j = 0; j < C; j++) z += Math.exp(theta[o + j] - M);
             const piD = (Math.exp(theta[o + D] - M) / z) * (1 - 1e-5);
             const u = 1 - piD;
             gap = u === 1 ? 1 : -Math.log(u) / (1 - u);
-          } else gap = pm.gap as number;
+          } else gap = a.gap;
           for (let j = 0; j < C; j++) tt[j] = j === D ? M : Math.min(theta[o + j], M - gap);
           softmaxRow(tt, 0, C, tau, M, s, o);
         }
       } else {
         for (let r = 0, o = 0; r < R; r++, o += C) softmaxRow(theta, o, C, tau, finite(rowMax[r]), s, o);
       }
-      if (pm.kind === 'reinmax') {
+      if (kind === 'reinmax') {
         // pi = softmax(theta); pi_half = (softmax(theta / tau) + onehot) / 2
         pi = new Float64Array(N);
         for (let r = 0, o = 0; r < R; r++, o += C) {
@@ -214,7 +214,7 @@ export function sampleFused(a: FusedArgs): Tensor {
       }
       break;
     }
-    case 'rao_gumbel': {
+    case 'rao': {
       // Draw kk's conditional perturbed logits (E ~ Exp(1) from the kRao stream, element (kk, r, j)):
       //   theta~_D = -log(E_D / Z),  theta~_j = -log(E_j e^{-theta_j} + E_D / Z).
       // With w_j = e^{theta_j - M}, Z' = sum w, x_D = E_D / Z' and x_j = E_j / w_j + x_D, the softmax of
@@ -263,7 +263,7 @@ export function sampleFused(a: FusedArgs): Tensor {
       break;
     }
     default:
-      throw new Error(`estimators.sampleFused: method '${a.method}' has no fused kernel`);
+      return null;
   }
 
   const op = ops.customVjp<null>({

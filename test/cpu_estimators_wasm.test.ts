@@ -5,7 +5,7 @@
 import { describe, it, expect, afterEach, afterAll } from 'vitest';
 import { tensor, tidy, noGrad, random, estimators, type DType } from '../index.ts';
 import { philoxWords } from '../engine/philox.ts';
-import { buildEstimatorKernelsStrict, estimatorKernels, GUMBEL_ERR } from '../backends/cpu/wasm/estimator_kernels.ts';
+import { buildEstimatorKernelsStrict, estimatorKernels, GUMBEL_ERR, FWD_KINDS } from '../backends/cpu/wasm/estimator_kernels.ts';
 import { cpuBackend } from '../index.ts';
 const useWasmEstimators = (on: boolean) => { cpuBackend.wasmEstimators = on; };
 import { createGemm, type Gemm } from '../backends/cpu/wasm/gemm.ts';
@@ -129,7 +129,8 @@ function sampleRun(impl: 'fused' | 'ops', method: string, dtype: DType, shape: n
   });
 }
 
-const METHODS = ['st', 'gumbel', 'rao_gumbel', 'reinmax', 'gst-0.0', 'gst-1.0', 'gst-2.5', 'gst-p'];
+// the built-in methods that request a fused kernel (from the registry)
+const METHODS = estimators.list().filter((m) => m.builtin && m.fused).flatMap((m) => m.examples);
 
 
 describe('estimators.sample on float32 through the wasm kernels', () => {
@@ -270,7 +271,7 @@ describe('rows split with the matmul worker thread', () => {
     const split = g2.split.bind(g2);
     g2.split = (...a: Parameters<Gemm['split']>) => { splits++; return split(...a); };
     const rnd = mulberry32(77);
-    const kinds = ['st', 'gumbel', 'gst', 'gstp', 'reinmax', 'rao'] as const;
+    const kinds = FWD_KINDS; // every kernel the wasm module registers
     // (rows, C, scale, offset): R C >= 16384 so that the call splits; offset 1e6 forces near-tie redos
     const cases: [number, number, number, number][] = [[2000, 10, 3, 0], [5471, 3, 1, 0], [300, 64, 3, 0], [2343, 7, 0.5, 1e6], [17, 1000, 2, 0]];
     let splitRedos = 0;

@@ -72,10 +72,10 @@ describe('cpu output-array pool', () => {
     const R = 120, C = 10; // R * C >= the pool's minimum, so every output is a pooling candidate
     const theta = g.tensor(Float32Array.from({ length: R * C }, (_, i) => Math.sin(i)), [R, C], { ...dev, requiresGrad: true });
     const w = g.tensor(Float32Array.from({ length: R * C }, (_, i) => Math.cos(i)), [R, C], dev);
-    const methods = ['st', 'gumbel', 'rao_gumbel', 'reinmax', 'gst-1.0', 'gst-p', 'nd_gst-1.0'];
+    const methods = g.estimators.list().filter((m) => m.builtin).flatMap((m) => m.examples);
     for (const impl of ['fused', 'ops'] as const) {
       for (const method of methods) {
-        if (impl === 'fused' && method.startsWith('nd_gst')) continue; // composed only
+        if (impl === 'fused' && !g.estimators.resolve(method).def.fused) continue; // composed only
         be.emptyPool();
         const seen: number[] = [];
         for (let step = 0; step < 1000; step++) {

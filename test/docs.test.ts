@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as root from '../index.ts';
+import { estimators } from '../index.ts';
 
 function markdown(dir: string): string {
   return readdirSync(dir).map((f) => {
@@ -33,5 +34,23 @@ describe('docs/api', () => {
 
   it('does not document internals', () => {
     for (const n of ['sumTo', 'broadcastShapes', 'softmaxVjp', 'copyOf', 'rsub', 'record', 'fromBuf', 'viewFor']) expect(headings.has(n), n).toBe(false);
+  });
+});
+
+describe('README', () => {
+  it('the estimator table covers exactly the built-in methods of the registry', () => {
+    const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+    const start = readme.indexOf('| method | surrogate / backward |');
+    expect(start, 'README has the estimator table').toBeGreaterThan(0);
+    const rows = readme.slice(start).split('\n').slice(2);
+    const names = rows.slice(0, rows.findIndex((l) => !l.startsWith('|'))).flatMap((l) => [...l.split('|')[1].matchAll(/`([^`]+)`/g)].map((m) => m[1]));
+    const builtin = estimators.list().filter((m) => m.builtin);
+    // every built-in method has a row (by its syntax), and every name in the table is a built-in method
+    for (const m of builtin) expect(names, `README table row for ${m.syntax}`).toContain(m.syntax);
+    for (const n of names) {
+      const concrete = n.replace(/<[^>]+>/g, '1.0');
+      expect(estimators.resolve(concrete).def.name, n).toBeDefined();
+      expect(builtin.map((m) => m.name), n).toContain(estimators.resolve(concrete).def.name);
+    }
   });
 });

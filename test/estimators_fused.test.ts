@@ -8,7 +8,8 @@ import { philoxWords, philoxFill, mulhi32 } from '../engine/philox.ts';
 import { mulberry32 } from './estimators_stats.ts';
 import { wasmGradTol } from './wasm_estimator_tol.ts';
 
-const METHODS = ['st', 'gumbel', 'rao_gumbel', 'reinmax', 'gst-0.0', 'gst-1.0', 'gst-2.5', 'gst-p'];
+// the built-in methods that request a fused kernel (from the registry)
+const METHODS = estimators.list().filter((m) => m.builtin && m.fused).flatMap((m) => m.examples);
 
 function run(impl: 'fused' | 'ops', method: string, dtype: DType, shape: number[], logits: Float64Array, up: Float64Array, mask: { shape: number[]; data: Float64Array } | null, tau: number, seed: number) {
   return tidy(() => {

@@ -7,6 +7,7 @@ import { tensor, tidy, noGrad, type Tensor } from '../engine/tensor.ts';
 import * as ops from '../engine/ops.ts';
 import * as random from '../engine/random.ts';
 import * as optim from '../engine/optim.ts';
+import * as estimators from '../estimators/index.ts';
 import { generateListOps, saveListOps, Vocab } from '../models/listops/data.ts';
 import {
   GumbelTreeLstm, makeBatch, mergeSlotTensor, mergeSlotsFused, treeCellFused, pairInputsFused,
@@ -127,7 +128,7 @@ function smallData(count: number, seed: number, maxTokens: number) {
 }
 
 describe('Gumbel Tree-LSTM', () => {
-  const METHODS = ['st', 'gumbel', 'rao_gumbel', 'reinmax', 'gst-1.0', 'gst-p', 'nd_gst-1.0'];
+  const METHODS = estimators.list().filter((m) => m.builtin).map((m) => m.examples[m.examples.length > 1 ? 1 : 0]);
   for (const method of METHODS) {
     it(`plugs in estimator ${method}: finite, non-zero gradients for q and the composition`, () => {
       const { ids, labels } = smallData(8, 3, 20);
@@ -276,7 +277,7 @@ describe('node/pair tree path and fused leaf LSTM', () => {
     { H: 6, lengths: [2, 1] }, // one merge step (m = 1, no choice)
     { H: 8, lengths: [13, 6, 11, 12, 2] },
   ];
-  for (const method of ['gst-1.0', 'st', 'rao_gumbel', 'gst-p', 'reinmax', 'gumbel']) {
+  for (const method of estimators.list().filter((m) => m.builtin && m.fused).map((m) => m.examples[m.examples.length > 1 ? 1 : 0])) {
     CASES.forEach(({ H, lengths }, ci) => {
       it(`training forward/backward equals the slot formulation (${method}, H=${H}, lengths ${lengths})`, () => {
         const model = new GumbelTreeLstm({ vocabSize: 11, embDim: H + 1, hidden: H, clfHidden: 5, classes: 10, dropout: 0 }, { key: random.key(40 + ci) });

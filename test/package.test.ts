@@ -5,7 +5,7 @@
 // adapter), the `gapgrad` bin, and a browser bundle of the package root by esbuild without shims.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, copyFileSync, existsSync, readFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -45,7 +45,7 @@ describe('the packed package', () => {
     const files = sh('tar', ['tzf', tarball], work).trim().split('\n').map((f) => f.replace(/^package\//, ''));
     for (const bad of ['test/', 'bench/', 'runs/', '.ci/', 'examples/']) expect(files.filter((f) => f.startsWith(bad)), bad).toEqual([]);
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
-    for (const need of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/cli/main.js', 'bin/gapgrad.js', 'package.json', 'README.md', 'LICENSE']) {
+    for (const need of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'dist/testing.js', 'dist/testing.d.ts', 'dist/cli/main.js', 'bin/gapgrad.js', 'package.json', 'README.md', 'LICENSE']) {
       expect(files, need).toContain(need);
     }
   });
@@ -68,6 +68,19 @@ describe('the packed package', () => {
     expect(o.same).toBe(true);
     expect(o.names).toEqual(['bias', 'weight']);
     expect(o.meta).toEqual({ steps: '5' });
+  });
+
+  it('gapgrad/testing checks a user-defined estimator once the optional peer fast-check is installed', () => {
+    expect(existsSync(join(proj, 'node_modules', 'fast-check')), 'fast-check is an optional peer: not installed by default').toBe(false);
+    // the real packages from this repository's install (no registry access needed)
+    for (const p of ['fast-check', 'pure-rand']) cpSync(join(ROOT, 'node_modules', p), join(proj, 'node_modules', p), { recursive: true, dereference: true });
+    copyFileSync(join(FIX, 'law-kit.mjs'), join(proj, 'law-kit.mjs'));
+    const r = node('law-kit.mjs');
+    expect(r.code, r.err).toBe(0);
+    const o = lastJson(r.out);
+    expect(o.laws).toEqual([['exactForward', true], ['sameSample', true], ['finiteGradients', true], ['straightThrough', true], ['unbiasedLinear', true]]);
+    expect(o.linear).toBe(true);
+    expect(o.listed).toBe(true);
   });
 
   it('without the webgpu package, initWebGPU() says what to install and the CPU path still works', () => {

@@ -3,7 +3,7 @@
 // Guarantees (sample bit-identical to the op path; gradients within the bounds tested in
 // test/estimators_fused.test.ts and test/wasm_estimator_tol.ts) are described in estimators/fused.ts.
 import type { Buf, FusedEstimatorArgs, FusedEstimatorSample } from '../../engine/backend.ts';
-import { estimatorKernels } from './wasm/estimator_kernels.ts';
+import { estimatorKernels, FWD_KINDS, type FwdKind } from './wasm/estimator_kernels.ts';
 import type { Splitter } from './wasm/gemm.ts';
 
 /** What the kernels need of the backend: its arrays, new buffers, and the worker thread if any. */
@@ -16,9 +16,14 @@ export interface EstimatorHost {
   splitter(): Splitter | null;
 }
 
-/** The fused kernel for one call, or null where it does not apply (the caller's JS kernel takes over). */
+/**
+ * The fused kernel for one call, or null where it does not apply (the caller's JS kernel takes over): the
+ * kernels registered under the names of FWD_KINDS (gapgrad's st, gumbel, gst, gstp, reinmax, rao).
+ */
 export function fusedEstimatorCpu(host: EstimatorHost, a: FusedEstimatorArgs): FusedEstimatorSample | null {
-  const { logits, mask, rows: R, cols: C, tau, kind } = a;
+  if (!(FWD_KINDS as readonly string[]).includes(a.kind)) return null;
+  const { logits, mask, rows: R, cols: C, tau } = a;
+  const kind = a.kind as FwdKind;
   const N = R * C;
   // (past 2^26 elements the arrays would crowd the wasm memory's 4 GiB: the JS kernel takes those)
   if (logits.dtype !== 'float32' || N === 0 || N > 2 ** 26) return null;

@@ -59,6 +59,8 @@ export interface ForwardOptions {
   select: 'sample' | 'argmax';
   method?: string;
   tau?: number;
+  /** the training step (for methods that anneal) */
+  trainStep?: number;
   /** rao_gumbel's number of conditional draws */
   k?: number;
   /** keys the merge draws (foldIn(key, step)) and dropout; required for 'sample' */
@@ -415,7 +417,7 @@ export class GumbelTreeLstm extends nn.Module {
           const maskA = masks(step, m);
           if (opts.select === 'sample') {
             const mask = tensor(maskA, [B, m], dev);
-            return sample(scores(), { method: opts.method!, tau: opts.tau ?? 1, key: random.foldIn(opts.key!, step), mask, k: opts.k, check: false });
+            return sample(scores(), { method: opts.method!, tau: opts.tau ?? 1, step: opts.trainStep, key: random.foldIn(opts.key!, step), mask, k: opts.k, check: false });
           }
           const sc = hostScores();
           const idx = new Int32Array(B);
@@ -461,7 +463,7 @@ export class GumbelTreeLstm extends nn.Module {
         const scores = ops.reshape(ops.linear(cand, qs), [B, m]);
         const mask = tensor(maskA, [B, m], dev);
         if (opts.select === 'sample') {
-          y = sample(scores, { method: opts.method!, tau: opts.tau ?? 1, key: random.foldIn(opts.key!, step), mask, k: opts.k, check: false });
+          y = sample(scores, { method: opts.method!, tau: opts.tau ?? 1, step: opts.trainStep, key: random.foldIn(opts.key!, step), mask, k: opts.k, check: false });
         } else {
           y = noGrad(() => ops.oneHot(ops.argmax(ops.where(mask, scores, -Infinity), -1), m));
         }

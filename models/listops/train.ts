@@ -13,7 +13,7 @@ import { save } from '../../platform/files.ts';
 import { trainingState, restoreTrainingState, checkCheckpointShapes, checkpointTensors } from '../checkpoint.ts';
 import { readCheckpointHeader } from '../checkpoint_file.ts';
 import { writeFileAtomic } from '../../platform/atomic.ts';
-import { parseMethod } from '../../estimators/index.ts';
+import { parseMethod, tauSchedule } from '../../estimators/index.ts';
 import {
   Vocab, formatExpression, generateListOps, lengthBuckets, loadExpressions, loadListOps, parse, tokenize,
   type Example,
@@ -23,6 +23,8 @@ import { GumbelTreeLstm, makeBatch, treeLstmParameterShapes, type TreeLstmConfig
 export interface ListopsTrainConfig {
   method: string;
   tau: number;
+  /** a temperature schedule (estimators.tauSchedule) replacing tau during training; null: tau throughout */
+  tauSchedule?: string | null;
   seed: number;
   k: number; // rao_gumbel draws
   preset: 'default' | 'paper';
@@ -84,6 +86,7 @@ const FORMAT = 'gapgrad-listops-1';
 
 export function validateListopsConfig(c: ListopsTrainConfig): void {
   try { parseMethod(c.method); } catch (e) { throw new Error(`--method: ${(e as Error).message}`); }
+  if (c.tauSchedule) tauSchedule(c.tauSchedule, '--tau-schedule');
   const posInt = (v: number, n: string) => { if (!Number.isInteger(v) || v <= 0) throw new Error(`--${n}: expected a positive integer, got ${v}`); };
   posInt(c.hidden, 'hidden'); posInt(c.embDim, 'emb'); posInt(c.batchSize, 'batch-size'); posInt(c.examples, 'examples');
   posInt(c.evalEvery, 'eval-every'); posInt(c.k, 'k'); posInt(c.trainCount, 'train-count'); posInt(c.trainMaxTokens, 'train-max-tokens');
@@ -210,7 +213,8 @@ export class ListopsRun {
       const batch = makeBatch(idx.map((i) => this.train.ids[i]));
       const labels = tensor(Int32Array.from(idx, (i) => this.train.labels[i]), [idx.length], { dtype: 'int32', device: c.device });
       const key = random.foldIn(random.foldIn(this.root, PURPOSE.sample), this.step);
-      const { logits } = this.model.forward(batch, { select: 'sample', method: c.method, tau: c.tau, k: c.k, key });
+      const tau = c.tauSchedule ? tauSchedule(c.tauSchedule).at(this.step) : c.tau;
+      const { logits } = this.model.forward(batch, { select: 'sample', method: c.method, tau, trainStep: this.step, k: c.k, key });
       const l = ops.crossEntropy(logits, labels);
       this.opt.zeroGrad();
       l.backward();

@@ -77,9 +77,9 @@ export class CategoricalVae extends nn.Module {
     return this.dec3.forward(h);
   }
 
-  forward(x: Tensor, opts: { method: string; tau: number; key: random.Key; k?: number }): VaeLoss {
+  forward(x: Tensor, opts: { method: string; tau: number; key: random.Key; k?: number; step?: number }): VaeLoss {
     const logits = this.encode(x);
-    const z = sample(logits, { method: opts.method, tau: opts.tau, key: opts.key, k: opts.k, check: false });
+    const z = sample(logits, { method: opts.method, tau: opts.tau, step: opts.step, key: opts.key, k: opts.k, check: false });
     const reconLogits = this.decodeLogits(z);
     const B = x.shape[0];
     // BCE(sigmoid(r), x) summed over pixels, in its stable logit form

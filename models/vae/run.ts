@@ -7,13 +7,15 @@ import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
 import { saveBytes } from '../../engine/serialize.ts';
 import { trainingState, restoreTrainingState, checkpointFromBytes, checkCheckpointShapes, checkpointTensors, type CheckpointBytes } from '../checkpoint.ts';
-import { parseMethod } from '../../estimators/index.ts';
+import { parseMethod, tauSchedule } from '../../estimators/index.ts';
 import { CategoricalVae, DEFAULT_VAE, vaeParameterShapes, type VaeConfig } from './model.ts';
 import type { Mnist, MnistSplit } from './idx.ts';
 
 export interface VaeTrainConfig {
   method: string;
   tau: number;
+  /** a temperature schedule (estimators.tauSchedule) replacing tau during training; null: tau throughout */
+  tauSchedule?: string | null;
   epochs: number;
   seed: number;
   device: string;
@@ -51,6 +53,7 @@ export function vaeConfigOf(c: VaeTrainConfig): VaeConfig {
 
 export function validateTrainConfig(c: VaeTrainConfig): void {
   try { parseMethod(c.method); } catch (e) { throw new Error(`--method: ${(e as Error).message}`); }
+  if (c.tauSchedule) tauSchedule(c.tauSchedule, '--tau-schedule');
   const posInt = (v: number, n: string) => { if (!Number.isInteger(v) || v <= 0) throw new Error(`--${n}: expected a positive integer, got ${v}`); };
   posInt(c.epochs, 'epochs'); posInt(c.latent, 'latent'); posInt(c.categories, 'categories'); posInt(c.batchSize, 'batch-size'); posInt(c.k, 'k');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed: expected a non-negative integer, got ${c.seed}`);
@@ -138,7 +141,7 @@ export class VaeRun {
       const pixels = batchOf(train, perm, s * c.batchSize, (s + 1) * c.batchSize);
       const loss = tidy(() => {
         const x = inputTensor(pixels, c.batchSize, c, this.k(PURPOSE.binarize, this.step));
-        const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.sample, this.step), k: c.k });
+        const { loss } = this.model.forward(x, { method: c.method, tau: this.tauNow(), step: this.step, key: this.k(PURPOSE.sample, this.step), k: c.k });
         loss.backward();
         this.opt.step();
         this.opt.zeroGrad();
@@ -173,7 +176,7 @@ export class VaeRun {
       const pixels = batchOf(train, perm, s * c.batchSize, (s + 1) * c.batchSize);
       const loss = tidy(() => {
         const x = inputTensor(pixels, c.batchSize, c, this.k(PURPOSE.binarize, this.step));
-        const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.sample, this.step), k: c.k });
+        const { loss } = this.model.forward(x, { method: c.method, tau: this.tauNow(), step: this.step, key: this.k(PURPOSE.sample, this.step), k: c.k });
         loss.backward();
         this.opt.step();
         this.opt.zeroGrad();
@@ -189,6 +192,12 @@ export class VaeRun {
     return losses;
   }
 
+  /** τ at the current step: the schedule's value where there is one, else cfg.tau. */
+  tauNow(): number {
+    const c = this.cfg;
+    return c.tauSchedule ? tauSchedule(c.tauSchedule).at(this.step) : c.tau;
+  }
+
   /** Mean single-sample loss over the test set, drawing codes with the estimator's forward sample. */
   async testLoss(evalBatch = 500): Promise<number> {
     const c = this.cfg;
@@ -200,7 +209,7 @@ export class VaeRun {
         const to = Math.min(test.count, from + evalBatch);
         parts.push(keep(tidy(() => {
           const x = inputTensor(batchOf(test, idx, from, to), to - from, c, this.k(PURPOSE.testBinarize, b));
-          const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.testSample, b), k: Math.min(c.k, 1) });
+          const { loss } = this.model.forward(x, { method: c.method, tau: this.tauNow(), step: this.step, key: this.k(PURPOSE.testSample, b), k: Math.min(c.k, 1) });
           return loss.mul(to - from);
         })));
       }
@@ -225,7 +234,7 @@ export class VaeRun {
     const mean = new Float64Array(size), m2 = new Float64Array(size);
     for (let t = 0; t < passes; t++) {
       tidy(() => {
-        const { loss } = this.model.forward(x, { method: c.method, tau: c.tau, key: this.k(PURPOSE.variance, this.epoch * 100000 + t), k: c.k });
+        const { loss } = this.model.forward(x, { method: c.method, tau: this.tauNow(), step: this.step, key: this.k(PURPOSE.variance, this.epoch * 100000 + t), k: c.k });
         loss.backward();
       });
       let o = 0;

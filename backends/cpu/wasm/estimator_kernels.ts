@@ -29,6 +29,8 @@ import type { Splitter } from './gemm.ts';
 
 export type FwdKind = 'st' | 'gumbel' | 'gst' | 'gstp' | 'reinmax' | 'rao';
 const KINDS: FwdKind[] = ['st', 'gumbel', 'gst', 'gstp', 'reinmax', 'rao'];
+/** The kernel names these kernels register (Backend.fusedEstimator). */
+export const FWD_KINDS: readonly FwdKind[] = KINDS;
 
 /** max |G_wasm(u) - G(u)| over all 2^23 uniforms u, G the op path's noise (each log rounded to float32):
  *  measured exhaustively in test/cpu_estimators_wasm.test.ts */
