@@ -13,7 +13,6 @@ import { VaeRun, DEFAULT_TRAIN, evalVaeCheckpoint } from '../models/vae/train.ts
 import { limitSplit } from '../models/vae/run.ts';
 import { loadMnist } from '../models/vae/mnist.ts';
 import { estimators, random, tensor } from '../index.ts';
-import { METHODS } from '../examples/browser/protocol.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const OUT = resolve(import.meta.dirname, '.out');
@@ -94,7 +93,7 @@ describe.skipIf(!CHROMIUM)('the demo page in headless Chromium', () => {
     expect(conf.filter((c) => !c.ok)).toEqual([]);
     // every estimator draws in the page what it draws in Node from the same key
     const vals = Float32Array.from({ length: 200 }, (_, i) => Math.fround(Math.sin(i * 12.9898 + 6) * 3));
-    for (const method of METHODS) {
+    for (const method of estimators.exampleMethods()) {
       const c = conf.find((x) => x.name === `estimator ${method}: sample`)!;
       const here = Array.from(estimators.sample(tensor(vals, [20, 10]), { method, tau: 0.5, key: random.key(11) }).argmax(-1).dataSync());
       expect(c.index, method).toEqual(here);

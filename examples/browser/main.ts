@@ -2,7 +2,7 @@
 // Query parameters drive it without clicks (the browser test uses them):
 //   ?steps=N&every=K&device=cpu|webgpu&threads=1|2&method=M&tau=T&seed=S&batch=B&trainLimit=L&testLimit=L&autostart=1&conformance=1
 import embedChart from './chart.ts';
-import { METHODS, type FromPage, type ToPage, type Conformance } from './protocol.ts';
+import type { FromPage, ToPage, Conformance } from './protocol.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const q = new URLSearchParams(location.search);
@@ -22,8 +22,6 @@ const state: PageState = { losses: [], msPerStep: [], finished: false, errors: [
 (globalThis as unknown as { __gapgrad: PageState }).__gapgrad = state;
 
 const method = $<HTMLSelectElement>('method');
-for (const m of METHODS) method.add(new Option(m, m));
-if (q.has('method')) method.value = q.get('method')!;
 if (q.has('tau')) $<HTMLInputElement>('tau').value = q.get('tau')!;
 if (q.has('batch')) $<HTMLInputElement>('batch').value = q.get('batch')!;
 if (q.has('seed')) $<HTMLInputElement>('seed').value = q.get('seed')!;
@@ -33,6 +31,8 @@ deviceSel.value = q.get('device') ?? (hasGpu ? 'webgpu' : 'cpu');
 if (!hasGpu) deviceSel.options[0].disabled = true;
 
 const chart = await embedChart($('chart'));
+let methodsReady: () => void = () => {};
+const methodsLoaded = new Promise<void>((r) => { methodsReady = r; });
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const status = (s: string) => { $('status').textContent = s; };
 const fail = (s: string) => { state.errors.push(s); $('errors').textContent = state.errors.join('\n'); };
@@ -60,6 +60,12 @@ function drawGrid(canvas: HTMLCanvasElement, imgs: Float32Array, count: number, 
 worker.onmessage = (e: MessageEvent<ToPage>) => {
   const m = e.data;
   switch (m.kind) {
+    case 'methods':
+      // every registered estimator (the worker's registry), the query's choice selected
+      for (const name of m.methods) method.add(new Option(name, name));
+      method.value = q.get('method') ?? 'gst-1.0';
+      methodsReady();
+      break;
     case 'started':
       state.started = m;
       status(`Training on ${m.device === 'webgpu' ? `WebGPU (${m.adapter})` : `the CPU, ${m.threads} thread${m.threads > 1 ? 's' : ''}${m.threadsReason ? ` (${m.threadsReason})` : ''}`}; ${m.stepsPerEpoch} steps per epoch…`);
@@ -125,6 +131,7 @@ $('stop').onclick = () => send({ kind: 'stop' });
 $('save').onclick = () => send({ kind: 'checkpoint' });
 
 if (q.has('autostart')) {
+  await methodsLoaded;
   begin();
   await new Promise<void>((r) => { const t = setInterval(() => { if (state.finished) { clearInterval(t); r(); } }, 50); });
   if (!state.errors.length) send({ kind: 'checkpoint' });

@@ -10,6 +10,7 @@ export type FromPage =
   | { kind: 'conformance' };
 
 export type ToPage =
+  | { kind: 'methods'; methods: string[] }
   | { kind: 'started'; device: string; adapter: string; threads: number; threadsReason: string; stepsPerEpoch: number }
   | { kind: 'steps'; step: number; losses: number[]; msPerStep: number }
   | { kind: 'pictures'; images: Float32Array; recon: Float32Array; n: number; samples: Float32Array }
@@ -17,6 +18,3 @@ export type ToPage =
   | { kind: 'checkpoint'; bytes: Uint8Array }
   | { kind: 'conformance'; results: Conformance[] }
   | { kind: 'error'; message: string };
-
-/** The estimators the page offers. */
-export const METHODS = ['gst-1.0', 'gst-p', 'gumbel', 'st', 'rao_gumbel', 'reinmax', 'gst-0.0', 'nd_gst-1.0'];

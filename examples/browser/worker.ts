@@ -4,7 +4,7 @@
 import { initWebGPU, estimators, cpuThreads, configure, tensor, random, type Device } from '../../browser.ts';
 import { VaeRun, DEFAULT_TRAIN, limitSplit, type VaeTrainConfig } from '../../models/vae/run.ts';
 import { splitFromBytes, type Mnist } from '../../models/vae/idx.ts';
-import { METHODS, type FromPage, type ToPage, type Conformance } from './protocol.ts';
+import type { FromPage, ToPage, Conformance } from './protocol.ts';
 
 const post = (m: ToPage) => (self as unknown as { postMessage(m: ToPage, t?: Transferable[]): void }).postMessage(m);
 
@@ -90,7 +90,7 @@ async function conformance(): Promise<Conformance[]> {
     return Array.from(await x.grad!.data());
   }, 1e-5);
   await check('random.uniform bits', async (d) => Array.from(await random.uniform(random.key(7), [1000], { device: d }).data()), 0);
-  for (const method of METHODS) {
+  for (const method of estimators.exampleMethods()) {
     await check(`estimator ${method}: sample`, async (d) => Array.from(await estimators.sample(tensor(vals(200, 6), [20, 10], { device: d }), { method, tau: 0.5, key: random.key(11) }).data()), 0);
     // the drawn categories, which Node must draw too (the same key gives the same sample everywhere)
     out[out.length - 1].index = Array.from(await estimators.sample(tensor(vals(200, 6), [20, 10]), { method, tau: 0.5, key: random.key(11) }).argmax(-1).data());
@@ -98,6 +98,9 @@ async function conformance(): Promise<Conformance[]> {
   out.push({ name: `adapter: ${gpu.adapterName}`, ok: true, worst: 0 });
   return out;
 }
+
+// the page's method selector: every registered estimator
+post({ kind: 'methods', methods: estimators.exampleMethods() });
 
 self.onmessage = (e: MessageEvent<FromPage>) => {
   const m = e.data;
