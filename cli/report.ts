@@ -49,6 +49,15 @@ const fmt = (xs: number[], d = 2) => {
   return n > 1 ? `${mean.toFixed(d)} ± ${std.toFixed(d)}` : mean.toFixed(d);
 };
 
+/** A band of ± 1 std over seeds and the mean line, per method (the layers of the training-curve charts). */
+function bandAndMean(x: string, xTitle: string, y: string, yTitle: string, point = false): ChartSpec[] {
+  const enc = { x: { field: x, type: 'quantitative', title: xTitle }, color: { field: 'method', type: 'nominal', title: 'method' } } as const;
+  return [
+    { mark: { type: 'errorband', extent: 'stdev', opacity: 0.25 }, encoding: { ...enc, y: { field: y, type: 'quantitative', title: yTitle, scale: { zero: false } } } },
+    { mark: { type: 'line', point }, encoding: { ...enc, y: { aggregate: 'mean', field: y, type: 'quantitative', title: yTitle } } },
+  ] as ChartSpec[];
+}
+
 interface Chart { id: string; title: string; spec: ChartSpec }
 
 interface Section { title: string; md: string[]; charts: Chart[] }
@@ -81,10 +90,7 @@ function vaeSection(out: string, grid: Grid, exp: 'vae' | 'ablation'): Section |
     facet: { column: { field: 'tau', type: 'ordinal', title: 'temperature τ' } },
     spec: {
       width: 300, height: 220,
-      layer: [
-        { mark: { type: 'errorband', extent: 'stdev', opacity: 0.25 }, encoding: { x: { field: 'epoch', type: 'quantitative', title: 'epoch' }, y: { field: 'test_loss', type: 'quantitative', title: 'test loss (nats)', scale: { zero: false } }, color: { field: 'method', type: 'nominal', title: 'method' } } },
-        { mark: { type: 'line', point: maxEpoch <= 5 }, encoding: { x: { field: 'epoch', type: 'quantitative', title: 'epoch' }, y: { aggregate: 'mean', field: 'test_loss', type: 'quantitative', title: 'test loss (nats)' }, color: { field: 'method', type: 'nominal', title: 'method' } } },
-      ],
+      layer: bandAndMean('epoch', 'epoch', 'test_loss', 'test loss (nats)', maxEpoch <= 5) as never,
     },
     title: `${exp === 'vae' ? 'Test loss' : 'Ablation: test loss'} per epoch (mean over seeds, band ± 1 std)`,
   };
@@ -160,10 +166,7 @@ function listopsSection(out: string, grid: Grid): Section | null {
       spec: {
         $schema: 'https://vega.github.io/schema/vega-lite/v6.json', data: { values: curve }, width: 420, height: 260,
         title: 'Validation accuracy over training examples (mean over seeds, band ± 1 std)',
-        layer: [
-          { mark: { type: 'errorband', extent: 'stdev', opacity: 0.25 }, encoding: { x: { field: 'examples', type: 'quantitative', title: 'training examples' }, y: { field: 'valid_acc', type: 'quantitative', title: 'validation accuracy (%)', scale: { zero: false } }, color: { field: 'method', type: 'nominal', title: 'method' } } },
-          { mark: 'line', encoding: { x: { field: 'examples', type: 'quantitative', title: 'training examples' }, y: { aggregate: 'mean', field: 'valid_acc', type: 'quantitative', title: 'validation accuracy (%)' }, color: { field: 'method', type: 'nominal', title: 'method' } } },
-        ],
+        layer: bandAndMean('examples', 'training examples', 'valid_acc', 'validation accuracy (%)') as never,
       },
     });
   }

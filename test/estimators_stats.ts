@@ -1,54 +1,10 @@
 // Statistics helpers for the estimator property tests (plain JS, float64).
 
-// The normal quantile and the chi-square critical value are shared with the engine tests.
-import { normalQuantile, chiSquareCritical } from './helpers.ts';
-export { normalQuantile, chiSquareCritical };
+// The chi-square test, quantiles, the row softmax and the seeded generator are the law kit's (testing/stats.ts).
+import { normalQuantile, chiSquareCritical, chiSquareTest, softmax64, mulberry32, type ChiSquareResult } from '../testing/stats.ts';
+export { normalQuantile, chiSquareCritical, chiSquareTest, softmax64, mulberry32, type ChiSquareResult };
 
-export interface ChiSquareResult { stat: number; df: number; critical: number; pass: boolean; pooled: number }
-
-/**
- * Pearson chi-square goodness of fit of counts against probabilities (summing to 1 over the listed
- * categories). Categories with expected count < 5 are pooled into one cell (kept if its expected
- * count reaches 5, else merged into the smallest remaining cell).
- */
-export function chiSquareTest(counts: ArrayLike<number>, probs: ArrayLike<number>, alpha: number): ChiSquareResult {
-  let n = 0;
-  for (let i = 0; i < counts.length; i++) n += counts[i];
-  const cells: { o: number; e: number }[] = [];
-  let po = 0, pe = 0, pooled = 0;
-  for (let i = 0; i < counts.length; i++) {
-    const e = n * probs[i];
-    if (e >= 5) cells.push({ o: counts[i], e });
-    else { po += counts[i]; pe += e; pooled++; }
-  }
-  if (pooled > 0) {
-    if (pe >= 5 || cells.length === 0) cells.push({ o: po, e: pe });
-    else {
-      let s = 0;
-      for (let i = 1; i < cells.length; i++) if (cells[i].e < cells[s].e) s = i;
-      cells[s].o += po; cells[s].e += pe;
-    }
-  }
-  const df = cells.length - 1;
-  let stat = 0;
-  for (const { o, e } of cells) stat += e > 0 ? ((o - e) * (o - e)) / e : o > 0 ? Infinity : 0;
-  if (df < 1) return { stat, df, critical: Infinity, pass: true, pooled };
-  const critical = chiSquareCritical(df, alpha);
-  return { stat, df, critical, pass: stat <= critical, pooled };
-}
-
-/** Softmax of one row in float64; -Infinity entries get probability 0. */
-export function softmax64(theta: ArrayLike<number>, tau = 1): Float64Array {
-  let m = -Infinity;
-  for (let i = 0; i < theta.length; i++) m = Math.max(m, theta[i] / tau);
-  const p = new Float64Array(theta.length);
-  let z = 0;
-  for (let i = 0; i < theta.length; i++) { p[i] = Math.exp(theta[i] / tau - m); z += p[i]; }
-  for (let i = 0; i < theta.length; i++) p[i] /= z;
-  return p;
-}
-
-/** (1/tau) s (g - <s, g>): the shared surrogate VJP, plain JS. */
+/** Row VJP of softmax(theta / tau) in float64. */
 export function softmaxVjp64(s: ArrayLike<number>, g: ArrayLike<number>, tau = 1): Float64Array {
   let sg = 0;
   for (let i = 0; i < s.length; i++) sg += s[i] * g[i];
@@ -82,14 +38,3 @@ export function bernsteinBound(variance: number, range: number, n: number, delta
   return Math.sqrt((2 * variance * l) / n) + (2 * range * l) / (3 * n);
 }
 
-/** Deterministic float64 rows from a seed (xorshift-based), for building test inputs without fast-check. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -139,14 +139,7 @@ export class VaeRun {
     };
     for (let s = 0; s < steps; s++) {
       const pixels = batchOf(train, perm, s * c.batchSize, (s + 1) * c.batchSize);
-      const loss = tidy(() => {
-        const x = inputTensor(pixels, c.batchSize, c, this.k(PURPOSE.binarize, this.step));
-        const { loss } = this.model.forward(x, { method: c.method, tau: this.tauNow(), step: this.step, key: this.k(PURPOSE.sample, this.step), k: c.k });
-        loss.backward();
-        this.opt.step();
-        this.opt.zeroGrad();
-        return loss.detach();
-      });
+      const loss = this.optimStep(pixels);
       keep(loss);
       pending.push(loss);
       this.step++;
@@ -174,14 +167,7 @@ export class VaeRun {
       if (e !== epoch) { epoch = e; perm = random.permutation(this.k(PURPOSE.shuffle, epoch), train.count); }
       const s = this.step - e * per;
       const pixels = batchOf(train, perm, s * c.batchSize, (s + 1) * c.batchSize);
-      const loss = tidy(() => {
-        const x = inputTensor(pixels, c.batchSize, c, this.k(PURPOSE.binarize, this.step));
-        const { loss } = this.model.forward(x, { method: c.method, tau: this.tauNow(), step: this.step, key: this.k(PURPOSE.sample, this.step), k: c.k });
-        loss.backward();
-        this.opt.step();
-        this.opt.zeroGrad();
-        return loss.detach();
-      });
+      const loss = this.optimStep(pixels);
       const v = (await loss.data())[0];
       loss.dispose();
       if (!Number.isFinite(v)) throw new Error(`training diverged: loss ${v} at step ${this.step + 1}`);
@@ -190,6 +176,19 @@ export class VaeRun {
       if (this.step % per === 0) this.epoch = this.step / per;
     }
     return losses;
+  }
+
+  /** One optimisation step on a batch of pixels (the keys of step `this.step`); the loss, detached, on the device. */
+  private optimStep(pixels: Float32Array): Tensor {
+    const c = this.cfg;
+    return tidy(() => {
+      const x = inputTensor(pixels, c.batchSize, c, this.k(PURPOSE.binarize, this.step));
+      const { loss } = this.model.forward(x, { method: c.method, tau: this.tauNow(), step: this.step, key: this.k(PURPOSE.sample, this.step), k: c.k });
+      loss.backward();
+      this.opt.step();
+      this.opt.zeroGrad();
+      return loss.detach();
+    });
   }
 
   /** τ at the current step: the schedule's value where there is one, else cfg.tau. */
