@@ -38,6 +38,8 @@ Usage:
   gapgrad eval listops --checkpoint PATH --data PATH
   gapgrad sweep listops [flags]
   gapgrad start                      a short VAE run (npm start)
+  gapgrad bench [flags]              time matmul, estimators, training steps on the CPU (1/2 threads) and WebGPU
+  gapgrad bench --check              WebGPU readiness: conformance against the CPU, then a timed VAE epoch
 
 Run 'gapgrad <command> <model> --help' for the flags of a command.`;
 
@@ -157,6 +159,7 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write('npm start: a short MNIST-VAE run (3 epochs of gst-1.0, tau 1) on the CPU backend.\n');
     return trainVaeCmd([model, ...rest].filter((x) => x !== undefined), { epochs: '3', out: join('runs', 'start') } as never);
   }
+  if (cmd === 'bench') return (await import('./bench.ts')).benchCmd([model, ...rest].filter((x) => x !== undefined));
   const key = `${cmd} ${model ?? ''}`.trim();
   switch (key) {
     case 'train vae': return trainVaeCmd(rest);

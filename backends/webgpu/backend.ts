@@ -107,6 +107,10 @@ export class WebGpuBackend implements Backend {
   readonly supportsFloat64 = false;
   readonly adapterName: string;
   readonly isSoftware: boolean;
+  /** The adapter's own description (GPUAdapterInfo), where the device was created from one. */
+  readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string } | null;
+  /** How the device was found (initWebGPU's attempt: 'platform default', 'OpenGL ES (EGL)', ...). */
+  via = '';
   matmulPlan: MatmulPlan;
   /**
    * 'ubo' matmul tile: at most TM rows x 4*TQ columns per invocation, WGX invocations per workgroup.
@@ -150,11 +154,13 @@ export class WebGpuBackend implements Backend {
   private readonly maxUniformFloats: number;
   private readonly texPool = new Map<string, Tex[]>();
 
-  constructor(device: GPUDevice, info: { name: string; software: boolean; maxTexture?: number }) {
+  constructor(device: GPUDevice, info: { name: string; software: boolean; maxTexture?: number; adapter?: GPUAdapterInfo }) {
     this.device = device;
     this.queue = device.queue;
     this.adapterName = info.name;
     this.isSoftware = info.software;
+    const a = info.adapter;
+    this.adapterInfo = a ? { vendor: a.vendor ?? '', architecture: a.architecture ?? '', device: a.device ?? '', description: a.description ?? '' } : null;
     const forced = process.env.GAPGRAD_WEBGPU_MATMUL;
     this.maxTexture = info.maxTexture ?? 8192;
     // software rasterisers (llvmpipe): storage-buffer loads at per-invocation addresses are scalar

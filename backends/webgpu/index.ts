@@ -88,12 +88,12 @@ async function createBackend(choice: string): Promise<WebGpuBackend> {
         },
       });
       instances.push(adapter, device);
-      const info = { ...describe(adapter.info), maxTexture: Number(L.maxTextureDimension2D) };
+      const info = { ...describe(adapter.info), maxTexture: Number(L.maxTextureDimension2D), adapter: adapter.info };
       device.lost.then((l) => {
         if (l.reason !== 'destroyed') console.error(`gapgrad webgpu: device lost (${l.reason}): ${l.message}`);
       });
       const backend = new WebGpuBackend(device, info);
-      (backend as { via?: string }).via = a.label;
+      backend.via = a.label;
       return backend;
     } catch (e) {
       tried.push(`${a.label}: ${(e as Error).message}`);
