@@ -24,6 +24,7 @@ export const BENCH_FLAGS = {
   check: { type: 'boolean', default: false, help: 'WebGPU readiness check instead: conformance against the CPU, then a timed MNIST-VAE epoch' },
   'train-limit': { type: 'string', help: '--check: images in the timed epoch (default all 60000)' },
   samples: { type: 'string', help: 'timed samples per configuration (default per suite)' },
+  groups: { type: 'string', default: 'matmul,estimator,vae,listops,transfer', help: 'which kinds of case to time, comma-separated' },
 } as const;
 
 const USAGE = 'Usage: gapgrad bench [--devices cpu,webgpu] [--threads 1,2] [--suite quick|full] [--shapes MxKxN,...] [--methods ...]\n' +
@@ -58,7 +59,7 @@ export interface BenchReport {
   format: typeof REPORT_FORMAT;
   createdAt: string;
   machine: MachineInfo;
-  settings: { suite: string; devices: string[]; threads: number[]; shapes: string[]; methods: string[]; contention: boolean; busy: number; samples: number };
+  settings: { suite: string; devices: string[]; threads: number[]; shapes: string[]; methods: string[]; groups: string[]; contention: boolean; busy: number; samples: number };
   devices: DeviceInfo[];
   unavailable: { device: string; reason: string }[];
   results: BenchResult[];
@@ -68,8 +69,8 @@ export interface BenchReport {
 }
 
 const SUITES = {
-  quick: { shapes: ['100x784x512', '512x512x512'], logits: [[100, 30, 10]], samples: 10, warm: 3, budgetMs: 1500, transfer: 1 << 20 },
-  full: { shapes: ['100x784x512', '784x100x512', '100x512x784', '512x512x512', '1024x1024x1024'], logits: [[100, 30, 10], [200, 32, 64]], samples: 30, warm: 8, budgetMs: 6000, transfer: 1 << 22 },
+  quick: { shapes: ['100x784x512', '512x512x512'], logits: [[100, 30, 10]], samples: 10, warm: 3, budgetMs: 1500, transfer: 1 << 20, listopsBatches: 1 },
+  full: { shapes: ['100x784x512', '784x100x512', '100x512x784', '512x512x512', '1024x1024x1024'], logits: [[100, 30, 10], [200, 32, 64]], samples: 30, warm: 8, budgetMs: 6000, transfer: 1 << 22, listopsBatches: 4 },
 } as const;
 
 const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
@@ -163,7 +164,7 @@ export async function writeCharts(r: BenchReport, dir: string): Promise<string[]
     const f = await writeChart({
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json', title: `matmul GFLOPS by shape (${r.machine.cpu} x${r.machine.cores})`,
       data: { values: mm }, mark: 'bar', width: 380, height: 220,
-      encoding: { x: { field: 'shape', type: 'nominal', title: 'M x K x N' }, xOffset: { field: 'device' }, y: { field: 'gflops', type: 'quantitative', title: 'GFLOPS' }, color: { field: 'device', type: 'nominal' } },
+      encoding: { x: { field: 'shape', type: 'nominal', title: 'M x K x N', axis: { labelAngle: 0 } }, xOffset: { field: 'device' }, y: { field: 'gflops', type: 'quantitative', title: 'GFLOPS' }, color: { field: 'device', type: 'nominal' } },
     }, join(dir, 'matmul_gflops'));
     files.push(f.svg, f.png);
   }
@@ -219,7 +220,7 @@ function cases(suite: (typeof SUITES)[keyof typeof SUITES], shapes: string[], me
   for (const sh of suite.logits) for (const m of methods) out.push(estimatorCase(m, [...sh]));
   const vae = vaeCase(model, data);
   out.push({ ...vae, make: async (d) => { loadMnist ??= (await import('../models/vae/mnist.ts')).loadMnist; return vae.make(d); } });
-  out.push(listopsCase(model), transferCase(suite.transfer));
+  out.push(listopsCase(model, suite.listopsBatches), transferCase(suite.transfer));
   return out;
 }
 
@@ -265,7 +266,7 @@ async function measure(cs: BenchCase[], configs: DeviceConfig[], mode: 'quiet' |
 /** Run the benchmark and return the report (printing progress to stderr). */
 export async function runBench(o: {
   suite: keyof typeof SUITES; devices: string[]; devicesExplicit: boolean; threads: number[]; shapes: string[]; methods: string[];
-  contention: boolean; busy: number; samples?: number; say?: (s: string) => void;
+  contention: boolean; busy: number; samples?: number; groups?: string[]; say?: (s: string) => void;
 }): Promise<BenchReport> {
   const t0 = performance.now();
   const say = o.say ?? ((s: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}\n`));
@@ -275,8 +276,8 @@ export async function runBench(o: {
   const { configs, info, unavailable } = await openDevices(o.devices, o.threads, o.devicesExplicit);
   for (const u of unavailable) say(`${u.device}: not available: ${u.reason}`);
   for (const d of info) if (d.adapter) say(`${d.id}: ${d.adapter.name}${d.adapter.software ? ' (software adapter)' : ''}`);
-  const settings = { samples: o.samples ?? suite.samples, warm: suite.warm, budgetMs: o.samples ? Infinity : suite.budgetMs };
-  const cs = cases(suite, o.shapes, o.methods);
+  const settings = { samples: o.samples ?? suite.samples, warm: suite.warm, budgetMs: suite.budgetMs };
+  const cs = cases(suite, o.shapes, o.methods).filter((c) => !o.groups || o.groups.includes(c.group));
   const results: BenchResult[] = [];
   const contention: Record<string, { events: number; backoffMs: number }> = {};
   const gemm2 = configs.find((c) => c.threads === 2)?.gemm;
@@ -294,7 +295,7 @@ export async function runBench(o: {
   for (const c of configs) await c.gemm?.close();
   return {
     format: REPORT_FORMAT, createdAt: new Date().toISOString(), machine,
-    settings: { suite: o.suite, devices: o.devices, threads: o.threads, shapes: o.shapes, methods: o.methods, contention: o.contention, busy: o.contention ? o.busy : 0, samples: settings.samples },
+    settings: { suite: o.suite, devices: o.devices, threads: o.threads, shapes: o.shapes, methods: o.methods, groups: o.groups ?? [...new Set(cs.map((c) => c.group))], contention: o.contention, busy: o.contention ? o.busy : 0, samples: settings.samples },
     devices: info, unavailable, results, ...(gemm2 ? { contention } : {}), loadAverageEnd: loadAverage(), seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -322,6 +323,9 @@ export async function benchCmd(args: string[]): Promise<void> {
   const methods = f.methods === undefined ? all : list(String(f.methods));
   const { parseMethod } = await import('../estimators/index.ts');
   for (const m of methods) { try { parseMethod(m); } catch (e) { throw new UsageError(`--methods: ${(e as Error).message}`); } }
+  const GROUPS = ['matmul', 'estimator', 'vae', 'listops', 'transfer'];
+  const groups = list(String(f.groups));
+  for (const g of groups) if (!GROUPS.includes(g)) throw new UsageError(`--groups: expected some of ${GROUPS.join(', ')}, got '${g}'`);
   const busyN = Number(f.busy);
   if (!(Number.isInteger(busyN) && busyN >= 1 && busyN <= 64)) throw new UsageError(`--busy: expected an integer from 1 to 64, got '${f.busy}'`);
   const samples = f.samples === undefined ? undefined : Number(f.samples);
@@ -334,7 +338,7 @@ export async function benchCmd(args: string[]): Promise<void> {
   if (f.from !== undefined && f.json !== undefined) throw new UsageError('--from and --json: a report read with --from is not written again');
 
   const report = f.from !== undefined ? readReport(resolve(String(f.from))) :
-    await runBench({ suite, devices, devicesExplicit: f.devices !== undefined, threads, shapes, methods, contention: Boolean(f.contention), busy: busyN, samples });
+    await runBench({ suite, devices, devicesExplicit: f.devices !== undefined, threads, shapes, methods, contention: Boolean(f.contention), busy: busyN, samples, groups });
   const text = formatReport(report);
   process.stdout.write(`${text}\n`);
   const ok = report.results.some((r) => r.stats);

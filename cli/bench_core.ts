@@ -30,8 +30,11 @@ export interface RoundOptions {
   samples: number;
   /** samples a configuration takes per turn; the turns go round all configurations until each has `samples` */
   perTurn?: number;
-  /** stop a configuration's sampling once it has spent this many ms (at least 3 samples are kept) */
+  /** stop a configuration's warm-up, and then its sampling, once it has spent this many ms on it (at least one
+   *  warm-up sample and minSamples timed samples are taken) */
   budgetMs?: number;
+  /** default 3 */
+  minSamples?: number;
 }
 
 /**
@@ -41,13 +44,14 @@ export interface RoundOptions {
  */
 export async function interleave(configs: readonly Timed[], o: RoundOptions): Promise<number[][]> {
   const per = Math.max(1, o.perTurn ?? 1);
+  const budget = o.budgetMs ?? Infinity, minSamples = Math.min(o.samples, o.minSamples ?? 3);
   for (const c of configs) {
     c.enter?.();
-    for (let i = 0; i < o.warm; i++) await c.sample();
+    for (let i = 0, spent = 0; i < o.warm && (i === 0 || spent < budget); i++) spent += await c.sample();
   }
   const out: number[][] = configs.map(() => []);
   const spent = configs.map(() => 0);
-  const done = (q: number) => out[q].length >= o.samples || (o.budgetMs !== undefined && spent[q] >= o.budgetMs && out[q].length >= 3);
+  const done = (q: number) => out[q].length >= o.samples || (spent[q] >= budget && out[q].length >= minSamples);
   for (let r = 0; configs.some((_, q) => !done(q)); r++) {
     for (let j = 0; j < configs.length; j++) {
       const q = (j + r) % configs.length;
