@@ -35,6 +35,9 @@ export interface Gemm extends Splitter {
   readonly arena: Arena;
   readonly threads: number;
   readonly relaxed: boolean; // whether relaxed-SIMD madd is in use (by any participating thread)
+  /** How often the two threads found the cores oversubscribed (jobs then run on the calling thread alone for
+   *  backoffMs; solo: whether that is so now). All zero with one thread. */
+  readonly contention: { events: number; backoffMs: number; solo: boolean };
   close(): Promise<void>; // terminate workers
   /** Resolves once the worker thread (if any) is up; rejects if it failed to start. */
   ready(): Promise<void>;
@@ -110,6 +113,8 @@ const AWAKE = 7;
 const RET = 32, CALLS = 48, CALLS_END = CTL_BYTES / 8;
 // the next panel to take, when the two threads share a product's panels out chunk by chunk (Int32 index)
 const NEXT = 40;
+// how many times the worker found itself descheduled while spinning (written by the worker; see PREEMPT_MS)
+const PREEMPT = 41;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
@@ -124,6 +129,23 @@ const NPRM = 28;
 // matmul per step, measured alternately). The worker only spins after a job, so an idle process sleeps.
 const SPIN_SHORT = 300000;
 const SPIN_LONG = 300000; // after a pre-wake
+// Contention: two threads must never be slower than one when the cores are busy. While it spins, the worker
+// reads the clock every 1024 polls (~10 us of polling); a gap above PREEMPT_MS means the OS took its core away:
+// more threads want to run than there are cores (a busy process beside this one, other jobs). Spinning then only
+// takes time from the calling thread, and a descheduled worker makes the caller wait for its share, so the worker
+// sleeps at once and counts the event in ctl[PREEMPT]; a caller that waits on the worker's share for more than
+// PREEMPT_MS and half its own share counts one too. Two such signs within ~0.7 EVIDENCE_MS (one, within
+// BACKOFF_RESET_MS of the last backoff) make the calling thread run everything itself (products, estimator and
+// Adam splits; no pre-wakes, so the worker stays asleep) for SOLO_MIN_MS, doubled on each further sign up to
+// SOLO_MAX_MS; after that, a product is split again as a probe. Measured (VAE training steps, 1 vs 2 threads, a
+// busy-looping process beside; see README "Threads under contention"): 2 threads went from 1.35-1.8x the time of
+// one to 0.97-1.05x; an isolated sign (a GC thread, a short burst elsewhere) changes nothing.
+const PREEMPT_MS = 1;
+const EVIDENCE_MS = 250;
+const EVIDENCE_LEVEL = 1.5;
+const SOLO_MIN_MS = 25;
+const SOLO_MAX_MS = 2000;
+const BACKOFF_RESET_MS = 5000;
 
 interface Exports {
   gemm: (...a: number[]) => void;
@@ -271,8 +293,16 @@ for (;;) {
   // spin before sleeping: the next matmul then avoids the futex wake-up latency. A wake-up
   // without a new job is the caller's "pre-wake" (sent before it copies the operands in): spin
   // longer then, so the job is picked up without another sleep.
+  // Reading the clock every 1024 polls: a gap means this thread lost its core (see PREEMPT_MS); stop spinning.
   let spins = 0;
-  while (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0 && spins < spinLimit) spins++;
+  let last = performance.now();
+  while (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0 && spins < spinLimit) {
+    if ((++spins & 1023) === 0) {
+      const now = performance.now();
+      if (now - last > ${PREEMPT_MS}) { Atomics.add(ctl, ${PREEMPT}, 1); break; }
+      last = now;
+    }
+  }
   if (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0) {
     Atomics.store(ctl, ${AWAKE}, 0);
     Atomics.wait(ctl, ${SEQ}, seq);
@@ -336,6 +366,15 @@ class GemmImpl implements Gemm {
   readonly arena: Arena;
   private scr = -1;
   private scrBytes = 0;
+  /** contention backoff (see PREEMPT_MS): the last ctl[PREEMPT] seen, the current backoff, and until when
+   *  (performance.now() ms) everything runs on this thread */
+  private preemptSeen = 0;
+  private backoffMs = 0;
+  private lastPreemptAt = -Infinity;
+  private soloUntil = 0;
+  private events = 0;
+  private evidence = 0;
+  private evidenceAt = 0;
 
   constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: Worker | null,
               private readonly parallelThreshold: number, private readonly chunked = true) {
@@ -376,9 +415,44 @@ class GemmImpl implements Gemm {
    */
   private workerAwake(): boolean {
     if (!this.workerReady()) return false;
+    if (this.contended()) return false;
     if (Atomics.load(this.ctl, AWAKE) === 1) return true;
     Atomics.notify(this.ctl, SEQ);
     return false;
+  }
+
+  /**
+   * Whether the cores are oversubscribed now, as the worker reports it (ctl[PREEMPT], see PREEMPT_MS): then jobs
+   * run on this thread alone and the worker is left asleep, for a backoff that doubles while the reports go on.
+   */
+  private contended(): boolean {
+    const p = Atomics.load(this.ctl, PREEMPT);
+    const now = performance.now();
+    if (p !== this.preemptSeen) {
+      this.preemptSeen = p;
+      this.noteContention(now);
+    }
+    return now < this.soloUntil;
+  }
+
+  /** One sign of contention: a leaky count (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL (two signs
+   *  within ~0.7 EVIDENCE_MS) starts a backoff; an isolated one (another process's short burst, a GC thread) does not. */
+  private noteContention(now: number): void {
+    this.events++;
+    this.evidence = this.evidence * Math.exp(-(now - this.evidenceAt) / EVIDENCE_MS) + 1;
+    this.evidenceAt = now;
+    const quiet = now - this.lastPreemptAt > BACKOFF_RESET_MS;
+    // after a recent backoff, one sign is enough (the probe that follows a backoff costs a wait on the worker)
+    if (quiet && this.evidence < EVIDENCE_LEVEL) return;
+    this.evidence = 0;
+    this.backoffMs = quiet ? SOLO_MIN_MS : Math.min(SOLO_MAX_MS, 2 * this.backoffMs);
+    this.lastPreemptAt = now;
+    this.soloUntil = now + this.backoffMs;
+  }
+
+  /** Contention so far: how often the worker found itself descheduled while spinning, and the current backoff (ms). */
+  get contention(): { events: number; backoffMs: number; solo: boolean } {
+    return { events: this.events, backoffMs: this.backoffMs, solo: performance.now() < this.soloUntil };
   }
 
   get workerActive(): boolean { return this.workerAwake(); }
@@ -540,8 +614,9 @@ class GemmImpl implements Gemm {
         set(0, tiles, 0, split, 0, split, 0, tiles);
         q[19] = AFLAG_MAIN; q[20] = 0;
       }
+      const since = performance.now();
       runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-      this.join();
+      this.join(since);
     } else {
       // few panels, many row tiles: pack everything here, then split by row tiles
       set(0, 0, 0, 0, 0, panels, 0, tiles);
@@ -550,8 +625,9 @@ class GemmImpl implements Gemm {
       set(split, tiles, 0, panels, 0, 0, 0, 0);
       this.dispatch(q);
       set(0, split, 0, panels, 0, 0, 0, 0);
+      const since = performance.now();
       runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-      this.join();
+      this.join(since);
     }
 
     if (cIn >= 0) return; // written in place
@@ -663,16 +739,25 @@ class GemmImpl implements Gemm {
     Atomics.notify(ctl, SEQ);
   }
 
-  private join(): void {
+  /** Wait for the worker's share. With `since` (when this thread started its own share, performance.now() ms):
+   *  a wait longer than PREEMPT_MS and than half this thread's share counts as contention (the worker lost its core
+   *  mid-job; the two threads' shares of a product differ by about one small chunk otherwise). */
+  private join(since?: number): void {
     const ctl = this.ctl, seq = this.seq;
     let spins = 0;
     let waited = 0;
+    let t0 = 0;
     while (Atomics.load(ctl, DONE) !== seq) {
       if (++spins < 4000) continue;
+      if (spins === 4000) t0 = performance.now();
       const cur = Atomics.load(ctl, DONE);
       if (cur !== seq && Atomics.wait(ctl, DONE, cur, 1000) === 'timed-out' && ++waited >= 60) {
         throw new Error('gemm: the worker thread did not answer for 60 s (it may have died); set GAPGRAD_THREADS=1 to run single-threaded');
       }
+    }
+    if (since !== undefined && spins >= 4000) {
+      const now = performance.now(), wait = now - t0;
+      if (wait > PREEMPT_MS && wait > 0.5 * (t0 - since)) this.noteContention(now);
     }
     if (Atomics.load(ctl, STATUS) !== 0) throw new Error('gemm: worker failed');
   }
