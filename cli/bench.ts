@@ -68,9 +68,10 @@ export interface BenchReport {
   seconds: number;
 }
 
+// samples: the most per configuration; each stops earlier once it has spent budgetMs (with at least 3)
 const SUITES = {
-  quick: { shapes: ['100x784x512', '512x512x512'], logits: [[100, 30, 10]], samples: 10, warm: 3, budgetMs: 1500, transfer: 1 << 20, listopsBatches: 1 },
-  full: { shapes: ['100x784x512', '784x100x512', '100x512x784', '512x512x512', '1024x1024x1024'], logits: [[100, 30, 10], [200, 32, 64]], samples: 30, warm: 8, budgetMs: 6000, transfer: 1 << 22, listopsBatches: 4 },
+  quick: { shapes: ['100x784x512', '512x512x512'], logits: [[100, 30, 10]], samples: 40, warm: 3, budgetMs: 1000, transfer: 1 << 20, listopsBatches: 1 },
+  full: { shapes: ['100x784x512', '784x100x512', '100x512x784', '512x512x512', '1024x1024x1024'], logits: [[100, 30, 10], [200, 32, 64]], samples: 200, warm: 8, budgetMs: 5000, transfer: 1 << 22, listopsBatches: 4 },
 } as const;
 
 const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);

@@ -88,6 +88,9 @@ export interface GemmOptions {
   /** Split products by column panels taken in chunks from a shared counter (default), or false: in two fixed
    *  halves (for benchmarking; results are the same bits either way). */
   chunked?: boolean;
+  /** false: never run jobs on the calling thread alone because the cores are oversubscribed (see PREEMPT_MS), for
+   *  tests that must exercise the two-thread paths whatever the load. Default true. */
+  backoff?: boolean;
 }
 
 const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
@@ -115,6 +118,13 @@ const RET = 32, CALLS = 48, CALLS_END = CTL_BYTES / 8;
 const NEXT = 40;
 // how many times the worker found itself descheduled while spinning (written by the worker; see PREEMPT_MS)
 const PREEMPT = 41;
+// Who runs the current job: the caller sets it to the job's seq when it dispatches; the worker claims the job by
+// swapping it to CLAIMED before it reads anything of it, and a caller that has done all the work of a shared-counter
+// job (every chunk taken) withdraws it from a worker that has not started by swapping it to WITHDRAWN, and need not
+// wait for it. (seq is kept positive, so neither value is ever a seq.)
+const JOB = 42, CLAIMED = -1, WITHDRAWN = -2;
+// 1: the worker stops spinning when it finds itself descheduled (GemmOptions.backoff), 0: it spins on regardless
+const ADAPT = 43;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
@@ -137,9 +147,11 @@ const SPIN_LONG = 300000; // after a pre-wake
 // PREEMPT_MS and half its own share counts one too. Two such signs within ~0.7 EVIDENCE_MS (one, within
 // BACKOFF_RESET_MS of the last backoff) make the calling thread run everything itself (products, estimator and
 // Adam splits; no pre-wakes, so the worker stays asleep) for SOLO_MIN_MS, doubled on each further sign up to
-// SOLO_MAX_MS; after that, a product is split again as a probe. Measured (VAE training steps, 1 vs 2 threads, a
-// busy-looping process beside; see README "Threads under contention"): 2 threads went from 1.35-1.8x the time of
-// one to 0.97-1.05x; an isolated sign (a GC thread, a short burst elsewhere) changes nothing.
+// SOLO_MAX_MS; after that, a product is split again as a probe. And a caller that has taken every chunk of a
+// shared-counter job (GEMM panels, splitRange) withdraws it from a worker that has not started (JOB below) rather
+// than wait for that worker to be scheduled just to find nothing left. Measured (VAE training steps, 1 vs 2
+// threads, a busy-looping process beside; see docs/bench.md): 2 threads went from 1.3-2.1x the time of one to
+// 1.00-1.08x; an isolated sign (a GC thread, a short burst elsewhere) costs one product on one thread.
 const PREEMPT_MS = 1;
 const EVIDENCE_MS = 250;
 const EVIDENCE_LEVEL = 1.5;
@@ -299,7 +311,7 @@ for (;;) {
   while (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0 && spins < spinLimit) {
     if ((++spins & 1023) === 0) {
       const now = performance.now();
-      if (now - last > ${PREEMPT_MS}) { Atomics.add(ctl, ${PREEMPT}, 1); break; }
+      if (now - last > ${PREEMPT_MS} && Atomics.load(ctl, ${ADAPT}) === 1) { Atomics.add(ctl, ${PREEMPT}, 1); break; }
       last = now;
     }
   }
@@ -313,6 +325,8 @@ for (;;) {
   const s = Atomics.load(ctl, ${SEQ});
   if (s === seq) continue;
   seq = s;
+  // withdrawn (the caller did all of it) or already superseded by a newer job: nothing to do, nothing to report
+  if (Atomics.compareExchange(ctl, ${JOB}, s, ${CLAIMED}) !== s) continue;
   let status = 0;
   try {
     const kind = Atomics.load(ctl, ${KIND});
@@ -377,7 +391,7 @@ class GemmImpl implements Gemm {
   private evidenceAt = 0;
 
   constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: Worker | null,
-              private readonly parallelThreshold: number, private readonly chunked = true) {
+              private readonly parallelThreshold: number, private readonly chunked = true, private readonly backoff = true) {
     this.memory = memory; this.ex = ex; this.cfg = cfg;
     this.mr = cfg.mr; this.nr = cfg.nv * 4;
     this.threads = worker ? 2 : 1;
@@ -386,6 +400,7 @@ class GemmImpl implements Gemm {
     this.f32 = new Float32Array(memory.buffer);
     this.ctl = new Int32Array(memory.buffer, 0, CTL_BYTES / 4);
     this.arena = new Arena(memory, CTL_BYTES, MAX_PAGES * PAGE);
+    Atomics.store(this.ctl, ADAPT, backoff ? 1 : 0);
     if (worker) {
       // a worker that fails to start (or dies) only costs the second thread: products stay on this one
       worker.on('error', () => { this.workerFailed = true; });
@@ -432,7 +447,7 @@ class GemmImpl implements Gemm {
       this.preemptSeen = p;
       this.noteContention(now);
     }
-    return now < this.soloUntil;
+    return this.backoff && now < this.soloUntil;
   }
 
   /** One sign of contention: a leaky count (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL (two signs
@@ -616,7 +631,8 @@ class GemmImpl implements Gemm {
       }
       const since = performance.now();
       runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-      this.join(since);
+      // chunked: every panel has been taken; a worker that has not started has nothing left to do
+      if (q[27] === 0 || !this.withdraw(since)) this.join(since);
     } else {
       // few panels, many row tiles: pack everything here, then split by row tiles
       set(0, 0, 0, 0, 0, panels, 0, tiles);
@@ -728,15 +744,31 @@ class GemmImpl implements Gemm {
     try {
       runRange(here, args, perElem, countIdx, countDiv, n, grain, this.ctl);
     } finally {
-      this.join();
+      if (!this.withdraw()) this.join();
     }
   }
 
   private kick(): void {
     const ctl = this.ctl;
-    this.seq = (this.seq + 1) | 0;
+    this.seq = this.seq >= 0x3fffffff ? 1 : this.seq + 1;
+    Atomics.store(ctl, JOB, this.seq);
     Atomics.store(ctl, SEQ, this.seq);
     Atomics.notify(ctl, SEQ);
+  }
+
+  /**
+   * Take the current job back from a worker that has not started it (all its work was shared through the counter and
+   * is done): true if withdrawn, and then there is nothing to wait for. With `since` (when this thread started its
+   * share), a worker that has not started after PREEMPT_MS counts as a sign of contention (a spinning worker starts
+   * within microseconds).
+   */
+  private withdraw(since?: number): boolean {
+    if (Atomics.compareExchange(this.ctl, JOB, this.seq, WITHDRAWN) !== this.seq) return false;
+    if (since !== undefined) {
+      const now = performance.now();
+      if (now - since > PREEMPT_MS) this.noteContention(now);
+    }
+    return true;
   }
 
   /** Wait for the worker's share. With `since` (when this thread started its own share, performance.now() ms):
@@ -826,7 +858,7 @@ export function createGemmBackground(opts?: GemmOptions): Gemm {
     workerData: { plainBytes, relaxedBytes, memory },
   });
   worker.unref();
-  return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT, opts?.chunked ?? true);
+  return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT, opts?.chunked ?? true, opts?.backoff ?? true);
 }
 
 /** GEMM on the calling thread plus (threads - 1) worker, resolved once the worker is ready. */
