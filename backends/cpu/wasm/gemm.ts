@@ -380,8 +380,8 @@ class GemmImpl implements Gemm {
   readonly arena: Arena;
   private scr = -1;
   private scrBytes = 0;
-  /** contention backoff (see PREEMPT_MS): the last ctl[PREEMPT] seen, the current backoff, and until when
-   *  (performance.now() ms) everything runs on this thread */
+  /** contention backoff (see PREEMPT_MS): the last ctl[PREEMPT] seen, the current backoff, when it last started,
+   *  until when (performance.now() ms) everything runs on this thread, the signs seen, and their leaky count */
   private preemptSeen = 0;
   private backoffMs = 0;
   private lastPreemptAt = -Infinity;
@@ -465,7 +465,8 @@ class GemmImpl implements Gemm {
     this.soloUntil = now + this.backoffMs;
   }
 
-  /** Contention so far: how often the worker found itself descheduled while spinning, and the current backoff (ms). */
+  /** Contention so far: the signs of it seen (the worker descheduled while spinning, or late with its share), the
+   *  current backoff (ms), and whether jobs run on this thread alone now. */
   get contention(): { events: number; backoffMs: number; solo: boolean } {
     return { events: this.events, backoffMs: this.backoffMs, solo: performance.now() < this.soloUntil };
   }
