@@ -15,7 +15,7 @@ export const BENCH_FLAGS = {
   suite: { type: 'string', default: 'quick', help: "'quick' (under 2 minutes on 2 cores) or 'full'" },
   shapes: { type: 'string', help: 'matmul shapes MxKxN, comma-separated (default per suite)' },
   methods: { type: 'string', help: 'estimators, comma-separated (default: every method; the models use gst-1.0 if listed, else the first)' },
-  json: { type: 'string', help: 'write the results as JSON to FILE (must not exist)' },
+  json: { type: 'string', help: 'write the results (or with --check, the checks) as JSON to FILE (must not exist)' },
   compare: { type: 'string', help: 'print the ratios of these results to an earlier JSON from --json' },
   from: { type: 'string', help: 'read results from this JSON instead of measuring (with --compare / --out)' },
   out: { type: 'string', help: 'write results.json, table.md and charts (SVG + PNG) to DIR (new or empty)' },
@@ -306,7 +306,9 @@ export async function benchCmd(args: string[]): Promise<void> {
     const { checkCmd } = await import('./check.ts');
     const limit = f['train-limit'] === undefined ? null : Number(f['train-limit']);
     if (limit !== null && !(Number.isInteger(limit) && limit >= 100)) throw new UsageError(`--train-limit: expected an integer >= 100 (one batch), got '${f['train-limit']}'`);
-    return checkCmd({ trainLimit: limit });
+    const json = f.json === undefined ? null : resolve(String(f.json));
+    if (json && existsSync(json)) throw new UsageError(`--json: ${json} exists; a run never overwrites another's results (choose a new file)`);
+    return checkCmd({ trainLimit: limit, json });
   }
   // every argument is checked before any work starts
   const suite = String(f.suite);

@@ -4,7 +4,8 @@
 // named) when there is no adapter or a check fails, never falling back to the CPU.
 import * as gg from '../index.ts';
 import { tensor, tidy, random, estimators, type Tensor } from '../index.ts';
-import { loadAverage } from './bench_core.ts';
+import { loadAverage, machineInfo } from './bench_core.ts';
+import { writeFileAtomic } from '../engine/atomic.ts';
 
 type Device = 'cpu' | 'webgpu';
 
@@ -167,11 +168,17 @@ export async function runCheck(o: { trainLimit: number | null; say?: (s: string)
   return { adapter: gpu.adapterName, software: gpu.isSoftware, via: gpu.via, checks, epoch, ok: checks.every((c) => c.ok) };
 }
 
-/** `gapgrad bench --check`: prints the checks; throws (exit 1) unless all pass. */
-export async function checkCmd(o: { trainLimit: number | null }): Promise<void> {
+/** `gapgrad bench --check`: prints the checks (and writes them to `json`, with the machine); throws (exit 1) unless
+ *  all pass. */
+export async function checkCmd(o: { trainLimit: number | null; json?: string | null }): Promise<void> {
   const t0 = performance.now();
+  const machine = machineInfo();
   const r = await runCheck(o);
   const failed = r.checks.filter((c) => !c.ok);
   process.stdout.write(`${failed.length ? 'FAIL' : 'PASS'}: ${r.checks.length - failed.length}/${r.checks.length} checks passed on ${r.adapter} in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+  if (o.json) {
+    writeFileAtomic(o.json, JSON.stringify({ format: 'gapgrad-check/1', createdAt: new Date().toISOString(), machine, ...r, loadAverageEnd: loadAverage() }, null, 2) + '\n');
+    process.stdout.write(`wrote ${o.json}\n`);
+  }
   if (failed.length) throw new Error(`check failed on ${r.adapter}: ${failed.map((c) => c.name).join('; ')}`);
 }

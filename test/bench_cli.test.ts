@@ -105,8 +105,16 @@ describe('gapgrad bench', () => {
   }, 60000);
 
   it.skipIf(!avail.ok)('--check passes on this adapter with a tiny epoch, naming the adapter', () => {
-    const r = gapgrad(['--check', '--train-limit', '200']);
+    const cj = join(dir, 'check.json');
+    const r = gapgrad(['--check', '--train-limit', '200', '--json', cj]);
     expect(r.code, r.out + r.err).toBe(0);
+    const rep = JSON.parse(readFileSync(cj, 'utf8'));
+    expect(rep.format).toBe('gapgrad-check/1');
+    expect(rep.adapter).toBe(avail.adapter);
+    expect(rep.ok).toBe(true);
+    expect(rep.checks.length).toBeGreaterThan(40);
+    expect(rep.epoch.steps).toBe(2);
+    expect(Number.isFinite(rep.epoch.loss)).toBe(true);
     expect(r.out).toContain(`WebGPU adapter: ${avail.adapter}`);
     expect(r.out).not.toMatch(/FAIL/);
     expect(r.out).toMatch(/pass {2}MNIST-VAE epoch: 2 steps in [\d.]+ s on webgpu/);
