@@ -23,7 +23,7 @@ export const BENCH_FLAGS = {
   busy: { type: 'string', default: '1', help: 'busy processes in the contention mode' },
   check: { type: 'boolean', default: false, help: 'WebGPU readiness check instead: conformance against the CPU, then a timed MNIST-VAE epoch' },
   'train-limit': { type: 'string', help: '--check: images in the timed epoch (default all 60000)' },
-  samples: { type: 'string', help: 'timed samples per configuration (default per suite)' },
+  samples: { type: 'string', help: 'timed samples per configuration, at most (each stops earlier once it has spent the suite\'s time budget; default per suite)' },
   groups: { type: 'string', default: 'matmul,estimator,vae,listops,transfer', help: 'which kinds of case to time, comma-separated' },
 } as const;
 
