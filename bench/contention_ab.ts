@@ -51,6 +51,8 @@ for (const phase of phases) {
   for (let r = 0; r < steps / 2; r++) {
     for (let j = 0; j < cfgs.length; j++) {
       const c = cfgs[(j + r) % cfgs.length];
+      // let the previous configuration's worker finish spinning and sleep (its spinning would take a core from this one)
+      await new Promise((res) => setTimeout(res, 10));
       cpuBackend.gemm = c.g;
       (times[c.k] ??= []).push(...await c.step(2));
     }

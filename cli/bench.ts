@@ -63,7 +63,8 @@ export interface BenchReport {
   devices: DeviceInfo[];
   unavailable: { device: string; reason: string }[];
   results: BenchResult[];
-  contention?: Record<string, { events: number; backoffMs: number }>;
+  /** per mode: the 2-thread CPU GEMM's signs of contention and backoffs during it (see GemmContention) */
+  contention?: Record<string, { events: number; spin: number; wait: number; late: number; backoffs: number }>;
   loadAverageEnd: string;
   seconds: number;
 }
@@ -128,7 +129,10 @@ export function formatReport(r: BenchReport): string {
   ];
   const errs = r.results.filter((x) => x.error);
   if (errs.length) lines.push('', 'Errors:', ...errs.map((x) => `- ${x.case} on ${x.device} (${x.mode}): ${x.error}`));
-  if (r.contention) lines.push('', `CPU 2-thread contention backoffs: ${Object.entries(r.contention).map(([m, c]) => `${m}: ${c.events} signs, backoff ${c.backoffMs} ms`).join('; ')}`);
+  if (r.contention) {
+    lines.push('', `cpu-2T, signs of oversubscribed cores (worker descheduled while spinning / caller waited on it / worker late) and backoffs to one thread: ${
+      Object.entries(r.contention).map(([m, c]) => `${m}: ${c.spin} / ${c.wait} / ${c.late}, ${c.backoffs} backoffs`).join('; ')}`);
+  }
   return lines.join('\n');
 }
 
@@ -277,18 +281,21 @@ export async function runBench(o: {
   const settings = { samples: o.samples ?? suite.samples, warm: suite.warm, budgetMs: suite.budgetMs };
   const cs = cases(suite, o.shapes, o.methods).filter((c) => !o.groups || o.groups.includes(c.group));
   const results: BenchResult[] = [];
-  const contention: Record<string, { events: number; backoffMs: number }> = {};
+  const contention: NonNullable<BenchReport['contention']> = {};
   const gemm2 = configs.find((c) => c.threads === 2)?.gemm;
   for (const mode of o.contention ? (['quiet', 'busy'] as const) : (['quiet'] as const)) {
     const busy = mode === 'busy' ? startBusy(o.busy) : null;
     if (busy) { say(`busy: ${o.busy} busy-looping process(es), pids ${busy.pids.join(', ')}`); await new Promise((r) => setTimeout(r, 200)); }
-    const ev0 = gemm2?.contention.events ?? 0;
+    const c0 = gemm2?.contention;
     try {
       results.push(...await measure(cs, configs, mode, settings, say));
     } finally {
       busy?.stop();
     }
-    if (gemm2) contention[mode] = { events: gemm2.contention.events - ev0, backoffMs: gemm2.contention.backoffMs };
+    if (gemm2 && c0) {
+      const c1 = gemm2.contention;
+      contention[mode] = { events: c1.events - c0.events, spin: c1.spin - c0.spin, wait: c1.wait - c0.wait, late: c1.late - c0.late, backoffs: c1.backoffs - c0.backoffs };
+    }
   }
   cpuBackend.gemm = before;
   for (const c of configs) await c.gemm?.close();

@@ -35,12 +35,30 @@ export interface Gemm extends Splitter {
   readonly arena: Arena;
   readonly threads: number;
   readonly relaxed: boolean; // whether relaxed-SIMD madd is in use (by any participating thread)
-  /** How often the two threads found the cores oversubscribed (jobs then run on the calling thread alone for
-   *  backoffMs; solo: whether that is so now). All zero with one thread. */
-  readonly contention: { events: number; backoffMs: number; solo: boolean };
+  /** Signs that the cores were oversubscribed, and the backoffs they started (see GemmContention). All zero with
+   *  one thread. */
+  readonly contention: GemmContention;
   close(): Promise<void>; // terminate workers
   /** Resolves once the worker thread (if any) is up; rejects if it failed to start. */
   ready(): Promise<void>;
+}
+
+/** The two threads' signs of oversubscribed cores so far (see PREEMPT_MS in gemm.ts), and what they did. */
+export interface GemmContention {
+  /** all signs: spin + wait + late */
+  events: number;
+  /** the worker found itself descheduled while spinning */
+  spin: number;
+  /** the caller waited over 1 ms (and over half its own share) for the worker's share */
+  wait: number;
+  /** the worker had not started a job after 1 ms; the caller did all of it */
+  late: number;
+  /** backoffs started (runs of jobs on the calling thread alone) */
+  backoffs: number;
+  /** the last backoff's length, ms */
+  backoffMs: number;
+  /** whether jobs run on the calling thread alone now */
+  solo: boolean;
 }
 
 /** What matmul applies to C as its tiles are stored. */
@@ -144,17 +162,22 @@ const SPIN_LONG = 300000; // after a pre-wake
 // more threads want to run than there are cores (a busy process beside this one, other jobs). Spinning then only
 // takes time from the calling thread, and a descheduled worker makes the caller wait for its share, so the worker
 // sleeps at once and counts the event in ctl[PREEMPT]; a caller that waits on the worker's share for more than
-// PREEMPT_MS and half its own share counts one too. Two such signs within ~0.7 EVIDENCE_MS (one, within
-// BACKOFF_RESET_MS of the last backoff) make the calling thread run everything itself (products, estimator and
-// Adam splits; no pre-wakes, so the worker stays asleep) for SOLO_MIN_MS, doubled on each further sign up to
-// SOLO_MAX_MS; after that, a product is split again as a probe. And a caller that has taken every chunk of a
+// PREEMPT_MS and half its own share counts one too, as does a worker that has not started a job after PREEMPT_MS.
+// A leaky count of signs (time constant EVIDENCE_MS) reaching EVIDENCE_LEVEL — about three signs within 300 ms;
+// two, in the PROBE_MS after a backoff — makes the calling thread run everything itself (products, estimator and
+// Adam splits; no pre-wakes, so the worker stays asleep) for SOLO_MIN_MS, doubled when it happens again within
+// BACKOFF_RESET_MS, up to SOLO_MAX_MS; after that, products are split again as a probe. (Sporadic signs also come
+// on a quiet machine, about one a second here: V8's compiler and GC threads, short bursts of other processes; a
+// single sign, or two, must not start a backoff, or it would last.) And a caller that has taken every chunk of a
 // shared-counter job (GEMM panels, splitRange) withdraws it from a worker that has not started (JOB below) rather
 // than wait for that worker to be scheduled just to find nothing left. Measured (VAE training steps, 1 vs 2
-// threads, a busy-looping process beside; see docs/bench.md): 2 threads went from 1.3-2.1x the time of one to
-// 1.00-1.08x; an isolated sign (a GC thread, a short burst elsewhere) costs one product on one thread.
+// threads, a busy-looping process beside; see docs/bench.md): 2 threads went from 1.4-2.0x the time of one to
+// 1.00-1.05x.
 const PREEMPT_MS = 1;
-const EVIDENCE_MS = 250;
-const EVIDENCE_LEVEL = 1.5;
+const EVIDENCE_MS = 300;
+const EVIDENCE_LEVEL = 2.5;
+const PROBE_MS = 1000;
+const PROBE_LEVEL = 1.5;
 const SOLO_MIN_MS = 25;
 const SOLO_MAX_MS = 2000;
 const BACKOFF_RESET_MS = 5000;
@@ -387,6 +410,8 @@ class GemmImpl implements Gemm {
   private lastPreemptAt = -Infinity;
   private soloUntil = 0;
   private events = 0;
+  private backoffs = 0;
+  private readonly signs = { spin: 0, wait: 0, late: 0 };
   private evidence = 0;
   private evidenceAt = 0;
 
@@ -445,21 +470,23 @@ class GemmImpl implements Gemm {
     const now = performance.now();
     if (p !== this.preemptSeen) {
       this.preemptSeen = p;
+      this.signs.spin++;
       this.noteContention(now);
     }
     return this.backoff && now < this.soloUntil;
   }
 
-  /** One sign of contention: a leaky count (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL (two signs
-   *  within ~0.7 EVIDENCE_MS) starts a backoff; an isolated one (another process's short burst, a GC thread) does not. */
+  /** One sign of contention: a leaky count of them (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL (PROBE_LEVEL
+   *  just after a backoff) starts a backoff; sporadic ones (a GC thread, another process's short burst) do not. */
   private noteContention(now: number): void {
     this.events++;
     this.evidence = this.evidence * Math.exp(-(now - this.evidenceAt) / EVIDENCE_MS) + 1;
     this.evidenceAt = now;
-    const quiet = now - this.lastPreemptAt > BACKOFF_RESET_MS;
-    // after a recent backoff, one sign is enough (the probe that follows a backoff costs a wait on the worker)
-    if (quiet && this.evidence < EVIDENCE_LEVEL) return;
+    // just after a backoff (the probe that follows it), two signs are enough: contention that goes on shows at once
+    if (this.evidence < (now - this.soloUntil < PROBE_MS ? PROBE_LEVEL : EVIDENCE_LEVEL)) return;
     this.evidence = 0;
+    this.backoffs++;
+    const quiet = now - this.lastPreemptAt > BACKOFF_RESET_MS;
     this.backoffMs = quiet ? SOLO_MIN_MS : Math.min(SOLO_MAX_MS, 2 * this.backoffMs);
     this.lastPreemptAt = now;
     this.soloUntil = now + this.backoffMs;
@@ -467,8 +494,8 @@ class GemmImpl implements Gemm {
 
   /** Contention so far: the signs of it seen (the worker descheduled while spinning, or late with its share), the
    *  current backoff (ms), and whether jobs run on this thread alone now. */
-  get contention(): { events: number; backoffMs: number; solo: boolean } {
-    return { events: this.events, backoffMs: this.backoffMs, solo: performance.now() < this.soloUntil };
+  get contention(): GemmContention {
+    return { events: this.events, ...this.signs, backoffs: this.backoffs, backoffMs: this.backoffMs, solo: performance.now() < this.soloUntil };
   }
 
   get workerActive(): boolean { return this.workerAwake(); }
@@ -767,7 +794,7 @@ class GemmImpl implements Gemm {
     if (Atomics.compareExchange(this.ctl, JOB, this.seq, WITHDRAWN) !== this.seq) return false;
     if (since !== undefined) {
       const now = performance.now();
-      if (now - since > PREEMPT_MS) this.noteContention(now);
+      if (now - since > PREEMPT_MS) { this.signs.late++; this.noteContention(now); }
     }
     return true;
   }
@@ -790,7 +817,7 @@ class GemmImpl implements Gemm {
     }
     if (since !== undefined && spins >= 4000) {
       const now = performance.now(), wait = now - t0;
-      if (wait > PREEMPT_MS && wait > 0.5 * (t0 - since)) this.noteContention(now);
+      if (wait > PREEMPT_MS && wait > 0.5 * (t0 - since)) { this.signs.wait++; this.noteContention(now); }
     }
     if (Atomics.load(ctl, STATUS) !== 0) throw new Error('gemm: worker failed');
   }
