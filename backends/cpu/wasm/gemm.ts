@@ -178,6 +178,9 @@ const EVIDENCE_MS = 300;
 const EVIDENCE_LEVEL = 2.5;
 const PROBE_MS = 1000;
 const PROBE_LEVEL = 1.5;
+// a wait on the worker, or a worker that has not started, cost this thread time: they count double (a spinning
+// worker's lost core alone costs little, and sporadic ones come on a quiet machine)
+const STRONG_SIGN = 2;
 const SOLO_MIN_MS = 25;
 const SOLO_MAX_MS = 2000;
 const BACKOFF_RESET_MS = 5000;
@@ -471,16 +474,16 @@ class GemmImpl implements Gemm {
     if (p !== this.preemptSeen) {
       this.preemptSeen = p;
       this.signs.spin++;
-      this.noteContention(now);
+      this.noteContention(now, 1);
     }
     return this.backoff && now < this.soloUntil;
   }
 
   /** One sign of contention: a leaky count of them (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL (PROBE_LEVEL
    *  just after a backoff) starts a backoff; sporadic ones (a GC thread, another process's short burst) do not. */
-  private noteContention(now: number): void {
+  private noteContention(now: number, weight: number): void {
     this.events++;
-    this.evidence = this.evidence * Math.exp(-(now - this.evidenceAt) / EVIDENCE_MS) + 1;
+    this.evidence = this.evidence * Math.exp(-(now - this.evidenceAt) / EVIDENCE_MS) + weight;
     this.evidenceAt = now;
     // just after a backoff (the probe that follows it), two signs are enough: contention that goes on shows at once
     if (this.evidence < (now - this.soloUntil < PROBE_MS ? PROBE_LEVEL : EVIDENCE_LEVEL)) return;
@@ -743,10 +746,11 @@ class GemmImpl implements Gemm {
     f64[CALLS] = calls.length;
     this.ctl[KIND] = 1;
     this.kick();
+    const since = performance.now();
     try {
       here();
     } finally {
-      this.join();
+      this.join(since);
     }
     return Array.from(f64.subarray(RET, RET + calls.length));
   }
@@ -769,10 +773,11 @@ class GemmImpl implements Gemm {
     Atomics.store(this.ctl, NEXT, 0);
     this.ctl[KIND] = 2;
     this.kick();
+    const since = performance.now();
     try {
       runRange(here, args, perElem, countIdx, countDiv, n, grain, this.ctl);
     } finally {
-      if (!this.withdraw()) this.join();
+      if (!this.withdraw(since)) this.join(since);
     }
   }
 
@@ -794,7 +799,7 @@ class GemmImpl implements Gemm {
     if (Atomics.compareExchange(this.ctl, JOB, this.seq, WITHDRAWN) !== this.seq) return false;
     if (since !== undefined) {
       const now = performance.now();
-      if (now - since > PREEMPT_MS) { this.signs.late++; this.noteContention(now); }
+      if (now - since > PREEMPT_MS) { this.signs.late++; this.noteContention(now, STRONG_SIGN); }
     }
     return true;
   }
@@ -817,7 +822,7 @@ class GemmImpl implements Gemm {
     }
     if (since !== undefined && spins >= 4000) {
       const now = performance.now(), wait = now - t0;
-      if (wait > PREEMPT_MS && wait > 0.5 * (t0 - since)) { this.signs.wait++; this.noteContention(now); }
+      if (wait > PREEMPT_MS && wait > 0.5 * (t0 - since)) { this.signs.wait++; this.noteContention(now, STRONG_SIGN); }
     }
     if (Atomics.load(ctl, STATUS) !== 0) throw new Error('gemm: worker failed');
   }
