@@ -163,8 +163,9 @@ const SPIN_LONG = 300000; // after a pre-wake
 // takes time from the calling thread, and a descheduled worker makes the caller wait for its share, so the worker
 // sleeps at once and counts the event in ctl[PREEMPT]; a caller that waits on the worker's share for more than
 // PREEMPT_MS and half its own share counts one too, as does a worker that has not started a job after PREEMPT_MS.
-// A leaky count of signs (time constant EVIDENCE_MS) reaching EVIDENCE_LEVEL — about three signs within 300 ms;
-// two, in the PROBE_MS after a backoff — makes the calling thread run everything itself (products, estimator and
+// A leaky count of signs (time constant EVIDENCE_MS; a wait or a late worker counts double, STRONG_SIGN) reaching
+// EVIDENCE_LEVEL — about three lost spins within 300 ms, or two waits; two lost spins or one wait in the PROBE_MS
+// after a backoff — makes the calling thread run everything itself (products, estimator and
 // Adam splits; no pre-wakes, so the worker stays asleep) for SOLO_MIN_MS, doubled when it happens again within
 // BACKOFF_RESET_MS, up to SOLO_MAX_MS; after that, products are split again as a probe. (Sporadic signs also come
 // on a quiet machine, about one a second here: V8's compiler and GC threads, short bursts of other processes; a
