@@ -164,21 +164,18 @@ const SPIN_LONG = 300000; // after a pre-wake
 // sleeps at once and counts the event in ctl[PREEMPT]; a caller that waits on the worker's share for more than
 // PREEMPT_MS and half its own share counts one too, as does a worker that has not started a job after PREEMPT_MS.
 // A leaky count of signs (time constant EVIDENCE_MS; a wait or a late worker counts double, STRONG_SIGN) reaching
-// EVIDENCE_LEVEL — about three lost spins within 300 ms, or two waits; two lost spins or one wait in the PROBE_MS
-// after a backoff — makes the calling thread run everything itself (products, estimator and
+// EVIDENCE_LEVEL — about three lost spins within 300 ms, or two waits — makes the calling thread run everything itself (products, estimator and
 // Adam splits; no pre-wakes, so the worker stays asleep) for SOLO_MIN_MS, doubled when it happens again within
 // BACKOFF_RESET_MS, up to SOLO_MAX_MS; after that, products are split again as a probe. (Sporadic signs also come
 // on a quiet machine, about one a second here: V8's compiler and GC threads, short bursts of other processes; a
 // single sign, or two, must not start a backoff, or it would last.) And a caller that has taken every chunk of a
 // shared-counter job (GEMM panels, splitRange) withdraws it from a worker that has not started (JOB below) rather
 // than wait for that worker to be scheduled just to find nothing left. Measured (VAE training steps, 1 vs 2
-// threads, a busy-looping process beside; see docs/bench.md): 2 threads went from 1.4-2.0x the time of one to
-// 1.00-1.05x.
+// threads, a busy-looping process beside; see docs/bench.md): 2 threads went from 2.0x the time of one to 1.01-1.03x,
+// and stayed at 0.62-0.71x (before: 0.62-0.65x) without it on a quiet machine.
 const PREEMPT_MS = 1;
 const EVIDENCE_MS = 300;
 const EVIDENCE_LEVEL = 2.5;
-const PROBE_MS = 1000;
-const PROBE_LEVEL = 1.5;
 // a wait on the worker, or a worker that has not started, cost this thread time: they count double (a spinning
 // worker's lost core alone costs little, and sporadic ones come on a quiet machine)
 const STRONG_SIGN = 2;
@@ -326,6 +323,7 @@ Atomics.store(ctl, ${AWAKE}, 1);
 Atomics.store(ctl, ${READY}, relaxed ? 2 : 1);
 parentPort.postMessage({ ready: true, relaxed });
 let spinLimit = ${SPIN_SHORT};
+const prm = new Int32Array(${NPRM}); // a job's params, copied out of the control block
 // a newer job or a stop request while waiting for the caller's A tiles: give this one up
 const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SEQ}) !== seq;
 for (;;) {
@@ -359,7 +357,7 @@ for (;;) {
     const kind = Atomics.load(ctl, ${KIND});
     if (kind === 1) runCalls();
     else if (kind === 2) runRangeJob();
-    else runJob(ex, ctl.slice(${PRM}, ${PRM + NPRM}), ctl, seq, abandon);
+    else { for (let i = 0; i < ${NPRM}; i++) prm[i] = ctl[${PRM} + i]; runJob(ex, prm, ctl, seq, abandon); }
   } catch (e) { status = 1; }
   Atomics.store(ctl, ${STATUS}, status);
   Atomics.store(ctl, ${DONE}, seq);
@@ -480,14 +478,13 @@ class GemmImpl implements Gemm {
     return this.backoff && now < this.soloUntil;
   }
 
-  /** One sign of contention: a leaky count of them (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL (PROBE_LEVEL
-   *  just after a backoff) starts a backoff; sporadic ones (a GC thread, another process's short burst) do not. */
+  /** One sign of contention: a leaky count of them (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL starts a
+   *  backoff; sporadic ones (a GC thread, another process's short burst) do not. */
   private noteContention(now: number, weight: number): void {
     this.events++;
     this.evidence = this.evidence * Math.exp(-(now - this.evidenceAt) / EVIDENCE_MS) + weight;
     this.evidenceAt = now;
-    // just after a backoff (the probe that follows it), two signs are enough: contention that goes on shows at once
-    if (this.evidence < (now - this.soloUntil < PROBE_MS ? PROBE_LEVEL : EVIDENCE_LEVEL)) return;
+    if (this.evidence < EVIDENCE_LEVEL) return;
     this.evidence = 0;
     this.backoffs++;
     const quiet = now - this.lastPreemptAt > BACKOFF_RESET_MS;
