@@ -7,11 +7,11 @@
 //
 // Every ratio is a ratio of times measured in this run: gapgrad time / peer time (< 1: gapgrad is faster;
 // for matmul, peer GFLOPS / gapgrad GFLOPS). The machine may be shared, so load averages are recorded.
-// Options: --quick (shorter timings), --skip torch,tfjs,webgpu,matmul,vae,estimators,listops, --estimators FILE
-// (user-defined estimators, benchmarked with the registered ones)
+// Options: --quick (shorter timings), --skip torch,tfjs,webgpu,matmul,vae,estimators,listops,contention,
+// --estimators FILE (user-defined estimators, benchmarked with the registered ones)
 import { spawn, spawnSync, execSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -163,6 +163,23 @@ if (!skip.has('estimators')) {
   if (r.code !== 0) notes.push(`gapgrad estimators: ${why(r)}`);
 }
 
+// 1 vs 2 CPU threads, quiet and with a busy-looping process beside the measurement (gapgrad bench --contention),
+// ratios within one run
+let contention: { rows: string[][]; busy: number } | null = null;
+if (!skip.has('contention')) {
+  section('contention (1 vs 2 threads, quiet and busy)');
+  const json = join(os.tmpdir(), `gapgrad-contention-${process.pid}-${Date.now()}.json`);
+  const r = await runChild(process.execPath, [...GG, 'bin/gapgrad.js', 'bench', '--devices', 'cpu', '--threads', '1,2', '--groups', 'matmul,vae,listops',
+    '--shapes', '100x784x512,512x512x512', '--methods', 'gst-1.0', '--contention', '--json', json, ...(quick ? [] : ['--samples', '30'])], 600);
+  try {
+    const rep = JSON.parse(readFileSync(json, 'utf8'));
+    unlinkSync(json);
+    const med = (c: string, d: string, m: string): number | undefined => rep.results.find((x: any) => x.case === c && x.device === d && x.mode === m)?.stats?.median; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const cases = [...new Set<string>(rep.results.map((x: { case: string }) => x.case))];
+    contention = { busy: rep.settings.busy, rows: cases.map((c) => [c, ...['quiet', 'busy'].flatMap((m) => [f(med(c, 'cpu-1T', m), 2), f(med(c, 'cpu-2T', m), 2), ratio(med(c, 'cpu-2T', m), med(c, 'cpu-1T', m))])]) };
+  } catch (e) { notes.push(`contention: ${r.code === 0 ? (e as Error).message : why(r)}`); }
+}
+
 // ----------------------------------------------------------------------------- peers
 /* eslint-disable @typescript-eslint/no-explicit-any */
 let torch: any = null;
@@ -277,6 +294,12 @@ if (Object.keys(gg.vae).length || torch || tfjs) {
     emit('', '## The step\'s products: GEMM time per step (calls), ms, and their GFLOPS, over the timed steps', '',
       table(['method', ...pk.flatMap((k) => [`gapgrad ${k} ms`, `gapgrad ${k} GFLOPS`])], rowsP));
   }
+}
+
+if (contention) {
+  emit('', '## Threads under contention: 1 vs 2 CPU threads, median ms per call / step', '',
+    `\`gapgrad bench --devices cpu --threads 1,2 --groups matmul,vae,listops --contention\`: every case quiet, then with ${contention.busy} busy-looping process(es) beside it; ratios within one run (< 1: 2 threads faster).`, '',
+    table(['case', '1T quiet', '2T quiet', '2T/1T quiet', '1T busy', '2T busy', '2T/1T busy'], contention.rows));
 }
 
 // estimators

@@ -52,6 +52,8 @@ Usage:
   gapgrad estimators list            the registered estimators (with --estimators FILE: yours too)
   gapgrad estimators report [flags]  the estimator zoo: bias, variance and cost of every method
   gapgrad start                      a short VAE run (npm start)
+  gapgrad bench [flags]              time matmul, estimators, training steps on the CPU (1/2 threads) and WebGPU
+  gapgrad bench --check              WebGPU readiness: conformance against the CPU, then a timed VAE epoch
 
 Run 'gapgrad <command> <model> --help' for the flags of a command. Every command takes
 --estimators FILE[,FILE]: modules calling estimators.define, whose methods --method then accepts.`;
@@ -237,6 +239,7 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 async function dispatch(cmd: string, model: string | undefined, rest: string[]): Promise<void> {
+  if (cmd === 'bench') return (await import('./bench.ts')).benchCmd([model, ...rest].filter((x): x is string => x !== undefined));
   const key = `${cmd} ${model ?? ''}`.trim();
   switch (key) {
     case 'train vae': return trainVaeCmd(rest);

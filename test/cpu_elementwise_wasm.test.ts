@@ -63,7 +63,7 @@ describe('the same kernels over the GEMM memory (operands read in place)', () =>
   const ops: EwOp[] = ['add', 'sub', 'mul', 'div', 'reluGrad'];
 
   it('equal the float64-then-round results bit for bit, on one thread and split across two', async () => {
-    const gm = await createGemm({ threads: 2 });
+    const gm = await createGemm({ threads: 2, backoff: false }); // split whatever the machine's load
     try {
       const ew = ewInMemory(gm.arena.memory)!;
       for (const n of [1, 15, 17, 1000, 40960, 65553, 140001]) {

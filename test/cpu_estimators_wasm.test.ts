@@ -264,7 +264,7 @@ describe('rows split with the matmul worker thread', () => {
   afterAll(async () => { await g2?.close(); });
 
   it('forward results and gradients are bit-identical to one thread (every kind, masks, odd C, near-tie redos)', async () => {
-    g2 = await createGemm({ threads: 2 });
+    g2 = await createGemm({ threads: 2, backoff: false }); // split whatever the machine's load
     expect(g2.workerActive).toBe(true);
     // count the jobs that really went to the worker (a sleeping worker is woken but not given the job)
     let splits = 0;
@@ -275,6 +275,9 @@ describe('rows split with the matmul worker thread', () => {
     // (rows, C, scale, offset): R C >= 16384 so that the call splits; offset 1e6 forces near-tie redos
     const cases: [number, number, number, number][] = [[2000, 10, 3, 0], [5471, 3, 1, 0], [300, 64, 3, 0], [2343, 7, 0.5, 1e6], [17, 1000, 2, 0]];
     let splitRedos = 0;
+    // the worker sleeps after a few ms without work (sooner on a busy machine), and a call then runs on one thread:
+    // wake it (reading workerActive does) before each call that should split
+    const awake = () => { const t0 = Date.now(); while (!g2!.workerActive && Date.now() - t0 < 5000) { /* wakes it */ } };
     for (const [R, C, scale, offset] of cases) {
       const N = R * C;
       const X = Float32Array.from({ length: N }, () => offset + (2 * rnd() - 1) * scale);
@@ -286,6 +289,7 @@ describe('rows split with the matmul worker thread', () => {
           const before = K.rowsRedone;
           const a = K.forward(kind, X, m, R, C, 0.7, 1, k0, k1, null)!;
           const redone1 = K.rowsRedone - before;
+          awake();
           const b = K.forward(kind, X, m, R, C, 0.7, 1, k0, k1, g2)!;
           splitRedos += K.rowsRedone - before - redone1;
           const what = `${kind} R=${R} C=${C} mask=${!!m}`;
@@ -301,12 +305,14 @@ describe('rows split with the matmul worker thread', () => {
             expect(same, `${what} ${f}`).toBe(true);
           }
           // no backward to come: the same sample, no surrogate
+          awake();
           const c = K.forward(kind, X, m, R, C, 0.7, 1, k0, k1, g2, false)!;
           expect(Array.from(c.index), `${what} no surrogate`).toEqual(Array.from(a.index));
           expect(c.e.length).toBe(0);
           if (kind === 'rao') {
             // rao_gumbel's backward: K = 7 conditional draws per row, each half of the rows on its own thread
             const ra = K.backwardRao(a.e, a.z, a.index, G, R, C, 0.7, 7, 99, 5, undefined, null);
+            awake();
             const rb = K.backwardRao(a.e, a.z, a.index, G, R, C, 0.7, 7, 99, 5, undefined, g2);
             let same = true;
             for (let i = 0; i < N; i++) if (!Object.is(ra[i], rb[i])) { same = false; break; }
@@ -314,6 +320,7 @@ describe('rows split with the matmul worker thread', () => {
             continue;
           }
           const ga = K.backwardSoftmax(a, G, R, C, 1 / 0.7, undefined, null);
+          awake();
           const gb = K.backwardSoftmax(a, G, R, C, 1 / 0.7, undefined, g2);
           let same = true;
           for (let i = 0; i < N; i++) if (!Object.is(ga[i], gb[i])) { same = false; break; }

@@ -50,11 +50,15 @@ export class WebGpuBackend implements Backend, KernelChoices {
   readonly isSoftware: boolean;
   /** How the device was obtained (the adapter attempt that succeeded), for diagnostics. */
   via?: string;
+  /** The adapter's own description (GPUAdapterInfo), where the device was created from one. */
+  readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string } | null;
   private readonly gpu: GpuRecorder;
 
-  constructor(device: GPUDevice, info: { name: string; software: boolean; maxTexture?: number }) {
+  constructor(device: GPUDevice, info: { name: string; software: boolean; maxTexture?: number; adapter?: GPUAdapterInfo }) {
     this.adapterName = info.name;
     this.isSoftware = info.software;
+    const a = info.adapter;
+    this.adapterInfo = a ? { vendor: a.vendor ?? '', architecture: a.architecture ?? '', device: a.device ?? '', description: a.description ?? '' } : null;
     Object.assign(this, chooseKernels(info.software));
     this.gpu = new GpuRecorder(device, info.maxTexture ?? 8192);
   }

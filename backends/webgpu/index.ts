@@ -53,7 +53,7 @@ async function open(choice: string, gpu: GPU | undefined): Promise<OpenedDevice>
 
 async function createBackend(choice: string, gpu: GPU | undefined): Promise<WebGpuBackend> {
   const { adapter, device, via } = await open(choice, gpu);
-  const info = { ...describe(adapter.info), maxTexture: Number(adapter.limits.maxTextureDimension2D) };
+  const info = { ...describe(adapter.info), maxTexture: Number(adapter.limits.maxTextureDimension2D), adapter: adapter.info };
   device.lost.then((l) => {
     if (l.reason !== 'destroyed') console.error(`gapgrad webgpu: device lost (${l.reason}): ${l.message}`);
   });

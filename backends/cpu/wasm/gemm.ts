@@ -33,9 +33,30 @@ export interface Gemm extends Splitter {
   readonly arena: Arena;
   readonly threads: number;
   readonly relaxed: boolean; // whether relaxed-SIMD madd is in use (by any participating thread)
+  /** Signs that the cores were oversubscribed, and the backoffs they started (see GemmContention). All zero with
+   *  one thread. */
+  readonly contention: GemmContention;
   close(): Promise<void>; // terminate workers
   /** Resolves once the worker thread (if any) is up; rejects if it failed to start. */
   ready(): Promise<void>;
+}
+
+/** The two threads' signs of oversubscribed cores so far (see PREEMPT_MS in gemm.ts), and what they did. */
+export interface GemmContention {
+  /** all signs: spin + wait + late */
+  events: number;
+  /** the worker found itself descheduled while spinning */
+  spin: number;
+  /** the caller waited over 1 ms (and over half its own share) for the worker's share */
+  wait: number;
+  /** the worker had not started a job after 1 ms; the caller did all of it */
+  late: number;
+  /** backoffs started (runs of jobs on the calling thread alone) */
+  backoffs: number;
+  /** the last backoff's length, ms */
+  backoffMs: number;
+  /** whether jobs run on the calling thread alone now */
+  solo: boolean;
 }
 
 /** What matmul applies to C as its tiles are stored. */
@@ -83,6 +104,9 @@ export interface GemmOptions {
   /** Split products by column panels taken in chunks from a shared counter (default), or false: in two fixed
    *  halves (for benchmarking; results are the same bits either way). */
   chunked?: boolean;
+  /** false: never run jobs on the calling thread alone because the cores are oversubscribed (see PREEMPT_MS), for
+   *  tests that must exercise the two-thread paths whatever the load. Default true. */
+  backoff?: boolean;
 }
 
 // By default a product is split across the two threads from 2^20 multiply-adds, and, with fewer than 32 rows,
@@ -110,6 +134,15 @@ const NEXT = 40;
 // modules shared with the worker so far (written by the worker as it instantiates them): a caller on a platform
 // whose messages arrive only between the worker's tasks (browsers) waits on it in shareModule
 const ACK = 37;
+// how many times the worker found itself descheduled while spinning (written by the worker; see PREEMPT_MS)
+const PREEMPT = 41;
+// Who runs the current job: the caller sets it to the job's seq when it dispatches; the worker claims the job by
+// swapping it to CLAIMED before it reads anything of it, and a caller that has done all the work of a shared-counter
+// job (every chunk taken) withdraws it from a worker that has not started by swapping it to WITHDRAWN, and need not
+// wait for it. (seq is kept positive, so neither value is ever a seq.)
+const JOB = 42, CLAIMED = -1, WITHDRAWN = -2;
+// 1: the worker stops spinning when it finds itself descheduled (GemmOptions.backoff), 0: it spins on regardless
+const ADAPT = 43;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
@@ -124,6 +157,31 @@ const NPRM = 28;
 // matmul per step, measured alternately). The worker only spins after a job, so an idle process sleeps.
 const SPIN_SHORT = 300000;
 const SPIN_LONG = 300000; // after a pre-wake
+// Contention: two threads must never be slower than one when the cores are busy. While it spins, the worker
+// reads the clock every 1024 polls (~10 us of polling); a gap above PREEMPT_MS means the OS took its core away:
+// more threads want to run than there are cores (a busy process beside this one, other jobs). Spinning then only
+// takes time from the calling thread, and a descheduled worker makes the caller wait for its share, so the worker
+// sleeps at once and counts the event in ctl[PREEMPT]; a caller that waits on the worker's share for more than
+// PREEMPT_MS and half its own share counts one too, as does a worker that has not started a job after PREEMPT_MS.
+// A leaky count of signs (time constant EVIDENCE_MS; a wait or a late worker counts double, STRONG_SIGN) reaching
+// EVIDENCE_LEVEL — about three lost spins within 300 ms, or two waits — makes the calling thread run everything itself (products, estimator and
+// Adam splits; no pre-wakes, so the worker stays asleep) for SOLO_MIN_MS, doubled when it happens again within
+// BACKOFF_RESET_MS, up to SOLO_MAX_MS; after that, products are split again as a probe. (Sporadic signs also come
+// on a quiet machine, about one a second here: V8's compiler and GC threads, short bursts of other processes; a
+// single sign, or two, must not start a backoff, or it would last.) And a caller that has taken every chunk of a
+// shared-counter job (GEMM panels, splitRange) withdraws it from a worker that has not started (JOB below) rather
+// than wait for that worker to be scheduled just to find nothing left. Measured (VAE training steps, 1 vs 2
+// threads, a busy-looping process beside; see docs/bench.md): 2 threads went from 2.0x the time of one to 1.01-1.03x,
+// and stayed at 0.62-0.71x (before: 0.62-0.65x) without it on a quiet machine.
+const PREEMPT_MS = 1;
+const EVIDENCE_MS = 300;
+const EVIDENCE_LEVEL = 2.5;
+// a wait on the worker, or a worker that has not started, cost this thread time: they count double (a spinning
+// worker's lost core alone costs little, and sporadic ones come on a quiet machine)
+const STRONG_SIGN = 2;
+const SOLO_MIN_MS = 25;
+const SOLO_MAX_MS = 2000;
+const BACKOFF_RESET_MS = 5000;
 
 interface Exports {
   gemm: (...a: number[]) => void;
@@ -269,14 +327,23 @@ Atomics.store(ctl, ${AWAKE}, 1);
 Atomics.store(ctl, ${READY}, relaxed ? 2 : 1);
 post({ ready: true, relaxed });
 let spinLimit = ${SPIN_SHORT};
+const prm = new Int32Array(${NPRM}); // a job's params, copied out of the control block
 // a newer job or a stop request while waiting for the caller's A tiles: give this one up
 const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SEQ}) !== seq;
 (async () => { for (;;) {
   // spin before sleeping: the next matmul then avoids the futex wake-up latency. A wake-up
   // without a new job is the caller's "pre-wake" (sent before it copies the operands in): spin
   // longer then, so the job is picked up without another sleep.
+  // Reading the clock every 1024 polls: a gap means this thread lost its core (see PREEMPT_MS); stop spinning.
   let spins = 0;
-  while (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0 && spins < spinLimit) spins++;
+  let last = performance.now();
+  while (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0 && spins < spinLimit) {
+    if ((++spins & 1023) === 0) {
+      const now = performance.now();
+      if (now - last > ${PREEMPT_MS} && Atomics.load(ctl, ${ADAPT}) === 1) { Atomics.add(ctl, ${PREEMPT}, 1); break; }
+      last = now;
+    }
+  }
   if (Atomics.load(ctl, ${SEQ}) === seq && Atomics.load(ctl, ${STOP}) === 0) {
     Atomics.store(ctl, ${AWAKE}, 0);
     // Node: Atomics.wait (returns nothing); browsers: Atomics.waitAsync, so messages get in while it sleeps
@@ -289,12 +356,14 @@ const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SE
   const s = Atomics.load(ctl, ${SEQ});
   if (s === seq) continue;
   seq = s;
+  // withdrawn (the caller did all of it) or already superseded by a newer job: nothing to do, nothing to report
+  if (Atomics.compareExchange(ctl, ${JOB}, s, ${CLAIMED}) !== s) continue;
   let status = 0;
   try {
     const kind = Atomics.load(ctl, ${KIND});
     if (kind === 1) runCalls();
     else if (kind === 2) runRangeJob();
-    else runJob(ex, ctl.slice(${PRM}, ${PRM + NPRM}), ctl, seq, abandon);
+    else { for (let i = 0; i < ${NPRM}; i++) prm[i] = ctl[${PRM} + i]; runJob(ex, prm, ctl, seq, abandon); }
   } catch (e) { status = 1; }
   Atomics.store(ctl, ${STATUS}, status);
   Atomics.store(ctl, ${DONE}, seq);
@@ -342,9 +411,20 @@ class GemmImpl implements Gemm {
   readonly arena: Arena;
   private scr = -1;
   private scrBytes = 0;
+  /** contention backoff (see PREEMPT_MS): the last ctl[PREEMPT] seen, the current backoff, when it last started,
+   *  until when (performance.now() ms) everything runs on this thread, the signs seen, and their leaky count */
+  private preemptSeen = 0;
+  private backoffMs = 0;
+  private lastPreemptAt = -Infinity;
+  private soloUntil = 0;
+  private events = 0;
+  private backoffs = 0;
+  private readonly signs = { spin: 0, wait: 0, late: 0 };
+  private evidence = 0;
+  private evidenceAt = 0;
 
   constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: WorkerThread | null,
-              private readonly parallelThreshold: number, private readonly chunked = true) {
+              private readonly parallelThreshold: number, private readonly chunked = true, private readonly backoff = true) {
     this.memory = memory; this.ex = ex; this.cfg = cfg;
     this.mr = cfg.mr; this.nr = cfg.nv * 4;
     this.threads = worker ? 2 : 1;
@@ -353,6 +433,7 @@ class GemmImpl implements Gemm {
     this.f32 = new Float32Array(memory.buffer);
     this.ctl = new Int32Array(memory.buffer, 0, CTL_BYTES / 4);
     this.arena = new Arena(memory, CTL_BYTES, MAX_PAGES * PAGE);
+    Atomics.store(this.ctl, ADAPT, backoff ? 1 : 0);
     if (worker) {
       // a worker that fails to start (or dies) only costs the second thread: products stay on this one
       worker.onFailure(() => { this.workerFailed = true; });
@@ -381,9 +462,46 @@ class GemmImpl implements Gemm {
    */
   private workerAwake(): boolean {
     if (!this.workerReady()) return false;
+    if (this.contended()) return false;
     if (Atomics.load(this.ctl, AWAKE) === 1) return true;
     Atomics.notify(this.ctl, SEQ);
     return false;
+  }
+
+  /**
+   * Whether the cores are oversubscribed now, as the worker reports it (ctl[PREEMPT], see PREEMPT_MS): then jobs
+   * run on this thread alone and the worker is left asleep, for a backoff that doubles while the reports go on.
+   */
+  private contended(): boolean {
+    const p = Atomics.load(this.ctl, PREEMPT);
+    const now = performance.now();
+    if (p !== this.preemptSeen) {
+      this.preemptSeen = p;
+      this.signs.spin++;
+      this.noteContention(now, 1);
+    }
+    return this.backoff && now < this.soloUntil;
+  }
+
+  /** One sign of contention: a leaky count of them (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL starts a
+   *  backoff; sporadic ones (a GC thread, another process's short burst) do not. */
+  private noteContention(now: number, weight: number): void {
+    this.events++;
+    this.evidence = this.evidence * Math.exp(-(now - this.evidenceAt) / EVIDENCE_MS) + weight;
+    this.evidenceAt = now;
+    if (this.evidence < EVIDENCE_LEVEL) return;
+    this.evidence = 0;
+    this.backoffs++;
+    const quiet = now - this.lastPreemptAt > BACKOFF_RESET_MS;
+    this.backoffMs = quiet ? SOLO_MIN_MS : Math.min(SOLO_MAX_MS, 2 * this.backoffMs);
+    this.lastPreemptAt = now;
+    this.soloUntil = now + this.backoffMs;
+  }
+
+  /** Contention so far: the signs of it seen (the worker descheduled while spinning, or late with its share), the
+   *  current backoff (ms), and whether jobs run on this thread alone now. */
+  get contention(): GemmContention {
+    return { events: this.events, ...this.signs, backoffs: this.backoffs, backoffMs: this.backoffMs, solo: performance.now() < this.soloUntil };
   }
 
   get workerActive(): boolean { return this.workerAwake(); }
@@ -545,8 +663,10 @@ class GemmImpl implements Gemm {
         set(0, tiles, 0, split, 0, split, 0, tiles);
         q[19] = AFLAG_MAIN; q[20] = 0;
       }
+      const since = performance.now();
       runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-      this.join();
+      // chunked: every panel has been taken; a worker that has not started has nothing left to do
+      if (q[27] === 0 || !this.withdraw(since)) this.join(since);
     } else {
       // few panels, many row tiles: pack everything here, then split by row tiles
       set(0, 0, 0, 0, 0, panels, 0, tiles);
@@ -555,8 +675,9 @@ class GemmImpl implements Gemm {
       set(split, tiles, 0, panels, 0, 0, 0, 0);
       this.dispatch(q);
       set(0, split, 0, panels, 0, 0, 0, 0);
+      const since = performance.now();
       runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-      this.join();
+      this.join(since);
     }
 
     if (cIn >= 0) return; // written in place
@@ -637,10 +758,11 @@ class GemmImpl implements Gemm {
     f64[CALLS] = calls.length;
     this.ctl[KIND] = 1;
     this.kick();
+    const since = performance.now();
     try {
       here();
     } finally {
-      this.join();
+      this.join(since);
     }
     return Array.from(f64.subarray(RET, RET + calls.length));
   }
@@ -663,30 +785,56 @@ class GemmImpl implements Gemm {
     Atomics.store(this.ctl, NEXT, 0);
     this.ctl[KIND] = 2;
     this.kick();
+    const since = performance.now();
     try {
       runRange(here, args, perElem, countIdx, countDiv, n, grain, this.ctl);
     } finally {
-      this.join();
+      if (!this.withdraw(since)) this.join(since);
     }
   }
 
   private kick(): void {
     const ctl = this.ctl;
-    this.seq = (this.seq + 1) | 0;
+    this.seq = this.seq >= 0x3fffffff ? 1 : this.seq + 1;
+    Atomics.store(ctl, JOB, this.seq);
     Atomics.store(ctl, SEQ, this.seq);
     Atomics.notify(ctl, SEQ);
   }
 
-  private join(): void {
+  /**
+   * Take the current job back from a worker that has not started it (all its work was shared through the counter and
+   * is done): true if withdrawn, and then there is nothing to wait for. With `since` (when this thread started its
+   * share), a worker that has not started after PREEMPT_MS counts as a sign of contention (a spinning worker starts
+   * within microseconds).
+   */
+  private withdraw(since?: number): boolean {
+    if (Atomics.compareExchange(this.ctl, JOB, this.seq, WITHDRAWN) !== this.seq) return false;
+    if (since !== undefined) {
+      const now = performance.now();
+      if (now - since > PREEMPT_MS) { this.signs.late++; this.noteContention(now, STRONG_SIGN); }
+    }
+    return true;
+  }
+
+  /** Wait for the worker's share. With `since` (when this thread started its own share, performance.now() ms):
+   *  a wait longer than PREEMPT_MS and than half this thread's share counts as contention (the worker lost its core
+   *  mid-job; the two threads' shares of a product differ by about one small chunk otherwise). */
+  private join(since?: number): void {
     const ctl = this.ctl, seq = this.seq;
     let spins = 0;
     let waited = 0;
+    let t0 = 0;
     while (Atomics.load(ctl, DONE) !== seq) {
       if (++spins < 4000) continue;
+      if (spins === 4000) t0 = performance.now();
       const cur = Atomics.load(ctl, DONE);
       if (cur !== seq && Atomics.wait(ctl, DONE, cur, 1000) === 'timed-out' && ++waited >= 60) {
         throw new Error('gemm: the worker thread did not answer for 60 s (it may have died); set GAPGRAD_THREADS=1 to run single-threaded');
       }
+    }
+    if (since !== undefined && spins >= 4000) {
+      const now = performance.now(), wait = now - t0;
+      if (wait > PREEMPT_MS && wait > 0.5 * (t0 - since)) { this.signs.wait++; this.noteContention(now, STRONG_SIGN); }
     }
     if (Atomics.load(ctl, STATUS) !== 0) throw new Error('gemm: worker failed');
   }
@@ -755,7 +903,7 @@ export function createGemmBackground(opts?: GemmOptions): Gemm {
   const plainBytes = buildKernelModule(configFrom(opts, false));
   const relaxedBytes = buildKernelModule(configFrom(opts, true));
   const worker = platform!.spawn(WORKER_SRC, { plainBytes, relaxedBytes, memory });
-  return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT, opts?.chunked ?? true);
+  return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT, opts?.chunked ?? true, opts?.backoff ?? true);
 }
 
 /** GEMM on the calling thread plus (threads - 1) worker, resolved once the worker is ready. */
