@@ -3,10 +3,11 @@
 // and with busy-looping processes beside, the configurations taking turns (2 steps each, in a rotating order).
 //   git show 2f84656:backends/cpu/wasm/gemm.ts > backends/cpu/wasm/gemm_before.ts   (untracked; same folder so its imports resolve)
 //   npx tsx bench/contention_ab.ts [--steps 80] [--phases quiet,busy,quiet,busy] [--busy 1] [--method gst-1.0]
+import '../platform/node.ts';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { cpuBackend, tidy, tensor } from '../index.ts';
+import { cpuBackend, tidy, tensor } from '../node.ts';
 import { createGemm, type Gemm } from '../backends/cpu/wasm/gemm.ts';
 import { VaeRun, DEFAULT_TRAIN } from '../models/vae/train.ts';
 import { loadMnist } from '../models/vae/mnist.ts';

@@ -172,13 +172,19 @@ const SPIN_LONG = 300000; // after a pre-wake
 // shared-counter job (GEMM panels, splitRange) withdraws it from a worker that has not started (JOB below) rather
 // than wait for that worker to be scheduled just to find nothing left. Measured (VAE training steps, 1 vs 2
 // threads, a busy-looping process beside; see docs/bench.md): 2 threads went from 2.0x the time of one to 1.01-1.03x,
-// and stayed at 0.62-0.71x (before: 0.62-0.65x) without it on a quiet machine.
+// and stayed at 0.62-0.71x (before: 0.62-0.65x) without it on a quiet machine. A stricter rule (EVIDENCE_MS 100,
+// EVIDENCE_LEVEL 6, WAKE_MS for a worker asleep at dispatch) after sporadic signs on a quiet machine had turned the
+// 2-thread VAE step into the 1-thread one (0.97-0.98x): `npx tsx bench/contention_ab.ts --steps 60 --phases
+// quiet,busy,quiet,busy` at 12:58 UTC, load 0.8-1.1: quiet 0.67 / 0.63 (old policy 0.67 / 0.64), busy 1.02 / 1.05
+// (old policy 1.97 / 2.02).
 const PREEMPT_MS = 1;
-const EVIDENCE_MS = 300;
-const EVIDENCE_LEVEL = 2.5;
+const EVIDENCE_MS = 100;
+const EVIDENCE_LEVEL = 6;
 // a wait on the worker, or a worker that has not started, cost this thread time: they count double (a spinning
 // worker's lost core alone costs little, and sporadic ones come on a quiet machine)
 const STRONG_SIGN = 2;
+// a worker that was asleep at dispatch: late or slow by more than a scheduler time slice counts (see kick)
+const WAKE_MS = 4;
 const SOLO_MIN_MS = 25;
 const SOLO_MAX_MS = 2000;
 const BACKOFF_RESET_MS = 5000;
@@ -420,6 +426,8 @@ class GemmImpl implements Gemm {
   private events = 0;
   private backoffs = 0;
   private readonly signs = { spin: 0, wait: 0, late: 0 };
+  /** how late the worker may be for the current job before that counts as contention (see kick) */
+  private lateMs = PREEMPT_MS;
   private evidence = 0;
   private evidenceAt = 0;
 
@@ -795,6 +803,9 @@ class GemmImpl implements Gemm {
 
   private kick(): void {
     const ctl = this.ctl;
+    // a worker asleep at dispatch starts late by its wake-up (tens of microseconds to a few ms here, with no
+    // contention at all): its lateness is a sign only past a scheduler time slice (withdraw, join)
+    this.lateMs = Atomics.load(ctl, AWAKE) === 1 ? PREEMPT_MS : WAKE_MS;
     this.seq = this.seq >= 0x3fffffff ? 1 : this.seq + 1;
     Atomics.store(ctl, JOB, this.seq);
     Atomics.store(ctl, SEQ, this.seq);
@@ -811,7 +822,7 @@ class GemmImpl implements Gemm {
     if (Atomics.compareExchange(this.ctl, JOB, this.seq, WITHDRAWN) !== this.seq) return false;
     if (since !== undefined) {
       const now = performance.now();
-      if (now - since > PREEMPT_MS) { this.signs.late++; this.noteContention(now, STRONG_SIGN); }
+      if (now - since > this.lateMs) { this.signs.late++; this.noteContention(now, STRONG_SIGN); }
     }
     return true;
   }
@@ -834,7 +845,7 @@ class GemmImpl implements Gemm {
     }
     if (since !== undefined && spins >= 4000) {
       const now = performance.now(), wait = now - t0;
-      if (wait > PREEMPT_MS && wait > 0.5 * (t0 - since)) { this.signs.wait++; this.noteContention(now, STRONG_SIGN); }
+      if (wait > this.lateMs && wait > 0.5 * (t0 - since)) { this.signs.wait++; this.noteContention(now, STRONG_SIGN); }
     }
     if (Atomics.load(ctl, STATUS) !== 0) throw new Error('gemm: worker failed');
   }
