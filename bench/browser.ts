@@ -47,7 +47,8 @@ for (const [device, threads] of [['cpu', 1], ['cpu', 2], ['webgpu', 0]] as const
   const q = `autostart=1&steps=${STEPS}&every=${EVERY}&device=${device}${threads ? `&threads=${threads}` : ''}&method=${cfg.method}&seed=1&batch=100&trainLimit=${cfg.trainLimit}&testLimit=${cfg.testLimit}`;
   await page.goto(`${server.url}?${q}`);
   await page.waitForFunction('globalThis.__gapgrad && (globalThis.__gapgrad.finished || globalThis.__gapgrad.errors.length)', { timeout: 600_000, polling: 200 });
-  const st = await page.evaluate('globalThis.__gapgrad') as { errors: string[]; msPerStep: number[]; started: { threads: number; adapter: string } };
+  const st = await page.evaluate('globalThis.__gapgrad') as { errors: string[]; msPerStep: number[]; started: { threads: number; adapter: string }; contention: unknown };
+  if (device === 'cpu') console.log(`chromium cpu ${threads}T: contention ${JSON.stringify(st.contention)}`);
   if (st.errors.length) throw new Error(`page: ${st.errors.join('; ')}`);
   rows.push({
     where: version, device, threads: device === 'cpu' ? String(st.started.threads) : '', adapter: st.started.adapter,

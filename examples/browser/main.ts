@@ -17,6 +17,8 @@ interface PageState {
   checkpoint?: string; // base64
   conformance?: Conformance[];
   errors: string[];
+  /** the CPU GEMM's contention counters at the end (see GemmContention) */
+  contention?: unknown;
 }
 const state: PageState = { losses: [], msPerStep: [], finished: false, errors: [] };
 (globalThis as unknown as { __gapgrad: PageState }).__gapgrad = state;
@@ -88,6 +90,7 @@ worker.onmessage = (e: MessageEvent<ToPage>) => {
     }
     case 'finished':
       state.finished = true;
+      state.contention = m.contention;
       $<HTMLButtonElement>('start').disabled = false; $<HTMLButtonElement>('stop').disabled = true;
       break;
     case 'checkpoint': {

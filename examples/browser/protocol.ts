@@ -14,7 +14,7 @@ export type ToPage =
   | { kind: 'started'; device: string; adapter: string; threads: number; threadsReason: string; stepsPerEpoch: number }
   | { kind: 'steps'; step: number; losses: number[]; msPerStep: number }
   | { kind: 'pictures'; images: Float32Array; recon: Float32Array; n: number; samples: Float32Array }
-  | { kind: 'finished'; losses: number[]; seconds: number }
+  | { kind: 'finished'; losses: number[]; seconds: number; contention: unknown }
   | { kind: 'checkpoint'; bytes: Uint8Array }
   | { kind: 'conformance'; results: Conformance[] }
   | { kind: 'error'; message: string };

@@ -1,7 +1,7 @@
 // The demo's training loop, in a Web Worker (where Atomics.wait is allowed, so the CPU backend can use its second
 // thread when the page is cross-origin isolated). It fetches MNIST from the page's own server, trains the
 // categorical VAE step by step with gapgrad's browser build, and posts progress, pictures and checkpoints.
-import { initWebGPU, estimators, cpuThreads, configure, tensor, random, type Device } from '../../browser.ts';
+import { initWebGPU, estimators, cpuThreads, configure, tensor, random, cpuBackend, type Device } from '../../browser.ts';
 import { VaeRun, DEFAULT_TRAIN, limitSplit, type VaeTrainConfig } from '../../models/vae/run.ts';
 import { splitFromBytes, type Mnist } from '../../models/vae/idx.ts';
 import type { FromPage, ToPage, Conformance } from './protocol.ts';
@@ -64,7 +64,9 @@ async function start(cfgIn: Partial<VaeTrainConfig>, steps: number | null, every
     await new Promise((r) => setTimeout(r, 0)); // let 'stop' and other messages in
   }
   running = false;
-  post({ kind: 'finished', losses, seconds: (performance.now() - t0) / 1000 });
+  // the CPU GEMM's signs of oversubscribed cores and backoffs (diagnostics for the page's readers and tests)
+  const gemm = (cpuBackend.gemm ?? null) as { contention?: unknown } | null;
+  post({ kind: 'finished', losses, seconds: (performance.now() - t0) / 1000, contention: gemm?.contention ?? null });
 }
 
 /** A few engine checks of WebGPU against the CPU in this page: values within float32 tolerance, samples bit for bit. */
