@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { writeFileAtomic } from '../platform/atomic.ts';
 import { nodeFlags } from './node_flags.ts';
+import { conditionFlags, loadEstimatorModules } from './estimators.ts';
 import { UsageError } from './args.ts';
 
 export const SCALES = ['smoke', 'quick', 'paper'] as const;
@@ -39,6 +40,10 @@ export interface GridOptions {
   seeds: number[];
   /** directory with the ListOps valid.tsv and test.tsv (the listops experiment) */
   listopsDir?: string;
+  /** modules defining estimators (estimators.define), loaded by every run: their methods may join a grid's */
+  estimators?: string[];
+  /** methods added to every experiment's comparison (e.g. a user-defined one) */
+  extraMethods?: string[];
 }
 
 /** Epochs at which the variance experiment measures the encoder's gradient variance, per scale. */
@@ -69,7 +74,8 @@ export function planGrid(o: GridOptions): RunSpec[] {
   const runs = new Map<string, RunSpec>();
   for (const exp of o.experiments) {
     const g = GRID[exp];
-    for (const seed of o.seeds) for (const tau of g.taus) for (const method of g.methods) {
+    const methods = [...g.methods, ...(o.extraMethods ?? []).filter((m) => !g.methods.includes(m))];
+    for (const seed of o.seeds) for (const tau of g.taus) for (const method of methods) {
       const args = [
         'train', g.model, '--method', method, '--tau', String(tau), '--seed', String(seed),
         ...(g.model === 'vae' ? VAE_BUDGET[o.scale] : LISTOPS_BUDGET[o.scale]),
@@ -80,6 +86,7 @@ export function planGrid(o: GridOptions): RunSpec[] {
         if (o.scale === 'smoke') args.push('--variance-images', '50', '--variance-passes', '5');
         tag += '-var';
       }
+      if (o.estimators?.length) args.push('--estimators', o.estimators.join(','));
       if (g.model === 'listops') {
         if (!o.listopsDir) throw new UsageError("reproduce: the listops experiment needs --listops-dir DIR (a folder with the ListOps valid.tsv and test.tsv); or leave it out with --experiments vae,ablation,variance");
         args.push('--valid', join(o.listopsDir, 'valid.tsv'), '--test', join(o.listopsDir, 'test.tsv'));
@@ -124,7 +131,7 @@ function runOne(out: string, r: RunSpec, threads: number): Promise<number> {
   const log = openSync(logFile(out, r), 'a');
   const args = [...nodeFlags(), BIN, ...r.args, '--out', dir, '--resume'];
   return new Promise((res) => {
-    const p = spawn(process.execPath, args, { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
+    const p = spawn(process.execPath, [...conditionFlags(), ...args], { stdio: ['ignore', log, log], env: { ...process.env, GAPGRAD_THREADS: String(threads) } });
     p.on('error', () => { closeSync(log); res(1); });
     p.on('exit', (code, signal) => {
       closeSync(log);
@@ -237,6 +244,8 @@ const REPRODUCE_FLAGS = {
   tasks: { type: 'string', help: 'Slurm array tasks (default: one per run; fewer: each task runs a shard)' },
   wait: { type: 'boolean', default: false, help: 'with --slurm: block until the array ends (sbatch --wait), then write the report' },
   'no-report': { type: 'boolean', default: false, help: 'do not write the report after running' },
+  estimators: { type: 'string', help: 'FILE[,FILE]: modules defining estimators (estimators.define), loaded by every run' },
+  'extra-methods': { type: 'string', help: "methods added to every experiment's comparison (e.g. one defined in --estimators)" },
 } as const;
 
 const REPRODUCE_USAGE = 'Usage: gapgrad reproduce [--scale smoke|quick|paper] [--experiments vae,ablation,variance,listops] [--seeds 1,2,3] [--workers N] [--out DIR] [--shard i/N] [--slurm [--partition P] [--time T] [--cpus-per-task C] [--wait]]';
@@ -268,12 +277,21 @@ export async function reproduceCmd(args: string[]): Promise<void> {
   if (listopsDir && experiments.includes('listops')) {
     for (const s of ['valid.tsv', 'test.tsv']) if (!existsSync(join(listopsDir, s))) throw new UsageError(`--listops-dir: ${join(listopsDir, s)} does not exist`);
   }
-  const grid: GridOptions = { scale, experiments, seeds, listopsDir };
+  const estimatorFiles = f.estimators !== undefined ? await loadEstimatorModules(String(f.estimators).split(',').filter(Boolean)) : undefined;
+  const extraMethods = f['extra-methods'] !== undefined ? String(f['extra-methods']).split(',').map((x) => x.trim()).filter(Boolean) : undefined;
+  if (extraMethods) {
+    const { estimators } = await import('../index.ts');
+    for (const m of extraMethods) {
+      try { estimators.resolve(m); } catch (e) { throw new UsageError(`--extra-methods: ${(e as Error).message}`); }
+    }
+  }
+  const grid: GridOptions = { scale, experiments, seeds, listopsDir, estimators: estimatorFiles, extraMethods };
   const runs = planGrid(grid);
   writeGrid(out, grid, runs);
   const log = (s: string) => process.stdout.write(s);
   if (f.slurm) {
-    const cliArgs = ['--scale', scale, '--experiments', experiments.join(','), '--seeds', seeds.join(','), ...(listopsDir ? ['--listops-dir', listopsDir] : [])];
+    const cliArgs = ['--scale', scale, '--experiments', experiments.join(','), '--seeds', seeds.join(','), ...(listopsDir ? ['--listops-dir', listopsDir] : []),
+      ...(estimatorFiles?.length ? ['--estimators', estimatorFiles.join(',')] : []), ...(extraMethods?.length ? ['--extra-methods', extraMethods.join(',')] : [])];
     const { jobId, status } = submitSlurm(out, cliArgs, runs.length, { partition: f.partition as string | undefined, time: f.time as string | undefined, cpusPerTask: cpus, tasks, wait: Boolean(f.wait) }, log);
     if (!f.wait) { log(`reproduce: submitted job ${jobId}; when it ends, 'gapgrad report ${out}' writes the report\n`); return; }
     const failed = runs.filter((r) => !isDone(out, r)).map((r) => r.id);

@@ -74,6 +74,10 @@ describe('the grid', () => {
     expect(parts.flat().sort()).toEqual([...ids].sort());
     expect(() => parseShard('6/5')).toThrow(/--shard: expected i\/N/);
     expect(() => planGrid({ scale: 'paper', experiments: ['listops'], seeds: [1] })).toThrow(/--listops-dir/);
+    // a user's method joins every experiment's comparison, and every run loads its module
+    const withMine = planGrid({ scale: 'smoke', experiments: ['vae', 'ablation'], seeds: [1], estimators: ['/x/mine.ts'], extraMethods: ['half_gst'] });
+    expect(withMine.filter((r) => r.method === 'half_gst').map((r) => r.id).sort()).toEqual(['vae-half_gst-t0.5-s1', 'vae-half_gst-t1-s1']);
+    for (const r of withMine) expect(r.args).toEqual(expect.arrayContaining(['--estimators', '/x/mine.ts']));
     const lp = planGrid({ scale: 'paper', experiments: ['listops'], seeds: [1], listopsDir: '/d' });
     expect(lp[0].args).toEqual(expect.arrayContaining(['--preset', 'paper', '--valid', '/d/valid.tsv', '--test', '/d/test.tsv']));
   });
