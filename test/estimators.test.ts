@@ -3,6 +3,7 @@
 // (gapgrad/testing) over the whole registry in test/estimators_laws.test.ts.
 // Statistical checks use fixed fast-check seeds and tolerances derived from sampling error
 // (chi-square at alpha = 1e-6, Bernstein / empirical-Bernstein bounds at delta = 1e-6, 5-sigma z).
+import { makeLogitsCase, type LogitsCase } from '../testing/arbitraries.ts';
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { tensor, tidy, random, estimators, oneHot, sum, type Tensor, type DType } from '../index.ts';
@@ -15,49 +16,12 @@ const ALPHA = 1e-6;
 // every built-in method from the registry (the laws every method claims are checked on the kit: estimators_laws.test.ts)
 const ALL_METHODS = estimators.list().filter((m) => m.builtin).flatMap((m) => m.examples);
 
-type MaskMode = 'none' | 'mask-full' | 'mask-row' | 'neginf';
+// logits cases (rows in [-spread, spread], optional masks, at least one allowed category per row): the law kit's
+type MaskMode = import('../testing/arbitraries.ts').MaskMode;
+type Case = LogitsCase;
+const makeCase = (C: number, batch: number[], spread: number, maskMode: MaskMode, maskDensity: number, seed: number): Case =>
+  makeLogitsCase(C, batch, spread, maskMode, maskDensity, seed);
 
-interface Case {
-  C: number;
-  rows: number; // number of distinct logit rows (the batch, flattened)
-  batch: number[]; // batch shape, prod = rows
-  theta: Float64Array; // rows x C, -Infinity where masked
-  raw: Float64Array; // what is passed as logits (masked entries carry finite junk when a mask tensor is used)
-  allowed: Uint8Array; // rows x C
-  maskMode: MaskMode;
-  maskShape: number[];
-  maskData: Float64Array | null;
-}
-
-/** Build rows of logits in [-spread, spread] with optional masking; at least one category per row is allowed. */
-function makeCase(C: number, batch: number[], spread: number, maskMode: MaskMode, maskDensity: number, seed: number): Case {
-  const rnd = mulberry32(seed);
-  const rows = batch.reduce((a, b) => a * b, 1);
-  const raw = new Float64Array(rows * C);
-  for (let i = 0; i < raw.length; i++) raw[i] = (2 * rnd() - 1) * spread;
-  const allowed = new Uint8Array(rows * C).fill(1);
-  let maskData: Float64Array | null = null;
-  let maskShape: number[] = [];
-  if (maskMode === 'mask-row') {
-    // one mask row [C], broadcast over the batch
-    const m = new Float64Array(C);
-    const keepIdx = Math.floor(rnd() * C);
-    for (let j = 0; j < C; j++) m[j] = j === keepIdx || rnd() >= maskDensity ? 1 : 0;
-    for (let r = 0; r < rows; r++) for (let j = 0; j < C; j++) allowed[r * C + j] = m[j];
-    maskData = m; maskShape = [C];
-  } else if (maskMode !== 'none') {
-    for (let r = 0; r < rows; r++) {
-      const keepIdx = Math.floor(rnd() * C);
-      for (let j = 0; j < C; j++) allowed[r * C + j] = j === keepIdx || rnd() >= maskDensity ? 1 : 0;
-    }
-    if (maskMode === 'mask-full') { maskData = Float64Array.from(allowed); maskShape = [...batch, C]; }
-  }
-  const theta = raw.map((v, i) => (allowed[i] ? v : -Infinity));
-  if (maskMode === 'neginf') raw.set(theta);
-  return { C, rows, batch, theta, raw, allowed, maskMode, maskShape, maskData };
-}
-
-// noBias: small runs must cover large C, large spreads and every mask mode, not just fast-check's small-value bias
 const caseArb = (opts: { maxC?: number; maxSpread?: number; batches?: number[][]; masks?: MaskMode[] } = {}) =>
   fc.noBias(fc.record({
     C: fc.integer({ min: 2, max: opts.maxC ?? 64 }),
