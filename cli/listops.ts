@@ -21,7 +21,7 @@ const TRAIN_FLAGS: Spec = {
   test: { type: 'string', help: 'test split (reported with the best-on-valid checkpoint, never used to select)' },
   train: { type: 'string', help: 'training split (default: generated, excluding valid/test expressions)' },
   preset: { type: 'string', default: 'default', help: "'default' (hidden 64, ~1 h on 2 cores) or 'paper' (hidden 300, lr 1e-3, dropout 0.5, 20 epochs)" },
-  examples: { type: 'string', help: 'training examples to see (default 150000; paper preset: 20 epochs)' },
+  examples: { type: 'string', help: 'training examples to see (default 200000; paper preset: 20 epochs)' },
   epochs: { type: 'string', help: 'alternative to --examples: passes over the training set' },
   'eval-every': { type: 'string', help: 'evaluate on valid every N training examples (default 10000)' },
   hidden: { type: 'string', help: 'hidden size H (default 64; paper 300)' },

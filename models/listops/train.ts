@@ -51,7 +51,7 @@ export interface ListopsTrainConfig {
 
 export const DEFAULT_LISTOPS: ListopsTrainConfig = {
   method: 'gst-1.0', tau: 1, seed: 1, k: 100, preset: 'default',
-  hidden: 64, embDim: 64, lr: 2e-3, batchSize: 16, dropout: 0.1, examples: 150_000, evalEvery: 10_000,
+  hidden: 64, embDim: 64, lr: 2e-3, batchSize: 16, dropout: 0.1, examples: 200_000, evalEvery: 10_000,
   clip: 5, patience: 3,
   trainPath: null, trainCount: 50_000, trainMaxTokens: 49, dataSeed: 12345,
   validPath: '', testPath: null, maxLen: 100, charLevel: false, evalBatch: 64, device: 'cpu',
