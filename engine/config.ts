@@ -1,9 +1,9 @@
 // Runtime settings: the one place the engine and its backends read configuration from.
 //
 // A setting comes from `configure({...})` when the caller gave it, else from the environment source the
-// platform installed (on Node: process.env, see platform/node.ts), else its default. Every value is
+// platform installed (on Node: the environment variables, see platform/node.ts), else its default. Every value is
 // validated where it is read, with an error that names the setting, the value and what is allowed.
-// Nothing here touches `process`: in a browser no environment source exists and only configure() counts.
+// Nothing here reads the environment itself: in a browser no source exists and only configure() counts.
 
 /** Settings of the CPU and WebGPU backends. Each has an environment variable on Node (in brackets). */
 export interface Settings {
@@ -68,7 +68,7 @@ let given: Settings = {};
 let envSource: ((name: string) => string | undefined) | null = null;
 
 /**
- * Set runtime settings for this process or page; they take precedence over environment variables.
+ * Set runtime settings for this program or page; they take precedence over environment variables.
  * Call before the first operation on a device (backends read their settings when they start).
  *
  * @example
@@ -91,7 +91,7 @@ export function configure(settings: Settings): void {
 /** Forget every value given to configure() (tests). */
 export function resetConfiguration(): void { given = {}; }
 
-/** Where unset settings are looked up by their environment-variable name (the Node platform installs process.env). */
+/** Where unset settings are looked up by their environment-variable name (the Node platform installs its environment variables). */
 export function setEnvironmentSource(source: ((name: string) => string | undefined) | null): void {
   envSource = source;
 }

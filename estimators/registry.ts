@@ -144,7 +144,7 @@ export interface ResolvedMethod<P = unknown> {
 
 interface Registry { defs: Map<string, { def: EstimatorDefinition<any>; builtin: boolean }> }
 
-// One registry per process even where two copies of gapgrad are loaded (a user's module importing the
+// One registry per program even where two copies of gapgrad are loaded (a user's module importing the
 // built package while the CLI runs the sources): it lives on globalThis under a registered symbol.
 const KEY = Symbol.for('gapgrad.estimators.registry.v1');
 function registry(): Registry {
