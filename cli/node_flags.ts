@@ -7,6 +7,15 @@
 // are process-wide, so the matmul worker thread gets it too.
 // GAPGRAD_RELAXED_SIMD=0 opts out (plain mul + add kernels; results then differ in the last bits).
 
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// the package's bin script, which child runs (sweeps, reproduce) start: ../bin from the sources (cli/), ../../bin
+// from the build (dist/cli/)
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const GAPGRAD_BIN = [join(HERE, '..', 'bin', 'gapgrad.js'), join(HERE, '..', '..', 'bin', 'gapgrad.js')].find((p) => existsSync(p)) ?? join(HERE, '..', 'bin', 'gapgrad.js');
+
 export const RELAXED_SIMD_FLAG = '--experimental-wasm-relaxed-simd';
 
 /** The flags this Node needs on its command line for gapgrad's fast paths ([] when none). */

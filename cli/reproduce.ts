@@ -7,11 +7,10 @@
 // leaves OUT/done/ID.json and is never redone; its output goes to OUT/logs/ID.log.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { writeFileAtomic } from '../platform/atomic.ts';
-import { nodeFlags } from './node_flags.ts';
+import { nodeFlags, GAPGRAD_BIN } from './node_flags.ts';
 import { conditionFlags, loadEstimatorModules } from './estimators.ts';
 import { UsageError } from './args.ts';
 
@@ -112,9 +111,7 @@ export function shardOf<T>(runs: T[], shard: { index: number; count: number }): 
   return runs.filter((_, k) => k % shard.count === shard.index - 1);
 }
 
-// the package's bin script: ../bin from the sources (cli/), ../../bin from the build (dist/cli/)
-const HERE = dirname(fileURLToPath(import.meta.url));
-export const BIN = [join(HERE, '..', 'bin', 'gapgrad.js'), join(HERE, '..', '..', 'bin', 'gapgrad.js')].find((p) => existsSync(p)) ?? join(HERE, '..', 'bin', 'gapgrad.js');
+export const BIN = GAPGRAD_BIN;
 
 export const runDir = (out: string, r: RunSpec) => join(out, 'runs', r.id);
 /** A run's marker of a successful finish, and its log (outside the run directory, which holds only the run's own files). */

@@ -1,11 +1,10 @@
 // Sweeps: every (method, tau, seed) as its own worker process, then a table over seeds.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, openSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { writeFileAtomic } from '../platform/atomic.ts';
 import { makeDirectory } from '../models/rundir.ts';
-import { nodeFlags } from './node_flags.ts';
+import { nodeFlags, GAPGRAD_BIN } from './node_flags.ts';
 import { conditionFlags } from './estimators.ts';
 
 export interface SweepOptions {
@@ -23,9 +22,7 @@ export interface SweepOptions {
   estimators?: string[];
 }
 
-// the package's bin script: ../bin from the sources (cli/), ../../bin from the build (dist/cli/)
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = [join(HERE, '..', 'bin', 'gapgrad.js'), join(HERE, '..', '..', 'bin', 'gapgrad.js')].find((p) => existsSync(p)) ?? join(HERE, '..', 'bin', 'gapgrad.js');
+const BIN = GAPGRAD_BIN;
 
 interface Job { method: string; tau: number; seed: number; dir: string; args: string[] }
 

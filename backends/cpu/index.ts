@@ -271,11 +271,26 @@ export class CpuBackend implements Backend {
    *  4096 multiply-adds), else the JS kernel. */
   get hostGemm(): HostGemm {
     const g = this.gemm;
-    return g ? { fast: true, matmul: (a, ao, b, bo, c, co, m, n, k, ta, tb) => {
-      if (m === 0 || n === 0) return;
-      if (m * n * k >= 4096) g.matmul(a, ao, b, bo, c, co, m, n, k, ta, tb);
-      else matmulJs(a, ao, b, bo, c, co, m, n, k, ta, tb);
-    } } : { fast: false, matmul: matmulJs };
+    // one object per kernel (the ListOps kernels ask for it on every product)
+    if (!this.hostGemmCache || this.hostGemmCache.of !== g) {
+      this.hostGemmCache = {
+        of: g,
+        api: g ? { fast: true, matmul: (a, ao, b, bo, c, co, m, n, k, ta, tb) => {
+          if (m === 0 || n === 0) return;
+          if (m * n * k >= 4096) g.matmul(a, ao, b, bo, c, co, m, n, k, ta, tb);
+          else matmulJs(a, ao, b, bo, c, co, m, n, k, ta, tb);
+        } } : { fast: false, matmul: matmulJs },
+      };
+    }
+    return this.hostGemmCache.api;
+  }
+  private hostGemmCache: { of: FastGemm | null; api: HostGemm } | null = null;
+
+  /** The GEMM's worker thread as the other kernels use it (estimators, Adam, elementwise), or null (one thread, or
+   *  a replacement kernel without one). */
+  private splitter(g: FastGemm | null = this.gemm): Splitter | null {
+    const sp = g as (FastGemm & Partial<Splitter>) | null;
+    return sp && typeof sp.split === 'function' && typeof sp.shareModule === 'function' ? sp as Splitter : null;
   }
 
   /** Whether fusedEstimator runs the WebAssembly kernels (tests and benchmarks turn them off to compare paths). */
@@ -284,10 +299,7 @@ export class CpuBackend implements Backend {
     data: (b) => (b as CpuBuf).data,
     zeros: (n) => { const buf = this.fill(n, 0, 'float32') as CpuBuf; return { buf, data: buf.data as Float32Array }; },
     empty: (n) => { const buf = this.alloc(n, 'float32') as CpuBuf; return { buf, data: buf.data as Float32Array }; },
-    splitter: () => {
-      const g = this.gemm as (FastGemm & Partial<Splitter>) | null;
-      return g && typeof g.split === 'function' && typeof g.shareModule === 'function' ? g as Splitter : null;
-    },
+    splitter: () => this.splitter(),
   };
   fusedEstimator(args: FusedEstimatorArgs): FusedEstimatorSample | null {
     return this.wasmEstimators ? fusedEstimatorCpu(this.estimatorHost, args) : null;
@@ -363,9 +375,7 @@ export class CpuBackend implements Backend {
     if (!R) return null;
     const aAt = g.arena.addressOf(A), bAt = typeof B === 'number' ? 0 : g.arena.addressOf(B);
     if (aAt >= 0 && bAt >= 0) {
-      const sp = g as unknown as Partial<Splitter>;
-      ew!.run(op, aAt, typeof B === 'number' ? { scalar: B } : bAt, g.arena.addressOf(R), n,
-        typeof sp.split === 'function' ? sp as Splitter : null);
+      ew!.run(op, aAt, typeof B === 'number' ? { scalar: B } : bAt, g.arena.addressOf(R), n, this.splitter(g));
     } else {
       ewF32(op, A, B, R, n);
     }
@@ -613,8 +623,7 @@ export class CpuBackend implements Backend {
           r = { slot, m: mb, v: vb };
           this.adamResident.set(pb, r);
         }
-        const g = this.gemmImpl as unknown as Partial<Splitter> | null;
-        kern.updateSlot(r.slot, G, hp, g && typeof g.split === 'function' ? g as Splitter : null);
+        kern.updateSlot(r.slot, G, hp, this.splitter(this.gemmImpl));
         return;
       }
     }

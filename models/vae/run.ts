@@ -6,6 +6,7 @@ import { Tensor, tensor, tidy, noGrad, keep } from '../../engine/tensor.ts';
 import * as random from '../../engine/random.ts';
 import * as optim from '../../engine/optim.ts';
 import { saveBytes } from '../../engine/serialize.ts';
+import { stack } from '../../engine/ops.ts';
 import { trainingState, restoreTrainingState, checkpointFromBytes, checkCheckpointShapes, checkpointTensors, type CheckpointBytes } from '../checkpoint.ts';
 import { parseMethod, tauSchedule } from '../../estimators/index.ts';
 import { CategoricalVae, DEFAULT_VAE, vaeParameterShapes, type VaeConfig } from './model.ts';
@@ -158,7 +159,7 @@ export class VaeRun {
     const c = this.cfg;
     const train = this.data.train;
     const per = this.stepsPerEpoch();
-    const losses: number[] = [];
+    const pending: Tensor[] = [];
     this.model.train();
     let epoch = Math.floor(this.step / per);
     let perm = random.permutation(this.k(PURPOSE.shuffle, epoch), train.count);
@@ -167,14 +168,17 @@ export class VaeRun {
       if (e !== epoch) { epoch = e; perm = random.permutation(this.k(PURPOSE.shuffle, epoch), train.count); }
       const s = this.step - e * per;
       const pixels = batchOf(train, perm, s * c.batchSize, (s + 1) * c.batchSize);
-      const loss = this.optimStep(pixels);
-      const v = (await loss.data())[0];
-      loss.dispose();
-      if (!Number.isFinite(v)) throw new Error(`training diverged: loss ${v} at step ${this.step + 1}`);
-      losses.push(v);
+      pending.push(keep(this.optimStep(pixels)));
       this.step++;
       if (this.step % per === 0) this.epoch = this.step / per;
     }
+    // the losses stay on the device until the end: one read for the whole call (a sync on WebGPU)
+    const all = tidy(() => stack(pending));
+    const losses = Array.from(await all.data());
+    all.dispose();
+    pending.forEach((t) => t.dispose());
+    const bad = losses.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new Error(`training diverged: loss ${losses[bad]} at step ${this.step - count + bad + 1}`);
     return losses;
   }
 
