@@ -43,6 +43,34 @@ export function ci95(xs: number[]): number {
   return n < 2 ? NaN : (T95[n - 2] ?? 1.96) * std / Math.sqrt(n);
 }
 
+/**
+ * Each method against a baseline, paired by seed (same seed, same temperature): the mean difference method −
+ * baseline and its 95 % t interval, and what that decides. Markdown lines (empty when nothing pairs).
+ */
+export function pairedComparison(rows: { method: string; tau: number; seed: number; value: number }[], baseline: string,
+  what: string, higherIsBetter: boolean, digits = 2): string[] {
+  const md: string[] = [];
+  for (const k of [...new Set(rows.map((r) => `${r.method}|${r.tau}`))]) {
+    const [method, tau] = [k.split('|')[0], Number(k.split('|')[1])];
+    if (method === baseline) continue;
+    const diffs: number[] = [];
+    for (const r of rows.filter((d) => d.method === method && d.tau === tau)) {
+      const b = rows.find((d) => d.method === baseline && d.tau === tau && d.seed === r.seed);
+      if (b) diffs.push(r.value - b.value);
+    }
+    if (!diffs.length) continue;
+    const { mean } = meanStd(diffs);
+    const h = ci95(diffs);
+    const better = higherIsBetter ? mean - h > 0 : mean + h < 0;
+    const worse = higherIsBetter ? mean + h < 0 : mean - h > 0;
+    const verdict = Number.isNaN(h) ? 'one seed: undecided' : better ? `better than ${baseline}` : worse ? `worse than ${baseline}` : 'not distinguishable (the interval contains 0)';
+    md.push(`| ${method} | ${tau} | ${diffs.length} | ${mean >= 0 ? '+' : ''}${mean.toFixed(digits)} | ${Number.isNaN(h) ? '—' : `[${(mean - h).toFixed(digits)}, ${(mean + h).toFixed(digits)}]`} | ${verdict} |`);
+  }
+  if (!md.length) return [];
+  return ['', `Against ${baseline}, paired by seed (${what}; 95 % t interval of the mean difference):`, '',
+    `| method | tau | paired seeds | mean difference | 95 % CI | verdict |`, '|---|---|---|---|---|---|', ...md];
+}
+
 const fmt = (xs: number[], d = 2) => {
   if (!xs.length) return '—';
   const { mean, std, n } = meanStd(xs);
@@ -84,6 +112,8 @@ function vaeSection(out: string, grid: Grid, exp: 'vae' | 'ablation'): Section |
     const ref = VAE_REFERENCE[`${method}|${tau}`];
     md.push(`| ${method} | ${tau} | ${seeds} | ${cells.join(' | ')} | ${ref ? REF_EPOCHS.map((e) => ref[e]?.toFixed(1) ?? '—').join(' / ') : '—'} |`);
   }
+  const last = data.filter((d) => d.epoch === maxEpoch).map((d) => ({ ...d, value: d.test_loss }));
+  md.push(...pairedComparison(last, exp === 'vae' ? 'gumbel' : 'gst-1.0', `test loss at epoch ${maxEpoch}, lower is better`, false));
   const spec: ChartSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values: data },
@@ -137,18 +167,30 @@ function listopsSection(out: string, grid: Grid): Section | null {
   const runs = grid.runs.filter((r) => r.experiments.includes('listops'));
   const curve: { method: string; tau: number; seed: number; examples: number; valid_acc: number }[] = [];
   const results: { method: string; tau: number; seed: number; valid: number; test: number }[] = [];
+  // the model and budget each run trained with (its config.json); with more than one in the grid, the methods are
+  // labelled by it so that different studies never share a row
+  const configOf = (r: RunSpec) => {
+    const p = join(out, 'runs', r.id, 'config.json');
+    if (!existsSync(p)) return null;
+    const c = JSON.parse(readFileSync(p, 'utf8'));
+    return `hidden ${c.hidden}, ${c.examples} training examples, lr ${c.lr}, dropout ${c.dropout}, batch ${c.batchSize}`;
+  };
+  const configs = new Map(runs.map((r) => [r.id, configOf(r)] as const));
+  const distinct = [...new Set([...configs.values()].filter((c): c is string => c !== null))];
+  const label = (r: RunSpec) => (distinct.length > 1 ? `${r.method} (${configs.get(r.id) ?? '?'})` : r.method);
   for (const r of runs) {
     const dir = join(out, 'runs', r.id);
-    for (const m of readJsonl(join(dir, 'metrics.jsonl'))) curve.push({ method: r.method, tau: r.tau, seed: r.seed, examples: m.examples, valid_acc: 100 * m.valid_acc });
+    const method = label(r);
+    for (const m of readJsonl(join(dir, 'metrics.jsonl'))) curve.push({ method, tau: r.tau, seed: r.seed, examples: m.examples, valid_acc: 100 * m.valid_acc });
     const res = readJsonl(join(dir, 'result.jsonl')).at(-1);
-    if (res && res.test_acc !== undefined) results.push({ method: r.method, tau: r.tau, seed: r.seed, valid: 100 * res.best_valid_acc, test: 100 * res.test_acc });
+    if (res && res.test_acc !== undefined) results.push({ method, tau: r.tau, seed: r.seed, valid: 100 * res.best_valid_acc, test: 100 * res.test_acc });
   }
   if (!curve.length && !results.length) return null;
   const title = 'ListOps (Gumbel Tree-LSTM): accuracy';
-  const md = [`## ${title}`, '', 'Selected on the validation split, reported on the test split; mean ± std over seeds and the 95 % t interval of the mean test accuracy.', '',
+  const md = [`## ${title}`, '', `Selected on the validation split, reported on the test split; mean ± std over seeds and the 95 % t interval of the mean test accuracy.${distinct.length === 1 ? ` Every run: ${distinct[0]}.` : ''}`, '',
     '| method | tau | seeds | best valid acc (%) | test acc (%) | test 95 % CI |', '|---|---|---|---|---|---|'];
   const summary: { method: string; tau: number; mean: number; lo: number; hi: number }[] = [];
-  for (const k of [...new Set(runs.map((r) => `${r.method}|${r.tau}`))]) {
+  for (const k of [...new Set(runs.map((r) => `${label(r)}|${r.tau}`))]) {
     const [method, tau] = [k.split('|')[0], Number(k.split('|')[1])];
     const rs = results.filter((d) => d.method === method && d.tau === tau);
     const te = rs.map((d) => d.test);
@@ -159,6 +201,7 @@ function listopsSection(out: string, grid: Grid): Section | null {
       summary.push({ method, tau, mean, lo: Number.isNaN(h) ? mean : mean - h, hi: Number.isNaN(h) ? mean : mean + h });
     }
   }
+  md.push(...pairedComparison(results.map((d) => ({ ...d, value: d.test })), 'gumbel', 'test accuracy in points, higher is better', true, 1));
   const charts: Chart[] = [];
   if (curve.length) {
     charts.push({

@@ -43,6 +43,10 @@ export interface GridOptions {
   estimators?: string[];
   /** methods added to every experiment's comparison (e.g. a user-defined one) */
   extraMethods?: string[];
+  /** the ListOps runs' size and budget instead of the scale's (a study sized to the machine); such runs get their
+   *  own ids (suffix -h<hidden>, -n<examples>), so they never mix with the scale's own runs */
+  listopsHidden?: number;
+  listopsExamples?: number;
 }
 
 /** Epochs at which the variance experiment measures the encoder's gradient variance, per scale. */
@@ -59,6 +63,19 @@ const LISTOPS_BUDGET: Record<Scale, string[]> = {
   quick: ['--examples', '150000'],
   paper: ['--preset', 'paper'],
 };
+
+/** The scale's ListOps flags with the grid's overrides (--listops-hidden, --listops-examples) in place of its own. */
+function listopsBudget(o: GridOptions): string[] {
+  const args = [...LISTOPS_BUDGET[o.scale]];
+  const set = (flag: string, v: number | undefined) => {
+    if (v === undefined) return;
+    const i = args.indexOf(flag);
+    if (i >= 0) args[i + 1] = String(v); else args.push(flag, String(v));
+  };
+  set('--hidden', o.listopsHidden);
+  set('--examples', o.listopsExamples);
+  return args;
+}
 
 /** The grid's methods and temperatures per experiment (the paper's comparisons). */
 export const GRID: Record<Experiment, { model: 'vae' | 'listops'; methods: string[]; taus: number[] }> = {
@@ -77,7 +94,7 @@ export function planGrid(o: GridOptions): RunSpec[] {
     for (const seed of o.seeds) for (const tau of g.taus) for (const method of methods) {
       const args = [
         'train', g.model, '--method', method, '--tau', String(tau), '--seed', String(seed),
-        ...(g.model === 'vae' ? VAE_BUDGET[o.scale] : LISTOPS_BUDGET[o.scale]),
+        ...(g.model === 'vae' ? VAE_BUDGET[o.scale] : listopsBudget(o)),
       ];
       let tag = `${g.model}-${method}-t${tau}-s${seed}`;
       if (exp === 'variance') {
@@ -89,6 +106,8 @@ export function planGrid(o: GridOptions): RunSpec[] {
       if (g.model === 'listops') {
         if (!o.listopsDir) throw new UsageError("reproduce: the listops experiment needs --listops-dir DIR (a folder with the ListOps valid.tsv and test.tsv); or leave it out with --experiments vae,ablation,variance");
         args.push('--valid', join(o.listopsDir, 'valid.tsv'), '--test', join(o.listopsDir, 'test.tsv'));
+        if (o.listopsHidden !== undefined) tag += `-h${o.listopsHidden}`;
+        if (o.listopsExamples !== undefined) tag += `-n${o.listopsExamples}`;
       }
       const prev = runs.get(tag);
       if (prev) { if (!prev.experiments.includes(exp)) prev.experiments.push(exp); continue; }
@@ -243,9 +262,11 @@ const REPRODUCE_FLAGS = {
   'no-report': { type: 'boolean', default: false, help: 'do not write the report after running' },
   estimators: { type: 'string', help: 'FILE[,FILE]: modules defining estimators (estimators.define), loaded by every run' },
   'extra-methods': { type: 'string', help: "methods added to every experiment's comparison (e.g. one defined in --estimators)" },
+  'listops-hidden': { type: 'string', help: "the ListOps runs' hidden size instead of the scale's (a study sized to the machine)" },
+  'listops-examples': { type: 'string', help: "the ListOps runs' training examples instead of the scale's budget" },
 } as const;
 
-const REPRODUCE_USAGE = 'Usage: gapgrad reproduce [--scale smoke|quick|paper] [--experiments vae,ablation,variance,listops] [--seeds 1,2,3] [--workers N] [--out DIR] [--shard i/N] [--slurm [--partition P] [--time T] [--cpus-per-task C] [--wait]]';
+const REPRODUCE_USAGE = 'Usage: gapgrad reproduce [--scale smoke|quick|paper] [--experiments vae,ablation,variance,listops] [--seeds 1,2,3] [--workers N] [--out DIR] [--listops-dir DIR [--listops-hidden H] [--listops-examples N]] [--shard i/N] [--slurm [--partition P] [--time T] [--cpus-per-task C] [--wait]]';
 
 function intList(f: Record<string, unknown>, name: string, min: number): number[] {
   const raw = String(f[name]);
@@ -282,13 +303,19 @@ export async function reproduceCmd(args: string[]): Promise<void> {
       try { estimators.resolve(m); } catch (e) { throw new UsageError(`--extra-methods: ${(e as Error).message}`); }
     }
   }
-  const grid: GridOptions = { scale, experiments, seeds, listopsDir, estimators: estimatorFiles, extraMethods };
+  const listopsHidden = f['listops-hidden'] !== undefined ? intList(f, 'listops-hidden', 1)[0] : undefined;
+  const listopsExamples = f['listops-examples'] !== undefined ? intList(f, 'listops-examples', 1)[0] : undefined;
+  if ((listopsHidden !== undefined || listopsExamples !== undefined) && !experiments.includes('listops')) {
+    throw new UsageError(`--listops-hidden/--listops-examples: only with the listops experiment (--experiments ${experiments.join(',')})`);
+  }
+  const grid: GridOptions = { scale, experiments, seeds, listopsDir, estimators: estimatorFiles, extraMethods, listopsHidden, listopsExamples };
   const runs = planGrid(grid);
   writeGrid(out, grid, runs);
   const log = (s: string) => process.stdout.write(s);
   if (f.slurm) {
     const cliArgs = ['--scale', scale, '--experiments', experiments.join(','), '--seeds', seeds.join(','), ...(listopsDir ? ['--listops-dir', listopsDir] : []),
-      ...(estimatorFiles?.length ? ['--estimators', estimatorFiles.join(',')] : []), ...(extraMethods?.length ? ['--extra-methods', extraMethods.join(',')] : [])];
+      ...(estimatorFiles?.length ? ['--estimators', estimatorFiles.join(',')] : []), ...(extraMethods?.length ? ['--extra-methods', extraMethods.join(',')] : []),
+      ...(listopsHidden !== undefined ? ['--listops-hidden', String(listopsHidden)] : []), ...(listopsExamples !== undefined ? ['--listops-examples', String(listopsExamples)] : [])];
     const { jobId, status } = submitSlurm(out, cliArgs, runs.length, { partition: f.partition as string | undefined, time: f.time as string | undefined, cpusPerTask: cpus, tasks, wait: Boolean(f.wait) }, log);
     if (!f.wait) { log(`reproduce: submitted job ${jobId}; when it ends, 'gapgrad report ${out}' writes the report\n`); return; }
     const failed = runs.filter((r) => !isDone(out, r)).map((r) => r.id);

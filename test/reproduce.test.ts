@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse, type DefaultTreeAdapterMap } from 'parse5';
 import { planGrid, shardOf, parseShard } from '../cli/reproduce.ts';
+import { pairedComparison } from '../cli/report.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'gapgrad.js');
@@ -80,6 +81,30 @@ describe('the grid', () => {
     for (const r of withMine) expect(r.args).toEqual(expect.arrayContaining(['--estimators', '/x/mine.ts']));
     const lp = planGrid({ scale: 'paper', experiments: ['listops'], seeds: [1], listopsDir: '/d' });
     expect(lp[0].args).toEqual(expect.arrayContaining(['--preset', 'paper', '--valid', '/d/valid.tsv', '--test', '/d/test.tsv']));
+    // a study sized to the machine: the overrides replace the scale's budget (one --examples) and get their own ids
+    const sized = planGrid({ scale: 'quick', experiments: ['listops'], seeds: [2], listopsDir: '/d', listopsHidden: 96, listopsExamples: 500000 });
+    expect(sized.map((r) => r.id)).toContain('listops-gst-1.0-t0.1-s2-h96-n500000');
+    expect(sized[0].args.filter((a) => a === '--examples').length).toBe(1);
+    expect(sized[0].args).toEqual(expect.arrayContaining(['--hidden', '96', '--examples', '500000']));
+  });
+
+  it('decides a method against the baseline from seed-paired differences and their t interval', () => {
+    const rows = [
+      ...[100, 101, 102].map((value, i) => ({ method: 'gumbel', tau: 1, seed: i + 1, value })),
+      ...[98, 99.1, 99.9].map((value, i) => ({ method: 'a', tau: 1, seed: i + 1, value })), // -2, -1.9, -2.1
+      ...[101, 100, 102.5].map((value, i) => ({ method: 'b', tau: 1, seed: i + 1, value })), // +1, -1, +0.5
+      { method: 'c', tau: 1, seed: 2, value: 90 },
+      { method: 'a', tau: 0.5, seed: 1, value: 1 }, // no baseline at this tau: no row
+    ];
+    const md = pairedComparison(rows, 'gumbel', 'test loss, lower is better', false);
+    // a: mean -2, std 0.1, half-width 4.303 * 0.1 / sqrt(3) = 0.248
+    expect(md).toContain('| a | 1 | 3 | -2.00 | [-2.25, -1.75] | better than gumbel |');
+    expect(md.find((l) => l.startsWith('| b |'))).toMatch(/\| \+0\.17 \| \[-2\.\d\d, 2\.\d\d\] \| not distinguishable/);
+    expect(md).toContain('| c | 1 | 1 | -11.00 | — | one seed: undecided |');
+    expect(md.some((l) => l.startsWith('| a | 0.5'))).toBe(false);
+    // higher is better flips the verdict
+    expect(pairedComparison(rows, 'gumbel', 'accuracy', true)).toContain('| a | 1 | 3 | -2.00 | [-2.25, -1.75] | worse than gumbel |');
+    expect(pairedComparison(rows.filter((r) => r.method === 'gumbel'), 'gumbel', 'x', true)).toEqual([]);
   });
 
   it('refuses bad flags before any work, with exit 2', () => {
@@ -90,6 +115,8 @@ describe('the grid', () => {
       [['--workers', '0'], /--workers: expected comma-separated integers >= 1/],
       [['--shard', '0/3'], /--shard: expected i\/N/],
       [['--wait'], /--wait: only with --slurm/],
+      [['--experiments', 'vae', '--listops-examples', '1000'], /--listops-hidden\/--listops-examples: only with the listops experiment/],
+      [['--experiments', 'listops', '--listops-hidden', '0'], /--listops-hidden: expected comma-separated integers >= 1/],
     ] as [string[], RegExp][]) {
       const r = gapgrad(['reproduce', '--out', join(work, 'bad'), ...args]);
       expect(r.status, r.stderr).toBe(2);
