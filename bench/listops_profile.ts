@@ -76,6 +76,10 @@ async function shapes(): Promise<never> {
   }
   process.exit(0);
 }
+const { cpuBackend: cpuBe } = await import('../index.ts');
+const gemmOf = () => (cpuBe as unknown as { gemm: { threads?: number; contention?: object } | null }).gemm;
+const gemmThreads = gemmOf()?.threads ?? 0;
+const contention = () => gemmOf()?.contention ?? null;
 const ex = loadListOps(join(dataDir, 'valid.tsv'), { maxLen: 100 }).filter((_, i) => i % 3 === 0);
 const { epochs: _e, ...paper } = PAPER_PRESET;
 const cfg: ListopsTrainConfig = { ...DEFAULT_LISTOPS, ...(H === 300 ? paper : {}), hidden: H, embDim: H, validPath: 'unused', examples: 1e12 };
@@ -151,6 +155,7 @@ const out = [
   `of which <= 64 rows (per merge step / token): ${(gemmStats.smallCalls / steps).toFixed(0)} calls, ${(gemmStats.smallMs / steps).toFixed(1)} ms, ` +
   `${(gemmStats.smallFlops / steps / 1e9).toFixed(3)} GFLOP at ${(gemmStats.smallFlops / gemmStats.smallMs / 1e6).toFixed(1)} GFLOPS; ` +
   `larger: ${((gemmStats.ms - gemmStats.smallMs) / steps).toFixed(1)} ms at ${((gemmStats.flops - gemmStats.smallFlops) / (gemmStats.ms - gemmStats.smallMs) / 1e6).toFixed(1)} GFLOPS`,
+  `GEMM threads ${gemmThreads}; contention over the timed steps: ${JSON.stringify(contention())}; packed-B products ${(gemmStats.packedCalls / steps).toFixed(0)}/step`,
   '',
   '| share of profiled time | ms/step | category |',
   '|---:|---:|---|',

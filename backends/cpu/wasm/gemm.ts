@@ -127,8 +127,10 @@ export interface GemmOptions {
 
 // Products against a pre-packed B (matmulPacked) are split across the two threads from this many multiply-adds,
 // whatever their rows: with B packed once, a split costs only the handshake and the A packing the worker waits for.
-// Measured: see docs/performance-listops.md ("Threads").
-export const DEFAULT_PACKED_SPLIT = 1 << 20;
+// Measured (bench/listops_packed.ts, 1 vs 2 threads, us): 16x320x128 (655k) 30 vs 22; 16x128x320 29 vs 24;
+// 16x1500x600 (14.4M) 649 vs 366-625; 16x1200x300 245 vs 137; but 8x320x128 (328k) 17 vs 12, 16x64x256 (262k) 13 vs
+// 14, 4x320x128 (164k) 8 vs 8: below ~2^19 the handshake eats the gain.
+export const DEFAULT_PACKED_SPLIT = 1 << 19;
 
 // By default a product is split across the two threads from 2^20 multiply-adds, and, with fewer than 32 rows,
 // from 2^23. Measured (1 vs 2 threads, us): 16x256x64 (262k) 21.8 vs 25.1; 16x640x128 (1.3M) 85 vs 102;
@@ -778,6 +780,8 @@ class GemmImpl implements Gemm {
     checkPackedProduct('gemm.matmulPacked', a, aOff, p, c, cOff, m);
     const { k, n, panels } = p;
     if (m === 0) return;
+    // one row of a B stored (k, n): the row product on B itself, as matmul does (faster than a 4-row tile)
+    if (m === 1 && !p.transB) { this.rowProduct(a, aOff, p.src, p.srcOff, c, cOff, n, k, null, false); return; }
     const { mr, nr, arena } = this;
     const tiles = Math.ceil(m / mr);
     const mPad = tiles * mr;
