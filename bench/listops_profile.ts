@@ -4,7 +4,7 @@
 // (gemmF32's calls, time and FLOPs). Used for docs/performance-listops.md.
 //
 //   node --experimental-wasm-relaxed-simd --import tsx bench/listops_profile.ts [--hidden 300] [--steps 18]
-//        [--threads 1] [--data DIR] [--shapes]
+//        [--threads 1] [--data DIR] [--shapes] [--no-profile] [--no-backoff]
 // --shapes: instead, the GFLOPS of the step's product shapes through gemmF32 (median and best of 7, interleaved),
 // the weight in the GEMM's memory as Adam leaves it; with --cold, a 64 MB sweep before every call (operands out of
 // the caches, as between a training step's products).
@@ -25,6 +25,12 @@ const threads = Number(arg('threads', '1'));
 const dataDir = resolve(arg('data', join(ROOT, '..', 'shared', 'data', 'listops')));
 
 await enableFastCpu(threads as 1 | 2);
+if (process.argv.includes('--no-backoff')) {
+  // diagnosis: the GEMM never backs off to one thread on signs of contention (GemmOptions.backoff false)
+  const { cpuBackend } = await import('../index.ts');
+  const { createGemm } = await import('../backends/cpu/wasm/gemm.ts');
+  cpuBackend.gemm = await createGemm({ threads: threads as 1 | 2, backoff: false });
+}
 if (process.argv.includes('--shapes')) await shapes();
 
 async function shapes(): Promise<never> {
@@ -94,14 +100,16 @@ const post = <T>(m: string, p?: object) => new Promise<T>((res, rej) => session.
 await post('Profiler.enable');
 await post('Profiler.setSamplingInterval', { interval: 200 });
 const load0 = os.loadavg()[0];
-await post('Profiler.start');
+// --no-profile: only the products' accounting (the sampling profiler's thread competes for the second core)
+const profiling = !process.argv.includes('--no-profile');
+if (profiling) await post('Profiler.start');
 gemmStats.on = true;
 const t0 = performance.now();
 let n = 0;
 for (let i = 0; i < steps; i++) n += run.trainStep().size;
 const ms = performance.now() - t0;
 gemmStats.on = false;
-const { profile } = await post<{ profile: Profile }>('Profiler.stop');
+const { profile } = profiling ? await post<{ profile: Profile }>('Profiler.stop') : { profile: { nodes: [], samples: [], timeDeltas: [] } as Profile };
 
 // innermost matching frame wins; wasm frames are the GEMM's (the only wasm on the tree path besides the
 // estimator kernels, which run inside sample())
