@@ -114,7 +114,7 @@ const { profile } = profiling ? await post<{ profile: Profile }>('Profiler.stop'
 // innermost matching frame wins; wasm frames are the GEMM's (the only wasm on the tree path besides the
 // estimator kernels, which run inside sample())
 const CATS: [RegExp, string][] = [
-  [/^(matmul|gemmRaw|gemmF32)@.*(gemm|leaf|index)\.ts$/, 'products: JS side of the GEMM calls (copies in/out, dispatch)'],
+  [/^(matmul|gemmRaw|gemmF32|matmulPacked|packB|pack|check|gemmPackedF32|packF32|rowProduct)@.*(gemm|leaf|index|packed)\.ts$/, 'products: JS side of the GEMM calls (copies in/out, dispatch)'],
   [/^compose@.*tree\.ts$/, 'tree forward: compositions (gathers, cell activations, scores)'],
   [/^(step|init|scores|root)@.*tree\.ts$/, 'tree forward: merge bookkeeping'],
   [/^backScores@.*tree\.ts$/, 'tree backward: score cotangents into nodes (O(T^2))'],
