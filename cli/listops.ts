@@ -127,8 +127,10 @@ export async function trainListopsCmd(args: string[]): Promise<void> {
         ticked = from;
       }
       bar.tick(seen - ticked, { loss: running });
+      const prev = ticked;
       ticked = seen;
-      if (seen >= total || Math.floor(seen / cfg.evalEvery) > Math.floor((seen - 1) / cfg.evalEvery)) {
+      // an evaluation follows the step that reaches or crosses a multiple of evalEvery (batches need not divide it)
+      if (seen >= total || Math.floor(seen / cfg.evalEvery) > Math.floor(prev / cfg.evalEvery)) {
         bar.done(); // an evaluation follows: the bar's rate is training alone
         bar = null;
       }
