@@ -171,7 +171,12 @@ export function leafLstmFused(xp: Tensor, whh: Tensor): Tensor {
       Wp?.release();
       // dWhh = sum_t dz_t^T h_{t-1}
       const dW = new Float32Array(H4 * H);
-      if (T > 1) gemmF32(be, dxp, B * H4, hp, 0, dW, 0, H4, H, (T - 1) * B, true, false);
+      if (T > 1) {
+        // through a pack of h_{t-1} (see TreeCtx.backInit): split over two threads even after the worker fell asleep
+        const hpP = packF32(be, hp, 0, (T - 1) * B, H, false);
+        gemmPackedF32(be, dxp, B * H4, hpP, dW, 0, H4, true);
+        hpP.release();
+      }
       const dev = gS.device;
       return [tensor(dxp, [T, B, H4], { device: dev }), tensor(dW, [H4, H], { device: dev })];
     },

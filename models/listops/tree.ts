@@ -22,7 +22,7 @@
 import { Tensor, tensor, isGradEnabled } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
 import type { Backend, PackedOperand } from '../../engine/backend.ts';
-import { gemmF32, gemmPackedF32, packF32, f32 } from './leaf.ts';
+import { gemmPackedF32, packF32, f32 } from './leaf.ts';
 import * as fastmath from './fastmath.ts';
 
 type Out = Float32Array | Float64Array;
@@ -473,7 +473,13 @@ export class TreeCtx {
       if (s !== 0) for (let j = 0; j < H; j++) dq[j] += s * cand[p * H2 + j];
     }
     const dW = new Float32Array(H5 * H2);
-    gemmF32(this.backend, DZ, 0, this.X, 0, dW, 0, H5, H2, NP, true, false);
+    // dW = DZ^T X through a pack of X: the same one pass over X as matmul's own packing, but a product against a
+    // pack is split over the two threads even when the GEMM's worker fell asleep during the loops above
+    if (NP > 0) {
+      const Xp = packF32(this.backend, this.X, 0, NP, H2, false);
+      gemmPackedF32(this.backend, DZ, 0, Xp, dW, 0, H5, true);
+      Xp.release();
+    }
     this.release();
     return { dS0, dW, db: Float32Array.from(db), dqs: Float32Array.from(dq) };
   }
