@@ -49,7 +49,7 @@ export {
 } from './engine/ops.ts';
 export type { DType, TypedArray } from './engine/dtype.ts';
 export type {
-  Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper, HostGemm, FusedEstimatorKind, FusedEstimatorArgs, FusedEstimatorSample,
+  Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper, HostGemm, PackedOperand, FusedEstimatorKind, FusedEstimatorArgs, FusedEstimatorSample,
 } from './engine/backend.ts';
 export type { UnaryOp, BinaryOp } from './engine/elementwise.ts';
 export type { CpuBackend } from './backends/cpu/index.ts';

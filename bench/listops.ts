@@ -46,7 +46,7 @@ function extractRef(ref: string): { dir: string; sha: string } {
   if (!existsSync(join(dir, 'models', 'listops', 'tree.ts'))) {
     mkdirSync(dir, { recursive: true });
     const paths = execFileSync('git', ['ls-tree', '--name-only', sha], { cwd: ROOT, encoding: 'utf8' }).split('\n')
-      .filter((p) => ['engine', 'backends', 'estimators', 'models', 'cli', 'platform', 'index.ts'].includes(p));
+      .filter((p) => ['engine', 'backends', 'estimators', 'models', 'cli', 'platform', 'index.ts', 'node.ts', 'browser.ts', 'webgpu.ts', 'webgpu.node.ts', 'testing.ts', 'testing'].includes(p));
     execFileSync('sh', ['-c', `git archive ${sha} ${paths.join(' ')} | tar -x -C '${dir}'`], { cwd: ROOT });
   }
   return { dir, sha };

@@ -4,7 +4,7 @@
 // (gemmF32's calls, time and FLOPs). Used for docs/performance-listops.md.
 //
 //   node --experimental-wasm-relaxed-simd --import tsx bench/listops_profile.ts [--hidden 300] [--steps 18]
-//        [--threads 1] [--data DIR] [--shapes]
+//        [--threads 1] [--data DIR] [--shapes] [--no-profile] [--no-backoff]
 // --shapes: instead, the GFLOPS of the step's product shapes through gemmF32 (median and best of 7, interleaved),
 // the weight in the GEMM's memory as Adam leaves it; with --cold, a 64 MB sweep before every call (operands out of
 // the caches, as between a training step's products).
@@ -25,6 +25,12 @@ const threads = Number(arg('threads', '1'));
 const dataDir = resolve(arg('data', join(ROOT, '..', 'shared', 'data', 'listops')));
 
 await enableFastCpu(threads as 1 | 2);
+if (process.argv.includes('--no-backoff')) {
+  // diagnosis: the GEMM never backs off to one thread on signs of contention (GemmOptions.backoff false)
+  const { cpuBackend } = await import('../index.ts');
+  const { createGemm } = await import('../backends/cpu/wasm/gemm.ts');
+  cpuBackend.gemm = await createGemm({ threads: threads as 1 | 2, backoff: false });
+}
 if (process.argv.includes('--shapes')) await shapes();
 
 async function shapes(): Promise<never> {
@@ -76,6 +82,10 @@ async function shapes(): Promise<never> {
   }
   process.exit(0);
 }
+const { cpuBackend: cpuBe } = await import('../index.ts');
+const gemmOf = () => (cpuBe as unknown as { gemm: { threads?: number; contention?: object } | null }).gemm;
+const gemmThreads = gemmOf()?.threads ?? 0;
+const contention = () => gemmOf()?.contention ?? null;
 const ex = loadListOps(join(dataDir, 'valid.tsv'), { maxLen: 100 }).filter((_, i) => i % 3 === 0);
 const { epochs: _e, ...paper } = PAPER_PRESET;
 const cfg: ListopsTrainConfig = { ...DEFAULT_LISTOPS, ...(H === 300 ? paper : {}), hidden: H, embDim: H, validPath: 'unused', examples: 1e12 };
@@ -90,19 +100,21 @@ const post = <T>(m: string, p?: object) => new Promise<T>((res, rej) => session.
 await post('Profiler.enable');
 await post('Profiler.setSamplingInterval', { interval: 200 });
 const load0 = os.loadavg()[0];
-await post('Profiler.start');
+// --no-profile: only the products' accounting (the sampling profiler's thread competes for the second core)
+const profiling = !process.argv.includes('--no-profile');
+if (profiling) await post('Profiler.start');
 gemmStats.on = true;
 const t0 = performance.now();
 let n = 0;
 for (let i = 0; i < steps; i++) n += run.trainStep().size;
 const ms = performance.now() - t0;
 gemmStats.on = false;
-const { profile } = await post<{ profile: Profile }>('Profiler.stop');
+const { profile } = profiling ? await post<{ profile: Profile }>('Profiler.stop') : { profile: { nodes: [], samples: [], timeDeltas: [] } as Profile };
 
 // innermost matching frame wins; wasm frames are the GEMM's (the only wasm on the tree path besides the
 // estimator kernels, which run inside sample())
 const CATS: [RegExp, string][] = [
-  [/^(matmul|gemmRaw|gemmF32)@.*(gemm|leaf|index)\.ts$/, 'products: JS side of the GEMM calls (copies in/out, dispatch)'],
+  [/^(matmul|gemmRaw|gemmF32|matmulPacked|packB|pack|check|gemmPackedF32|packF32|rowProduct)@.*(gemm|leaf|index|packed)\.ts$/, 'products: JS side of the GEMM calls (copies in/out, dispatch)'],
   [/^compose@.*tree\.ts$/, 'tree forward: compositions (gathers, cell activations, scores)'],
   [/^(step|init|scores|root)@.*tree\.ts$/, 'tree forward: merge bookkeeping'],
   [/^backScores@.*tree\.ts$/, 'tree backward: score cotangents into nodes (O(T^2))'],
@@ -151,6 +163,7 @@ const out = [
   `of which <= 64 rows (per merge step / token): ${(gemmStats.smallCalls / steps).toFixed(0)} calls, ${(gemmStats.smallMs / steps).toFixed(1)} ms, ` +
   `${(gemmStats.smallFlops / steps / 1e9).toFixed(3)} GFLOP at ${(gemmStats.smallFlops / gemmStats.smallMs / 1e6).toFixed(1)} GFLOPS; ` +
   `larger: ${((gemmStats.ms - gemmStats.smallMs) / steps).toFixed(1)} ms at ${((gemmStats.flops - gemmStats.smallFlops) / (gemmStats.ms - gemmStats.smallMs) / 1e6).toFixed(1)} GFLOPS`,
+  `GEMM threads ${gemmThreads}; contention over the timed steps: ${JSON.stringify(contention())}; packed-B products ${(gemmStats.packedCalls / steps).toFixed(0)}/step`,
   '',
   '| share of profiled time | ms/step | category |',
   '|---:|---:|---|',

@@ -102,8 +102,9 @@ export function listopsConfigFromArgs(args: string[]): { cfg: ListopsTrainConfig
 export async function trainListopsCmd(args: string[]): Promise<void> {
   const { cfg, out, resume, force } = listopsConfigFromArgs(args);
   // one thread unless GAPGRAD_THREADS says otherwise: the Tree-LSTM's products are small (batch 16) and mostly
-  // separated by JS work, and two threads ran no faster (hidden 300: 49.8 vs 48.8 examples/s) or slower (hidden 64:
-  // 453 to 536 vs 336 to 491; hidden 128: 170 vs 145), measured with --examples 480 to 6000
+  // separated by JS work that runs on this thread alone. With its weights packed once per pass two threads gain
+  // 1.11-1.17x at hidden 300 on a quiet machine, but at hidden 64 they ran 0.72-1.21x of one thread's rate
+  // (docs/performance-listops.md, "Threads"), and the long studies run one process per core
   await useDevice(cfg.device, 1);
   const { trainListops, trainingSet } = await import('../models/listops/train.ts');
   if (cfg.examples < 0) {
@@ -127,8 +128,10 @@ export async function trainListopsCmd(args: string[]): Promise<void> {
         ticked = from;
       }
       bar.tick(seen - ticked, { loss: running });
+      const prev = ticked;
       ticked = seen;
-      if (seen >= total || Math.floor(seen / cfg.evalEvery) > Math.floor((seen - 1) / cfg.evalEvery)) {
+      // an evaluation follows the step that reaches or crosses a multiple of evalEvery (batches need not divide it)
+      if (seen >= total || Math.floor(seen / cfg.evalEvery) > Math.floor(prev / cfg.evalEvery)) {
         bar.done(); // an evaluation follows: the bar's rate is training alone
         bar = null;
       }

@@ -136,6 +136,34 @@ export interface HostGemm {
     m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   /** whether this is a tuned kernel rather than a plain loop */
   readonly fast: boolean;
+  /**
+   * Pack a B operand once for many products against it (a weight read by every step of a recurrence): B is
+   * stored (k, n) at bOff, or (n, k) if transB. The packed form is a copy in the layout the kernel reads (the
+   * tuned GEMM's column panels, in its own memory, read by both of its threads), so a product against it skips
+   * the copy and packing of B that matmul does on every call. Products against it (matmulPacked) give the same
+   * bits as matmul with the same B. The caller owns it: release() it when done (its memory is also reclaimed
+   * once it is garbage-collected). B must not change while it is packed (a parameter update means a new pack):
+   * small products may still read B itself, and a product after a detected change throws (see PackedOperand).
+   */
+  pack(b: Float32Array, bOff: number, k: number, n: number, transB: boolean): PackedOperand;
+  /**
+   * C (m x n, row-major at cOff) = op(A) @ B for a packed B (k, n), overwritten: A is stored (m, k) at aOff, or
+   * (k, m) if transA. The same bits as matmul(a, aOff, b, bOff, c, cOff, m, n, k, transA, transB) with the B that
+   * was packed. Throws if `packed` was released, comes from another HostGemm, or its source B was seen to change.
+   */
+  matmulPacked(a: Float32Array, aOff: number, packed: PackedOperand, c: Float32Array, cOff: number, m: number, transA: boolean): void;
+}
+
+/** A B operand packed by HostGemm.pack: op(B) is (k, n). */
+export interface PackedOperand {
+  readonly k: number;
+  readonly n: number;
+  /** whether the source was stored (n, k) */
+  readonly transB: boolean;
+  /** whether release() was called (products against it then throw) */
+  readonly released: boolean;
+  /** Give its memory back now; later products against it throw. Releasing twice is a no-op. */
+  release(): void;
 }
 
 /**

@@ -57,3 +57,37 @@ describe('ListOps fast path: bit-identical to the previous implementation', () =
     });
   }
 });
+
+describe('ListOps fast path: packed weights live for one pass', () => {
+  it('every weight packed by a training step or an evaluation is released by its end, and a pack outliving an update would be refused', () => {
+    const hg = cpuBackend.hostGemm;
+    const pack = hg.pack;
+    const live = new Set<{ released: boolean }>();
+    let packs = 0;
+    hg.pack = (b, bOff, k, n, tB) => { const p = pack.call(hg, b, bOff, k, n, tB); live.add(p); packs++; return p; };
+    try {
+      const ex = generateListOps({ count: 24, seed: 9, maxTokens: 21 });
+      const cfg: ListopsTrainConfig = { ...DEFAULT_LISTOPS, seed: 3, hidden: 16, embDim: 16, batchSize: 8, examples: 1e6, validPath: 'unused' };
+      const run = new ListopsRun(cfg, Vocab.build(ex.map((e) => e.tokens)), ex);
+      for (let i = 0; i < 3; i++) {
+        run.trainStep();
+        // the leaf LSTM (forward, backward) and the tree (forward, backward) each pack their weight once per pass, and
+        // the two weight gradients pack their B (h_{t-1}, the pair inputs)
+        expect([...live].filter((p) => !p.released).length, `step ${i}`).toBe(0);
+      }
+      expect(packs).toBe(3 * 6);
+      accuracy(run.model, encodeAll(run.vocab, ex), 8);
+      expect([...live].filter((p) => !p.released).length).toBe(0);
+      expect(packs).toBeGreaterThan(3 * 6);
+      // a weight packed, then updated in place (as the optimiser does), is refused rather than used stale
+      const w = run.model.comp.weight.dataSync();
+      const H = 16, src = new Float32Array(w);
+      const p = hg.pack(src, 0, 2 * H, 5 * H, true);
+      src.set(src.map((v) => v * 0.5 + 0.01));
+      expect(() => hg.matmulPacked(new Float32Array(4 * 2 * H), 0, p, new Float32Array(4 * 5 * H), 0, 4, false)).toThrow(/source B changed/);
+      p.release();
+    } finally {
+      hg.pack = pack;
+    }
+  });
+});

@@ -233,3 +233,111 @@ describe('background start (the CPU backend default)', () => {
 
 // Relaxed SIMD needs its V8 flag from process start on Node 20 (cli/node_flags.ts); the
 // relaxed kernels are tested in a child process started that way: test/relaxed_gemm.test.ts.
+
+describe('pre-packed B (Gemm.packB / matmulPacked, HostGemm.pack / matmulPacked)', () => {
+  let g1: Gemm;
+  let g2: Gemm; // two threads, every packed product split (panels from the shared counter), no contention backoff
+  let g2h: Gemm; // two threads, every packed product split in two fixed halves
+  beforeAll(async () => {
+    g1 = createGemmSync();
+    g2 = await createGemm({ threads: 2, parallelThreshold: 0, packedParallelThreshold: 0, backoff: false });
+    g2h = await createGemm({ threads: 2, parallelThreshold: 0, packedParallelThreshold: 0, chunked: false, backoff: false });
+  });
+  afterAll(async () => {
+    await g2?.close();
+    await g2h?.close();
+  });
+
+  const packedArb = fc.record({
+    m: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 70 }),
+    tA: fc.boolean(), tB: fc.boolean(), aOff: fc.integer({ min: 0, max: 5 }), bOff: fc.integer({ min: 0, max: 5 }),
+    cOff: fc.integer({ min: 0, max: 5 }), bHome: fc.boolean(), cHome: fc.boolean(), seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  });
+
+  it('products against a packed B are bit-identical to matmul with B (both transposes, odd shapes, B and C in or out of the GEMM memory, 1 and 2 threads)', () => {
+    fc.assert(fc.property(packedArb, ({ m, n, k, tA, tB, aOff, bOff, cOff, bHome, cHome, seed }) => {
+      const rnd = mulberry32(seed);
+      const a = randArray(aOff + m * k, rnd);
+      for (const g of [g1, g2, g2h]) {
+        // B as Adam leaves a weight (in the GEMM's memory) or an ordinary array; C likewise
+        const b = (bHome ? g.allocArray(1, bOff + k * n + 2) : null) ?? new Float32Array(bOff + k * n + 2);
+        b.set(randArray(b.length, mulberry32(seed + 1)));
+        const want = new Float32Array(cOff + m * n + 3).fill(9), got = (cHome ? g.allocArray(1, cOff + m * n + 3) : null) ?? new Float32Array(cOff + m * n + 3);
+        got.fill(9);
+        g1.matmul(a, aOff, b, bOff, want, cOff, m, n, k, tA, tB);
+        const p = g.packB(b, bOff, k, n, tB);
+        for (let rep = 0; rep < 2; rep++) {
+          g.matmulPacked(a, aOff, p, got, cOff, m, tA);
+          if (g.relaxed === g1.relaxed && !got.every((v, i) => Object.is(v, want[i]))) return false;
+        }
+        p.release();
+      }
+      return true;
+    }), { numRuns: 120 });
+  });
+
+  it('the ListOps shapes split over two threads give the same bits as one thread', () => {
+    if (g1.relaxed !== g2.relaxed) return;
+    const rnd = mulberry32(17);
+    for (const [m, n, k, tB] of [[32, 1500, 600, true], [16, 600, 1500, false], [16, 1200, 300, true], [13, 300, 1200, false], [1, 300, 1200, false], [1, 1200, 300, true]] as const) {
+      const w = g2.allocArray(1, n * k)!;
+      w.set(randArray(n * k, rnd));
+      const a = randArray(m * k, rnd), c1 = new Float32Array(m * n), c2 = new Float32Array(m * n);
+      g1.matmul(a, 0, w, 0, c1, 0, m, n, k, false, tB);
+      const p = g2.packB(w, 0, k, n, tB);
+      g2.matmulPacked(a, 0, p, c2, 0, m, false);
+      expect(c2.every((v, i) => Object.is(v, c1[i])), `${m}x${n}x${k}`).toBe(true);
+      p.release();
+      g2.freeArray(w);
+    }
+  });
+
+  it('a packed operand is refused after release, after its source changed, by another GEMM, and bad arguments are named', () => {
+    const b = randArray(12 * 9, mulberry32(3)), a = randArray(4 * 12, mulberry32(4)), c = new Float32Array(4 * 9);
+    const p = g1.packB(b, 0, 12, 9, false);
+    expect(() => g2.matmulPacked(a, 0, p, c, 0, 4, false)).toThrow(/not packed by this GEMM/);
+    g1.matmulPacked(a, 0, p, c, 0, 4, false);
+    const b0 = b[0];
+    b[0] = b0 + 1; // the weight updated while packed
+    expect(() => g1.matmulPacked(a, 0, p, c, 0, 4, false)).toThrow(/source B changed/);
+    b[0] = b0;
+    g1.matmulPacked(a, 0, p, c, 0, 4, false);
+    p.release();
+    expect(p.released).toBe(true);
+    p.release(); // twice: a no-op
+    expect(() => g1.matmulPacked(a, 0, p, c, 0, 4, false)).toThrow(/released/);
+    expect(() => g1.packB(b, 0, 0, 9, false)).toThrow(/k must be an integer >= 1, got 0/);
+    expect(() => g1.packB(b, 5, 12, 9, false)).toThrow(/needs 113 elements, b has 108/);
+    const q = g1.packB(b, 0, 12, 9, true);
+    expect(() => g1.matmulPacked(a, 0, q, new Float32Array(3), 0, 4, false)).toThrow(/C of 4 x 9/);
+    q.release();
+  });
+
+  it("the CPU backend's HostGemm: pack / matmulPacked give matmul's bits, on the wasm GEMM (small products in JS) and on the JS kernel", () => {
+    const be = new CpuBackend();
+    try {
+      for (const fast of [true, false]) {
+        if (!fast) be.gemm = null;
+        const hg = be.hostGemm;
+        expect(hg.fast).toBe(fast);
+        const rnd = mulberry32(fast ? 5 : 6);
+        // 2x3x4 (24 multiply-adds: JS on either kernel), 1-row products, and products for the wasm kernel
+        for (const [m, n, k] of [[2, 3, 4], [1, 37, 50], [5, 37, 50], [16, 120, 48]]) {
+          for (const tA of [false, true]) for (const tB of [false, true]) {
+            const a = randArray(m * k + 1, rnd), b = randArray(k * n + 2, rnd);
+            const want = new Float32Array(m * n + 1), got = new Float32Array(m * n + 1);
+            hg.matmul(a, 1, b, 2, want, 1, m, n, k, tA, tB);
+            const p = hg.pack(b, 2, k, n, tB);
+            expect([p.k, p.n, p.transB]).toEqual([k, n, tB]);
+            hg.matmulPacked(a, 1, p, got, 1, m, tA);
+            expect(got.every((v, i) => Object.is(v, want[i])), `fast=${fast} ${m}x${n}x${k} tA=${tA} tB=${tB}`).toBe(true);
+            p.release();
+            expect(() => hg.matmulPacked(a, 1, p, got, 1, m, tA)).toThrow(/released/);
+          }
+        }
+      }
+    } finally {
+      be.gemm = null;
+    }
+  });
+});

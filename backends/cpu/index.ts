@@ -14,6 +14,7 @@ import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts'
 import { createGemm, createGemmBackground, type Epilogue, type Gemm, type Splitter } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
 import { ewF32, ewInMemory, ewWasmOp } from './wasm/elementwise.ts';
+import { hostGemmOver } from './wasm/packed.ts';
 
 export class CpuBuf implements Buf {
   /** pooled: the backend allocated this array for an op's output and may reuse it after release */
@@ -268,20 +269,11 @@ export class CpuBackend implements Backend {
   }
 
   /** The float32 GEMM over host arrays (Backend.hostGemm): the wasm GEMM where there is one (products of at least
-   *  4096 multiply-adds), else the JS kernel. */
+   *  4096 multiply-adds), else the JS kernel; B packed once into the wasm GEMM's panels (pack / matmulPacked). */
   get hostGemm(): HostGemm {
     const g = this.gemm;
     // one object per kernel (the ListOps kernels ask for it on every product)
-    if (!this.hostGemmCache || this.hostGemmCache.of !== g) {
-      this.hostGemmCache = {
-        of: g,
-        api: g ? { fast: true, matmul: (a, ao, b, bo, c, co, m, n, k, ta, tb) => {
-          if (m === 0 || n === 0) return;
-          if (m * n * k >= 4096) g.matmul(a, ao, b, bo, c, co, m, n, k, ta, tb);
-          else matmulJs(a, ao, b, bo, c, co, m, n, k, ta, tb);
-        } } : { fast: false, matmul: matmulJs },
-      };
-    }
+    if (!this.hostGemmCache || this.hostGemmCache.of !== g) this.hostGemmCache = { of: g, api: hostGemmOver(g) };
     return this.hostGemmCache.api;
   }
   private hostGemmCache: { of: FastGemm | null; api: HostGemm } | null = null;

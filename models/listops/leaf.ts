@@ -2,7 +2,7 @@
 // composition (gates [i, f, g, o], c_0 = h_0 = 0), with a hand-written backward through time.
 import { Tensor, tensor, isGradEnabled } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
-import type { Backend, HostGemm } from '../../engine/backend.ts';
+import type { Backend, HostGemm, PackedOperand } from '../../engine/backend.ts';
 import * as fastmath from './fastmath.ts';
 // local bindings: the hot loops call these directly (no module-binding indirection)
 const sig = fastmath.sig, ftanh = fastmath.ftanh;
@@ -14,8 +14,9 @@ function hostGemmOf(be: Backend): HostGemm {
 
 /** Opt-in accounting of the products that pass through gemmF32 (for benchmarks and profiles): while `on`,
  *  every call adds its multiply-adds x 2 to `flops`, its wall time to `ms`, and 1 to `calls`; the `small*` fields
- *  repeat that for the calls of at most 64 rows (the per-merge-step and per-token products). */
-export const gemmStats = { on: false, calls: 0, flops: 0, ms: 0, smallCalls: 0, smallFlops: 0, smallMs: 0 };
+ *  repeat that for the calls of at most 64 rows (the per-merge-step and per-token products); `packedCalls` counts the
+ *  calls against a packed B (gemmPackedF32). */
+export const gemmStats = { on: false, calls: 0, flops: 0, ms: 0, smallCalls: 0, smallFlops: 0, smallMs: 0, packedCalls: 0 };
 
 /** C (m x n) = op(A) @ op(B), overwritten, by the backend's host GEMM (Backend.hostGemm). */
 export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Array, bOff: number, C: Float32Array, cOff: number,
@@ -36,6 +37,35 @@ export function gemmF32(be: Backend, A: Float32Array, aOff: number, B: Float32Ar
     return;
   }
   hostGemmOf(be).matmul(A, aOff, B, bOff, C, cOff, m, n, k, transA, transB);
+}
+
+/** B (stored (k, n), or (n, k) if transB) packed once by the backend's host GEMM (HostGemm.pack), for many products
+ *  through gemmPackedF32; the caller releases it (before the weight changes: a later product would throw). */
+export function packF32(be: Backend, B: Float32Array, bOff: number, k: number, n: number, transB: boolean): PackedOperand {
+  return hostGemmOf(be).pack(B, bOff, k, n, transB);
+}
+
+/** C (m x n) = op(A) @ B for a packed B (packF32), overwritten: the same bits as gemmF32 with that B. */
+export function gemmPackedF32(be: Backend, A: Float32Array, aOff: number, P: PackedOperand, C: Float32Array, cOff: number,
+  m: number, transA: boolean): void {
+  if (m === 0) return;
+  if (gemmStats.on) {
+    const t0 = performance.now();
+    hostGemmOf(be).matmulPacked(A, aOff, P, C, cOff, m, transA);
+    const dt = performance.now() - t0;
+    const flops = 2 * m * P.n * P.k;
+    gemmStats.ms += dt;
+    gemmStats.calls++;
+    gemmStats.flops += flops;
+    gemmStats.packedCalls++;
+    if (m <= 64) {
+      gemmStats.smallMs += dt;
+      gemmStats.smallCalls++;
+      gemmStats.smallFlops += flops;
+    }
+    return;
+  }
+  hostGemmOf(be).matmulPacked(A, aOff, P, C, cOff, m, transA);
 }
 
 /** Whether the backend's host GEMM is a tuned kernel (which absorbs transposes in its packing, and reads a weight in
@@ -79,14 +109,15 @@ export function leafLstmFused(xp: Tensor, whh: Tensor): Tensor {
   const op = ops.customVjp<Res>({
     name: 'leafLstm',
     forward: ([xT, wT]) => {
-      // Whh is (4H, H): the fast GEMM takes it as stored (transB); the JS kernel runs faster on (H, 4H)
-      const XP = f32(xT), fast = hasFastGemm(xT.backend), W0 = fast ? f32(wT) : transpose(f32(wT), H4, H);
+      // h Whh^T at every step against Whh (4H, H) packed once for this pass (released below)
+      const XP = f32(xT), be = xT.backend;
+      const Wp = T > 1 ? packF32(be, f32(wT), 0, H, H4, true) : null;
       const S = new Float32Array(B * T * H2);
       const gates = keep ? new Float32Array(T * B * H4) : scratch('gates', T * B * H4); // i, f, g, o (activated)
       const tcs = keep ? new Float32Array(T * B * H) : scratch('tcs', T * B * H); // tanh(c)
       const hPrev = new Float32Array(B * H), rec = new Float32Array(B * H4);
       for (let t = 0; t < T; t++) {
-        if (t > 0) gemmF32(xT.backend, hPrev, 0, W0, 0, rec, 0, B, H4, H, false, fast);
+        if (t > 0) gemmPackedF32(be, hPrev, 0, Wp!, rec, 0, B, false);
         for (let b = 0; b < B; b++) {
           const zo = (t * B + b) * H4, ro = b * H4, so = (b * T + t) * H2, po = (b * T + t - 1) * H2, to = (t * B + b) * H;
           for (let j = 0; j < H; j++) {
@@ -106,11 +137,14 @@ export function leafLstmFused(xp: Tensor, whh: Tensor): Tensor {
           }
         }
       }
+      Wp?.release();
       return { outputs: [tensor(S, [B, T, H2], { device: xT.device })], residuals: { gates, tcs, S } };
     },
     backward: ({ gates, tcs, S }, [gS], [xT, wT]) => {
       if (!gS) return [null, null];
-      const G = f32(gS), W = f32(wT);
+      const G = f32(gS), be = xT.backend;
+      // dz_t Whh at every step against Whh (4H, H) packed once for this backward (released below)
+      const Wp = T > 1 ? packF32(be, f32(wT), 0, H4, H, false) : null;
       const dxp = new Float32Array(T * B * H4);
       const dh = new Float32Array(B * H), dcN = new Float64Array(B * H); // from step t + 1
       const hp = new Float32Array(Math.max(T - 1, 0) * B * H); // h_{t-1} of steps 1..T-1, (T-1, B, H)
@@ -132,11 +166,17 @@ export function leafLstmFused(xp: Tensor, whh: Tensor): Tensor {
           }
         }
         // dh_{t-1} = dz_t Whh
-        if (t > 0) gemmF32(xT.backend, dxp, t * B * H4, W, 0, dh, 0, B, H, H4, false, false);
+        if (t > 0) gemmPackedF32(be, dxp, t * B * H4, Wp!, dh, 0, B, false);
       }
+      Wp?.release();
       // dWhh = sum_t dz_t^T h_{t-1}
       const dW = new Float32Array(H4 * H);
-      if (T > 1) gemmF32(xT.backend, dxp, B * H4, hp, 0, dW, 0, H4, H, (T - 1) * B, true, false);
+      if (T > 1) {
+        // through a pack of h_{t-1} (see TreeCtx.backInit): split over two threads even after the worker fell asleep
+        const hpP = packF32(be, hp, 0, (T - 1) * B, H, false);
+        gemmPackedF32(be, dxp, B * H4, hpP, dW, 0, H4, true);
+        hpP.release();
+      }
       const dev = gS.device;
       return [tensor(dxp, [T, B, H4], { device: dev }), tensor(dW, [H4, H], { device: dev })];
     },

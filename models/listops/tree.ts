@@ -21,8 +21,8 @@
 // (token, y) -> token; the real state lives in a TreeCtx shared by their closures.
 import { Tensor, tensor, isGradEnabled } from '../../engine/tensor.ts';
 import * as ops from '../../engine/ops.ts';
-import type { Backend } from '../../engine/backend.ts';
-import { gemmF32, f32, hasFastGemm, transpose } from './leaf.ts';
+import type { Backend, PackedOperand } from '../../engine/backend.ts';
+import { gemmPackedF32, packF32, f32 } from './leaf.ts';
 import * as fastmath from './fastmath.ts';
 
 type Out = Float32Array | Float64Array;
@@ -120,9 +120,12 @@ export class TreeCtx {
   DZP: Float32Array | null = null; // the pre-activation cotangent from the chosen pair's new node (rows with hasDZP)
   hasDZP: Uint8Array | null = null; // 1 for the pairs that were chosen (their DZP row is set), 0 elsewhere
   sAcc: Float64Array | null = null; // summed score cotangents per pair
-  // W^T (2H, 5H): the composition as X @ Wt, the plain JS kernel's fast layout; null with a fast GEMM, which takes
-  // W as stored (transB) and reads it in place where it lives in the GEMM's memory
-  private readonly Wt: Float32Array | null;
+  // The composition weight W (5H, 2H) packed by the host GEMM (HostGemm.pack) for this pass's products: as W^T for
+  // the forward's compositions (X W^T), from the constructor to the end of the forward (endForward), and as W for the
+  // backward's input cotangents (DZ W), from its first call to its end (release). A pass never outlives its weights:
+  // the optimiser updates them after the backward, and a product against a pack whose source changed throws.
+  private packFwd: PackedOperand | null = null;
+  private packBwd: PackedOperand | null = null;
 
   constructor(
     readonly backend: Backend, readonly B: number, readonly T: number,
@@ -141,12 +144,21 @@ export class TreeCtx {
     this.res = keepResiduals ? pool.f32('res', pairCap * 6 * H) : null;
     this.cand = pool.f32('cand', pairCap * 2 * H);
     this.score = pool.f32('score', pairCap);
-    this.Wt = hasFastGemm(backend) ? null : transpose(W, 5 * H, 2 * H);
+    this.packFwd = T > 1 ? packF32(backend, W, 0, 2 * H, 5 * H, true) : null;
+  }
+
+  /** The forward is over (its last composition done): gives back the forward's packed weight. */
+  endForward(): void {
+    this.packFwd?.release();
+    this.packFwd = null;
   }
 
   /** Hands the working arrays back to the pool (the pass is over: the forward without a backward, or the
    *  backward done); any later use of this context throws. */
   release(): void {
+    this.endForward();
+    this.packBwd?.release();
+    this.packBwd = null;
     if (!this.pool) return;
     TreePool.give(this.pool);
     this.pool = null;
@@ -185,15 +197,15 @@ export class TreeCtx {
   private compose(p0: number, p1: number): void {
     const N = p1 - p0;
     if (N <= 0) return;
-    const { H, H2, H5, nodes, X, res, cand, score, bias, qs, W } = this;
+    const { H, H2, H5, nodes, X, res, cand, score, bias, qs } = this;
     for (let p = p0; p < p1; p++) {
       const o = p * H2, l = this.pL[p] * H2, r = this.pR[p] * H2;
       for (let j = 0; j < H; j++) X[o + j] = nodes[l + j];
       for (let j = 0; j < H; j++) X[o + H + j] = nodes[r + j];
     }
     const Z = this.live().f32('Z', N * H5); // pre-activations of the new pairs
-    if (this.Wt) gemmF32(this.backend, X, p0 * H2, this.Wt, 0, Z, 0, N, H5, H2, false, false);
-    else gemmF32(this.backend, X, p0 * H2, W, 0, Z, 0, N, H5, H2, false, true);
+    if (!this.packFwd) throw new Error('TreeCtx: composition after the end of the forward');
+    gemmPackedF32(this.backend, X, p0 * H2, this.packFwd, Z, 0, N, false);
     for (let p = p0; p < p1; p++) {
       const zo = (p - p0) * H5, so = p * H2, ro = p * 6 * H;
       const lo = this.pL[p] * H2 + H, rc = this.pR[p] * H2 + H;
@@ -310,7 +322,8 @@ export class TreeCtx {
       }
     }
     const DX = pool.f32('DX', NP * H2);
-    gemmF32(this.backend, DZQ, 0, this.W, 0, DX, 0, NP, H2, H5, false, false);
+    this.packBwd = packF32(this.backend, this.W, 0, H5, H2, false);
+    gemmPackedF32(this.backend, DZQ, 0, this.packBwd, DX, 0, NP, false);
     for (let p = 0; p < NP; p++) {
       const uo = p * 4 * H, xo = p * H2, ro = p * 6 * H;
       for (let j = 0; j < H; j++) {
@@ -417,7 +430,7 @@ export class TreeCtx {
       r++;
     }
     const DX = pool.f32('mDX', nLive * H2);
-    gemmF32(this.backend, DZ, 0, this.W, 0, DX, 0, nLive, H2, H5, false, false);
+    gemmPackedF32(this.backend, DZ, 0, this.packBwd!, DX, 0, nLive, false);
     for (let q = 0; q < nLive; q++) {
       const P = which[q], ro = P * 6 * H, lo = this.pL[P] * H2, rn = this.pR[P] * H2, xo = q * H2;
       for (let d = 0; d < H; d++) {
@@ -460,7 +473,13 @@ export class TreeCtx {
       if (s !== 0) for (let j = 0; j < H; j++) dq[j] += s * cand[p * H2 + j];
     }
     const dW = new Float32Array(H5 * H2);
-    gemmF32(this.backend, DZ, 0, this.X, 0, dW, 0, H5, H2, NP, true, false);
+    // dW = DZ^T X through a pack of X: the same one pass over X as matmul's own packing, but a product against a
+    // pack is split over the two threads even when the GEMM's worker fell asleep during the loops above
+    if (NP > 0) {
+      const Xp = packF32(this.backend, this.X, 0, NP, H2, false);
+      gemmPackedF32(this.backend, DZ, 0, Xp, dW, 0, H5, true);
+      Xp.release();
+    }
     this.release();
     return { dS0, dW, db: Float32Array.from(db), dqs: Float32Array.from(dq) };
   }
@@ -565,6 +584,7 @@ export function treeLoop(a: TreeLoopArgs): { root: Tensor; choices: Int32Array[]
     name: 'treeRoot',
     forward: () => {
       const root = ctx.root();
+      ctx.endForward();
       if (!grad) ctx.release(); // no backward will read the pass
       return { outputs: [tensor(root, [B, H], dev)], residuals: null };
     },

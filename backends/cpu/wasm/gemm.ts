@@ -12,6 +12,7 @@
 import { threadPlatform, type WorkerThread } from '../threads.ts';
 import { Arena } from './arena.ts';
 import { buildKernelModule, DEFAULT_CONFIG, defaultOrder, MAX_PAGES, MEM_FIELD, MEM_MODULE, type KernelConfig } from './kernels.ts';
+import { PackedPanels, checkPackArgs, checkPackedProduct } from './packed.ts';
 
 export interface Gemm extends Splitter {
   // C (m x n, row-major, contiguous) = op(A) @ op(B), overwritten (not accumulated).
@@ -29,6 +30,18 @@ export interface Gemm extends Splitter {
   allocArray(m: number, n: number): Float32Array | null;
   /** Free an array from allocArray now; it must not be used afterwards. */
   freeArray(a: Float32Array): void;
+  /**
+   * Pack B (stored (k, n) at bOff, or (n, k) if transB) once into column panels in this GEMM's memory, for
+   * matmulPacked: products against it skip B's copy and packing, and a product split over the two threads reads
+   * the same panels (no per-thread packing). Freed by its release(), or once garbage-collected.
+   */
+  packB(b: Float32Array, bOff: number, k: number, n: number, transB: boolean): PackedPanels;
+  /**
+   * C (m x n, at cOff) = op(A) @ B for a B packed by packB, overwritten; the same bits as matmul with that B. Split
+   * over the two threads from GemmOptions.packedParallelThreshold multiply-adds. Throws if `p` was released, comes
+   * from another GEMM, or its source changed (see PackedPanels).
+   */
+  matmulPacked(a: Float32Array, aOff: number, p: PackedPanels, c: Float32Array, cOff: number, m: number, transA: boolean): void;
   /** The heap inside the GEMM's memory (other wasm kernels that import that memory allocate there too). */
   readonly arena: Arena;
   readonly threads: number;
@@ -107,7 +120,20 @@ export interface GemmOptions {
   /** false: never run jobs on the calling thread alone because the cores are oversubscribed (see PREEMPT_MS), for
    *  tests that must exercise the two-thread paths whatever the load. Default true. */
   backoff?: boolean;
+  /** Products against a packed B (matmulPacked) with m*n*k below this run on the calling thread only. Default
+   *  DEFAULT_PACKED_SPLIT. */
+  packedParallelThreshold?: number;
 }
+
+// Products against a pre-packed B (matmulPacked) are split across the two threads from this many multiply-adds,
+// whatever their rows: with B packed once, a split costs only the handshake and the A packing the worker waits for.
+// Measured (bench/listops_packed.ts, 1 vs 2 threads, us): 16x320x128 (655k) 30 vs 22; 16x128x320 29 vs 24;
+// 16x1500x600 (14.4M) 649 vs 366-625; 16x1200x300 245 vs 137; but 8x320x128 (328k) 17 vs 12, 16x64x256 (262k) 13 vs
+// 14, 4x320x128 (164k) 8 vs 8: below ~2^19 the handshake eats the gain.
+export const DEFAULT_PACKED_SPLIT = 1 << 19;
+// Packed products of at least this many multiply-adds (~0.7 ms on one thread) are split even when the worker sleeps at
+// dispatch (see matmulPacked).
+const PACKED_WAKE = 1 << 24;
 
 // By default a product is split across the two threads from 2^20 multiply-adds, and, with fewer than 32 rows,
 // from 2^23. Measured (1 vs 2 threads, us): 16x256x64 (262k) 21.8 vs 25.1; 16x640x128 (1.3M) 85 vs 102;
@@ -237,7 +263,7 @@ const JOB_SRC = `${CHUNK_SRC}
     let haveA = !waitFlag;
     for (let c0; (c0 = takeChunk(q1, chunk)) >= 0;) {
       const c1 = chunkEnd(c0, q1, chunk);
-      (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, c0, c1);
+      if (bRaw) (transB ? ex.packT : ex.packN)(bRaw, bp, k, ldbOrN, c0, c1); // bRaw 0: B was packed beforehand
       if (!haveA) { waitForA(); haveA = true; }
       ex.gemm(aPack, bp, cPtr, ldc, t0, t1, k, c0, c1, tLast, mEdge, pLast, nEdge, bias, relu);
     }
@@ -430,6 +456,9 @@ class GemmImpl implements Gemm {
   private lateMs = PREEMPT_MS;
   private evidence = 0;
   private evidenceAt = 0;
+
+  /** products against a packed B split over the two threads from this many multiply-adds */
+  packedSplit = DEFAULT_PACKED_SPLIT;
 
   constructor(memory: WebAssembly.Memory, ex: Exports, cfg: KernelConfig, private readonly worker: WorkerThread | null,
               private readonly parallelThreshold: number, private readonly chunked = true, private readonly backoff = true) {
@@ -724,6 +753,122 @@ class GemmImpl implements Gemm {
     if (cIn < 0) c.set(this.f32.subarray(base + cOfs, base + cOfs + n), cOff);
   }
 
+  packB(b: Float32Array, bOff: number, k: number, n: number, transB: boolean): PackedPanels {
+    if (this.closed) throw new Error('gemm: closed');
+    checkPackArgs('gemm.packB', b, bOff, k, n);
+    const { nr, arena } = this;
+    const panels = Math.ceil(n / nr);
+    const addr = arena.alloc(4 * panels * k * nr, true);
+    if (addr < 0) throw new RangeError(`gemm.packB: no room for ${4 * panels * k * nr} bytes of packed B in the wasm memory (max ${MAX_PAGES * PAGE})`);
+    // the block is freed by release(), or once the packed operand (which holds this view) is garbage-collected
+    const [view] = arena.adopt(addr, [[0, 1]]);
+    const bLen = k * n + nr; // slack: the last panel reads up to NR-1 past the end (N)
+    const bAt = arena.addressOf(b);
+    let bIn = bAt >= 0 ? bAt + 4 * bOff : -1;
+    if (bIn >= 0) this.ensureSlack(-1, 0, bIn, bLen);
+    else {
+      const base = this.scratch(4 * bLen) / 4;
+      this.f32.set(b.subarray(bOff, bOff + k * n), base);
+      this.f32.fill(0, base + k * n, base + bLen);
+      bIn = 4 * base;
+    }
+    (transB ? this.ex.packT : this.ex.packN)(bIn, addr, k, transB ? n : n * 4, 0, panels);
+    return new PackedPanels(this, addr, panels, k, n, transB, b, bOff, view, () => arena.drop(addr));
+  }
+
+  matmulPacked(a: Float32Array, aOff: number, p: PackedPanels, c: Float32Array, cOff: number, m: number, transA: boolean): void {
+    if (this.closed) throw new Error('gemm: closed');
+    if (!(p instanceof PackedPanels) || p.owner !== this) throw new Error('gemm.matmulPacked: the packed operand was not packed by this GEMM');
+    p.check('gemm.matmulPacked');
+    checkPackedProduct('gemm.matmulPacked', a, aOff, p, c, cOff, m);
+    const { k, n, panels } = p;
+    if (m === 0) return;
+    // one row of a B stored (k, n): the row product on B itself, as matmul does (faster than a 4-row tile)
+    if (m === 1 && !p.transB) { this.rowProduct(a, aOff, p.src, p.srcOff, c, cOff, n, k, null, false); return; }
+    const { mr, nr, arena } = this;
+    const tiles = Math.ceil(m / mr);
+    const mPad = tiles * mr;
+    const ldc = panels * nr;
+    const al = (x: number) => (x + 15) & ~15;
+    const aLen = m * k + (mr - 1) * k + mr; // slack: padded rows (N) / trailing lanes (T)
+    const aAt = arena.addressOf(a), cAt = arena.addressOf(c);
+    const aIn = aAt >= 0 ? aAt + 4 * aOff : -1;
+    const cIn = cInPlace(cAt, cOff, m * n, aIn, m * k, -1, 0);
+    let o = 0;
+    const aOfs = aIn < 0 ? o : -1; if (aIn < 0) o = al(o + aLen);
+    const apOfs = o; o = al(o + tiles * k * mr);
+    const cOfs = cIn < 0 ? o : -1; if (cIn < 0) o = al(o + mPad * ldc);
+    // A worker asleep at dispatch is not given a small product (workerAwake: its wake-up may outlast the product), but
+    // it is woken and given a large one: with chunks from the shared counter this thread starts at once, and a late
+    // worker takes the chunks left when it is up (or none: the job is withdrawn). Between the large products of a
+    // ListOps step (the initial compositions, the query Jacobians) runs enough elementwise work for the worker to
+    // fall asleep, and those products then ran on one thread.
+    const macs = m * n * k;
+    const parallel = macs >= this.packedSplit && (panels >= 2 || tiles >= 2) &&
+      (macs >= PACKED_WAKE && this.mainShare === 0.5 && this.chunked ? this.workerReady() && !this.contended() : this.workerAwake());
+    if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while A is copied in
+    const base = this.scratch(4 * Math.max(o, 16)) / 4;
+    this.ensureSlack(aIn, aLen, -1, 0);
+    const f = this.f32;
+    const aBase = base + aOfs;
+    if (aIn < 0) {
+      f.set(a.subarray(aOff, aOff + m * k), aBase);
+      f.fill(0, aBase + m * k, aBase + aLen);
+    }
+    const cBase = cIn >= 0 ? cIn / 4 : base + cOfs;
+    const q = this.params;
+    q[0] = transA ? 1 : 0; q[1] = p.transB ? 1 : 0;
+    q[2] = aIn >= 0 ? aIn : aBase * 4; q[3] = transA ? m * 4 : k * 4; q[4] = (base + apOfs) * 4;
+    q[5] = 0; q[6] = 0; q[7] = p.addr; // B: already packed (no raw B to pack)
+    q[8] = cBase * 4; q[9] = (cIn >= 0 ? n : ldc) * 4; q[10] = k;
+    q[21] = tiles - 1; q[22] = cIn >= 0 ? m - (tiles - 1) * mr : mr; q[23] = panels - 1; q[24] = cIn >= 0 ? n - (panels - 1) * nr : nr;
+    q[25] = 0; q[26] = 0; q[27] = 0; q[19] = 0; q[20] = 0;
+    q[15] = 0; q[16] = 0; // no B panels to pack
+    const set = (t0: number, t1: number, p0: number, p1: number, a0: number, a1: number) => {
+      q[11] = t0; q[12] = t1; q[13] = p0; q[14] = p1; q[17] = a0; q[18] = a1;
+    };
+    if (!parallel) {
+      set(0, tiles, 0, panels, 0, tiles);
+      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
+    } else if (panels >= 4 || panels >= tiles) {
+      // by column panels: this thread packs A and publishes it; the worker waits for it, then both compute panels
+      if (this.mainShare === 0.5 && this.chunked) {
+        q[27] = 1; q[16] = panels; // chunks of panels [0, panels) from the shared counter (bRaw 0: nothing to pack)
+        Atomics.store(this.ctl, NEXT, 0);
+        set(0, tiles, 0, 0, 0, 0);
+        q[19] = 0; q[20] = AFLAG_MAIN;
+        this.dispatch(q);
+        set(0, tiles, 0, 0, 0, tiles);
+        q[19] = AFLAG_MAIN; q[20] = 0;
+      } else {
+        const split = Math.max(1, Math.min(panels - 1, Math.round(panels * this.mainShare)));
+        set(0, tiles, split, panels, 0, 0);
+        q[19] = 0; q[20] = AFLAG_MAIN;
+        this.dispatch(q);
+        set(0, tiles, 0, split, 0, tiles);
+        q[19] = AFLAG_MAIN; q[20] = 0;
+      }
+      const since = performance.now();
+      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
+      if (q[27] === 0 || !this.withdraw(since)) this.join(since);
+    } else {
+      // few panels, many row tiles: pack A here, then split by row tiles
+      set(0, 0, 0, 0, 0, tiles);
+      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
+      const split = Math.max(1, Math.min(tiles - 1, Math.round(tiles * this.mainShare)));
+      set(split, tiles, 0, panels, 0, 0);
+      this.dispatch(q);
+      set(0, split, 0, panels, 0, 0);
+      const since = performance.now();
+      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
+      this.join(since);
+    }
+    if (cIn >= 0) return;
+    const f2 = this.f32;
+    if (ldc === n) c.set(f2.subarray(cBase, cBase + m * n), cOff);
+    else for (let i = 0; i < m; i++) c.set(f2.subarray(cBase + i * ldc, cBase + i * ldc + n), cOff + i * n);
+  }
+
   private dispatch(q: Int32Array): void {
     const ctl = this.ctl;
     for (let i = 0; i < NPRM; i++) ctl[PRM + i] = q[i];
@@ -914,7 +1059,9 @@ export function createGemmBackground(opts?: GemmOptions): Gemm {
   const plainBytes = buildKernelModule(configFrom(opts, false));
   const relaxedBytes = buildKernelModule(configFrom(opts, true));
   const worker = platform!.spawn(WORKER_SRC, { plainBytes, relaxedBytes, memory });
-  return new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT, opts?.chunked ?? true, opts?.backoff ?? true);
+  const g = new GemmImpl(memory, ex, cfg, worker, opts?.parallelThreshold ?? DEFAULT_SPLIT, opts?.chunked ?? true, opts?.backoff ?? true);
+  if (opts?.packedParallelThreshold !== undefined) g.packedSplit = opts.packedParallelThreshold;
+  return g;
 }
 
 /** GEMM on the calling thread plus (threads - 1) worker, resolved once the worker is ready. */
