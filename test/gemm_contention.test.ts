@@ -110,14 +110,17 @@ describe('the contention policy (backends/cpu/wasm/contention.ts)', () => {
     expect(q.solo(0)).toBe(true);
   });
 
-  it('a confirmed sign starts a backoff at once; signs during a backoff are ignored', () => {
+  it('confirmed signs count double (two in a row start a backoff); signs during a backoff are ignored', () => {
     const p = new ContentionPolicy(false, S);
+    p.occasion(0);
+    p.sign(0, 1, true);
+    expect(p.solo(0)).toBe(false);
     p.occasion(0);
     p.sign(0, 1, true);
     expect(p.solo(0)).toBe(true);
     for (let i = 0; i < 20; i++) p.sign(1, 2, true);
     expect(p.backoffs).toBe(1);
-    expect(p.events).toBe(21);
+    expect(p.events).toBe(22);
   });
 
   it('without probes: a backoff lasts minMs, doubles while they keep coming, up to maxMs, and starts over after resetMs', () => {
@@ -125,7 +128,7 @@ describe('the contention policy (backends/cpu/wasm/contention.ts)', () => {
     const lengths: number[] = [];
     let t = 0;
     for (let b = 0; b < 6; b++) {
-      p.occasion(t); p.sign(t, 1, true);
+      p.occasion(t); p.sign(t, 3);
       const t0 = t;
       while (p.solo(t)) t += 1;
       lengths.push(t - t0);
@@ -133,7 +136,7 @@ describe('the contention policy (backends/cpu/wasm/contention.ts)', () => {
     }
     expect(lengths).toEqual([25, 50, 100, 200, 200, 200]);
     t += 1001;
-    p.occasion(t); p.sign(t, 1, true);
+    p.occasion(t); p.sign(t, 3);
     expect(p.backoffMs(t + 10)).toBe(10);
     while (p.solo(t)) t += 1;
     expect(p.backoffMs(t)).toBe(25);
@@ -142,7 +145,7 @@ describe('the contention policy (backends/cpu/wasm/contention.ts)', () => {
 
   it('with probes: it lasts while probes find no core free, and ends after two free answers in a row', () => {
     const p = new ContentionPolicy(true, S);
-    p.occasion(0); p.sign(0, 1, true);
+    p.occasion(0); p.sign(0, 3);
     expect(p.probeDue(10)).toBe(false);
     let t = 25;
     for (let i = 0; i < 100; i++, t += 25) {

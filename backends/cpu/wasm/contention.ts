@@ -2,8 +2,10 @@
 // in ./gemm.ts for the signs it counts), and when it stops. Pure state, no clocks of its own: the caller passes
 // performance.now() ms.
 //
-// Starting a backoff: one sign the caller confirmed (the platform's run queue showed no core free for the worker),
-// or evidence aged per occasion (a product or split that could use the worker), not per millisecond. Under a busy
+// Starting a backoff: evidence aged per occasion (a product or split that could use the worker), not per
+// millisecond; a sign the caller confirmed (the platform's run queue showed no core free for the worker) counts
+// double. (Confirmed signs alone started backoffs too often on a quiet machine: a sporadic sign comes with another
+// thread running by its nature, and 17-24 short backoffs in 5 s cost the ListOps step its 2-thread gain.) Under a busy
 // neighbour nearly every occasion brings a sign; on a quiet machine sporadic signs (V8's compiler and GC threads,
 // short bursts of other processes) come once in hundreds of occasions. A rule aged by time missed the busy case
 // whenever occasions were sparse (6 ms products between other work: a sign every 20-100 ms never reached its
@@ -34,8 +36,9 @@ export interface ContentionSettings {
   watch: number;
 }
 
-// decay 0.75, level 3: about five signs in five consecutive occasions, or two waits (weight 2) in a row
-export const DEFAULT_POLICY: ContentionSettings = { decay: 0.75, level: 3, minMs: 25, maxMs: 2000, resetMs: 5000, probeMs: 25, fast: 2, watch: 4 };
+// decay 0.75, level 3: about five signs in five consecutive occasions, or two waits (weight 2) or two confirmed signs
+// in a row; the first probe after 10 ms (a backoff on a quiet machine then ends within about 10 ms)
+export const DEFAULT_POLICY: ContentionSettings = { decay: 0.75, level: 3, minMs: 10, maxMs: 2000, resetMs: 5000, probeMs: 25, fast: 2, watch: 4 };
 
 /** The backoff state machine: split (evidence below the level); solo (backed off); watched (the first `watch`
  *  occasions after a backoff, when one sign starts the next). */
@@ -78,13 +81,13 @@ export class ContentionPolicy {
     return true;
   }
 
-  /** A sign of oversubscribed cores, of this weight, at `now`; `sure`: confirmed (no core was free for the worker),
-   *  which starts a backoff at once. */
-  sign(now: number, weight: number, sure = false): void {
+  /** A sign of oversubscribed cores, of this weight, at `now`; `confirmed` (no core was free for the worker at the
+   *  time) counts double. */
+  sign(now: number, weight: number, confirmed = false): void {
     this.events++;
     if (this.solo(now)) return; // left over from before the backoff (a worker that was still spinning)
-    if (sure || this.since <= this.s.watch) { this.start(now); return; }
-    this.evidence += weight;
+    if (this.since <= this.s.watch) { this.start(now); return; }
+    this.evidence += confirmed ? 2 * weight : weight;
     if (this.evidence >= this.s.level) this.start(now);
   }
 

@@ -174,12 +174,12 @@ const SPIN_LONG = 300000; // after a pre-wake
 // PREEMPT_MS and half its own share counts one too, as does a worker that has not started a job after PREEMPT_MS.
 // The signs feed ContentionPolicy (./contention.ts; a wait or a late worker counts double, STRONG_SIGN). A backoff
 // makes the calling thread run everything itself (products, estimator and Adam splits; no pre-wakes, so the worker
-// stays asleep). It starts on one sign where the platform counts runnable threads (ThreadPlatform.runnable: Linux)
-// and they leave no core for the worker, else on about five signs in five consecutive occasions to use the worker,
-// or two waits in a row (sporadic signs come on a quiet machine too: V8's compiler and GC threads, short bursts of
-// other processes). It ends when probes of the run queue every 25 ms find a core free twice in a row, or where the
-// platform has no count, after 25 ms, doubled when the next backoff starts within 5 s, up to 2 s. A sign within the
-// next four occasions starts the next backoff at once. And a caller that has taken every chunk of a shared-counter job (GEMM
+// stays asleep). It starts on about five signs in five consecutive occasions to use the worker, or two waits in a
+// row, or two signs in a row confirmed by the platform's count of runnable threads (ThreadPlatform.runnable: Linux)
+// leaving no core for the worker (sporadic signs come on a quiet machine too: V8's compiler and GC threads, short
+// bursts of other processes). It ends when probes of that count (after 10 ms, then every 25 ms) find a core free
+// twice in a row, or where the platform has no count, after 10 ms, doubled when the next backoff starts within 5 s,
+// up to 2 s. A sign within the next four occasions starts the next backoff at once. And a caller that has taken every chunk of a shared-counter job (GEMM
 // panels, splitRange) withdraws it from a worker that has not started (JOB below) rather than wait for that worker
 // to be scheduled just to find nothing left. Measured: see docs/bench.md, "Threads under contention".
 const PREEMPT_MS = 1;
@@ -516,8 +516,8 @@ class GemmImpl implements Gemm {
     this.policy.probed(now, r === undefined || r - 1 < this.cores - 1); // no answer this time: try the worker
   }
 
-  /** One sign of contention, for the policy (./contention.ts): one confirmed by the run queue, or enough of them in
-   *  a row, start a backoff; sporadic ones (a GC thread, another process's short burst) do not. */
+  /** One sign of contention, for the policy (./contention.ts): enough of them in a row (fewer where the run queue
+   *  confirms them) start a backoff; sporadic ones (a GC thread, another process's short burst) do not. */
   private noteContention(now: number, weight: number): void {
     // confirmed where the platform counts runnable threads: besides this one and the worker (if awake), as many as
     // leave no core for the worker
