@@ -1,7 +1,7 @@
 // The cells of `gapgrad bench --contention` (matmul products, VAE and ListOps training steps), timed with two
 // 1-thread GEMMs and one 2-thread GEMM taking turns, so that 1T'/1T (two identical configurations) shows the noise
 // of the 2T/1T ratio beside it; quiet and busy (busy-looping processes beside) phases, repeated.
-//   npx tsx bench/contention_cells.ts [--rounds 2] [--samples 30] [--busy 1] [--groups matmul,vae,listops]
+//   npx tsx bench/contention_cells.ts [--rounds 2] [--samples 30] [--busy 1] [--groups matmul,vae,listops] [--two-first]
 import '../platform/node.ts';
 import os from 'node:os';
 import { createGemm } from '../backends/cpu/wasm/gemm.ts';
@@ -14,11 +14,13 @@ const rounds = Number(arg('rounds', '2')), samples = Number(arg('samples', '30')
 const groups = arg('groups', 'matmul,vae,listops').split(',');
 const cases: BenchCase[] = [matmulCase('100x784x512'), matmulCase('512x512x512'), vaeCase('gst-1.0'), listopsCase('gst-1.0', 1)]
   .filter((c) => groups.includes(c.group));
-const configs: DeviceConfig[] = [
-  { id: '1T', device: 'cpu', threads: 1, gemm: await createGemm({ threads: 1 }) },
-  { id: "1T'", device: 'cpu', threads: 1, gemm: await createGemm({ threads: 1 }) },
-  { id: '2T', device: 'cpu', threads: 2, gemm: await createGemm({ threads: 2 }) },
-];
+// --two-first: create the 2-thread GEMM first (a check on any bias from the order of creation)
+const twoFirst = process.argv.includes('--two-first');
+const made: Record<string, DeviceConfig> = {};
+for (const [id, t] of (twoFirst ? [['2T', 2], ['1T', 1], ["1T'", 1]] : [['1T', 1], ["1T'", 1], ['2T', 2]]) as [string, number][]) {
+  made[id] = { id, device: 'cpu', threads: t, gemm: await createGemm({ threads: t }) };
+}
+const configs: DeviceConfig[] = [made['1T'], made["1T'"], made['2T']];
 const g2 = configs[2].gemm!;
 const before = cpuBackend.gemm;
 console.log(`load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
