@@ -143,8 +143,12 @@ describe('the contention policy (backends/cpu/wasm/contention.ts)', () => {
     expect(p.probeDue(t)).toBe(false);
   });
 
-  it('with probes: it lasts while probes find no core free, and ends after two free answers in a row', () => {
-    const p = new ContentionPolicy(true, S);
+  it('with probes: it lasts while probes find no core free (up to maxMs), and ends after two free answers in a row', () => {
+    const capped = new ContentionPolicy(true, S);
+    capped.occasion(0); capped.sign(0, 3);
+    for (let t = 25; t < 200; t += 25) { capped.probed(t, false); expect(capped.solo(t)).toBe(true); }
+    expect(capped.solo(200)).toBe(false);
+    const p = new ContentionPolicy(true, { ...S, maxMs: 1e9 });
     p.occasion(0); p.sign(0, 3);
     expect(p.probeDue(10)).toBe(false);
     let t = 25;

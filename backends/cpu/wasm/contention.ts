@@ -15,7 +15,9 @@
 // is free, and `fast` free answers in a row end the backoff; a probe costs one read of the count (~16 us on Linux),
 // never a job. Without, the backoff lasts minMs, doubled when the next starts within resetMs, up to maxMs, and ends
 // by using the worker again (which costs that job a time slice when the neighbour is still there). Either way a
-// sign within `watch` occasions after a backoff starts the next one at once.
+// sign within `watch` occasions after a backoff starts the next one at once. A backoff with probes ends after maxMs
+// too: the count can be the whole host's (/proc/loadavg in a container, or a process pinned to fewer cores than
+// the host has), whose busy cores may not be this process's.
 
 /** The policy's constants (see DEFAULT_POLICY). */
 export interface ContentionSettings {
@@ -25,7 +27,8 @@ export interface ContentionSettings {
   level: number;
   /** the first probe comes this long after a backoff starts; without probes, the first backoff's length (ms) */
   minMs: number;
-  /** without probes: the longest backoff, and how soon the next must start for the length to double (ms) */
+  /** the longest backoff (with probes too: a count of runnable threads can mislead, see below), and without probes,
+   *  how soon the next must start for the length to double (ms) */
   maxMs: number;
   resetMs: number;
   /** with probes: the next probe after one that found no core free (ms), and the free answers in a row that end a
@@ -66,7 +69,7 @@ export class ContentionPolicy {
 
   /** Whether jobs run on the calling thread alone at `now`. */
   solo(now: number): boolean {
-    if (this.inBackoff && !this.probing && now >= this.until) this.end(now);
+    if (this.inBackoff && now >= (this.probing ? this.backoffAt + this.s.maxMs : this.until)) this.end(now);
     return this.inBackoff;
   }
 
