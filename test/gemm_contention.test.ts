@@ -150,19 +150,24 @@ describe('the contention policy (backends/cpu/wasm/contention.ts)', () => {
     expect(capped.solo(200)).toBe(false);
     const p = new ContentionPolicy(true, { ...S, maxMs: 1e9 });
     p.occasion(0); p.sign(0, 3);
-    expect(p.probeDue(10)).toBe(false);
+    expect(p.probeDue(24)).toBe(false);
     let t = 25;
-    for (let i = 0; i < 100; i++, t += 25) {
+    const gaps: number[] = []; // between probes, while each finds no core free: doubling from probeMs to probeMaxMs
+    for (let i = 0; i < 100; i++) {
       expect(p.probeDue(t)).toBe(true);
       p.probed(t, false);
-      expect(p.probeDue(t + 10)).toBe(false);
+      let next = t + 1;
+      while (!p.probeDue(next)) next++;
+      gaps.push(next - t);
+      t = next;
     }
-    expect(p.solo(t + 1e6)).toBe(true); // never ends by time
+    expect(gaps.slice(0, 7)).toEqual([25, 50, 100, 200, 400, 400, 400]);
+    expect(p.solo(t + 1e6)).toBe(true); // never ends by time below maxMs
     p.probed(t, true); // one free answer, then a busy one: still backed off
     expect(p.probeDue(t)).toBe(true);
     p.probed(t, false);
     expect(p.solo(t)).toBe(true);
-    t += 25;
+    t += 400;
     p.probed(t, true);
     p.probed(t, true);
     expect(p.solo(t)).toBe(false);

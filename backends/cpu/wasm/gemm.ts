@@ -177,8 +177,8 @@ const SPIN_LONG = 300000; // after a pre-wake
 // stays asleep). It starts on about five signs in five consecutive occasions to use the worker, or two waits in a
 // row, or two signs in a row confirmed by the platform's count of runnable threads (ThreadPlatform.runnable: Linux)
 // leaving no core for the worker (sporadic signs come on a quiet machine too: V8's compiler and GC threads, short
-// bursts of other processes). It ends when probes of that count (after 10 ms, then every 25 ms) find a core free
-// twice in a row (or after 2 s), or where the platform has no count, after 10 ms, doubled when the next backoff
+// bursts of other processes). It ends when probes of that count (after 10 ms, then 25 ms after a busy answer,
+// doubling up to 400 ms) find a core free twice in a row (or after 2 s), or where the platform has no count, after 10 ms, doubled when the next backoff
 // starts within 5 s, up to 2 s. A sign within the next four occasions starts the next backoff at once. And a caller that has taken every chunk of a shared-counter job (GEMM
 // panels, splitRange) withdraws it from a worker that has not started (JOB below) rather than wait for that worker
 // to be scheduled just to find nothing left. Measured: see docs/bench.md, "Threads under contention".
