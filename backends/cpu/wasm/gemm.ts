@@ -150,7 +150,8 @@ const PREEMPT = 41;
 const JOB = 42, CLAIMED = -1, WITHDRAWN = -2;
 // 1: the worker stops spinning when it finds itself descheduled (GemmOptions.backoff), 0: it spins on regardless
 const ADAPT = 43;
-// when the worker claimed the current job (float64 slot: performance.timeOrigin + performance.now() in the worker, ms)
+// when the worker claimed the current job (float64 slot: Date.now() in the worker, ms; the wall clock is the one clock
+// both threads read alike, while performance.now() counts from each thread's own start)
 const CLAIM_AT = 22;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
@@ -189,7 +190,8 @@ const STRONG_SIGN = 2;
 // a worker that was asleep at dispatch: late or slow by more than a scheduler time slice counts (see kick)
 const WAKE_MS = 4;
 // ... and one that took longer than this to wake up and claim its job counts once (weight 1): on a quiet machine it
-// wakes in 0.03-0.1 ms (rarely ~2 ms), with a busy process beside in 3-4 ms, waiting for a core
+// wakes in 0.03-0.1 ms (rarely ~2 ms), with a busy process beside in 3-4 ms, waiting for a core (read in whole ms
+// of the wall clock: over 2 means over 2 ms)
 const SLOW_WAKE_MS = 2;
 // A product of at least this many multiply-adds that is split by shared-counter chunks goes to the worker even while
 // it sleeps: its wake-up (tens of microseconds to a few ms) only shrinks its share, since the caller takes chunks
@@ -373,7 +375,7 @@ const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SE
   seq = s;
   // withdrawn (the caller did all of it) or already superseded by a newer job: nothing to do, nothing to report
   if (Atomics.compareExchange(ctl, ${JOB}, s, ${CLAIMED}) !== s) continue;
-  f64[${CLAIM_AT}] = performance.timeOrigin + performance.now();
+  f64[${CLAIM_AT}] = Date.now();
   let status = 0;
   try {
     const kind = Atomics.load(ctl, ${KIND});
@@ -436,7 +438,7 @@ class GemmImpl implements Gemm {
   private readonly cores: number = 1;
   /** how late the worker may be for the current job before that counts as contention (see kick) */
   private lateMs = PREEMPT_MS;
-  /** when the current job was dispatched (performance.now() ms) */
+  /** when the current job was dispatched (Date.now() ms, to compare with CLAIM_AT) */
   private kickAt = 0;
   private readonly f64: Float64Array;
 
@@ -828,7 +830,7 @@ class GemmImpl implements Gemm {
     this.lateMs = Atomics.load(ctl, AWAKE) === 1 ? PREEMPT_MS : WAKE_MS;
     this.seq = this.seq >= 0x3fffffff ? 1 : this.seq + 1;
     Atomics.store(ctl, JOB, this.seq);
-    this.kickAt = performance.now();
+    this.kickAt = Date.now();
     Atomics.store(ctl, SEQ, this.seq);
     Atomics.notify(ctl, SEQ);
   }
@@ -870,7 +872,7 @@ class GemmImpl implements Gemm {
     }
     // the worker was asleep at dispatch: a slow wake-up means it waited for a core (read after DONE: it wrote CLAIM_AT
     // before that)
-    if (since !== undefined && this.lateMs === WAKE_MS && this.f64[CLAIM_AT] - performance.timeOrigin - this.kickAt > SLOW_WAKE_MS) {
+    if (since !== undefined && this.lateMs === WAKE_MS && this.f64[CLAIM_AT] - this.kickAt > SLOW_WAKE_MS) {
       this.signs.wake++;
       this.noteContention(performance.now(), 1);
     }
