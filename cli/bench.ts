@@ -65,7 +65,7 @@ export interface BenchReport {
   unavailable: { device: string; reason: string }[];
   results: BenchResult[];
   /** per mode: the 2-thread CPU GEMM's signs of contention and backoffs during it (see GemmContention) */
-  contention?: Record<string, { events: number; spin: number; wait: number; late: number; backoffs: number }>;
+  contention?: Record<string, { events: number; spin: number; wait: number; late: number; wake?: number; backoffs: number }>;
   loadAverageEnd: string;
   seconds: number;
 }
@@ -131,8 +131,8 @@ export function formatReport(r: BenchReport): string {
   const errs = r.results.filter((x) => x.error);
   if (errs.length) lines.push('', 'Errors:', ...errs.map((x) => `- ${x.case} on ${x.device} (${x.mode}): ${x.error}`));
   if (r.contention) {
-    lines.push('', `cpu-2T, signs of oversubscribed cores (worker descheduled while spinning / caller waited on it / worker late) and backoffs to one thread: ${
-      Object.entries(r.contention).map(([m, c]) => `${m}: ${c.spin} / ${c.wait} / ${c.late}, ${c.backoffs} backoffs`).join('; ')}`);
+    lines.push('', `cpu-2T, signs of oversubscribed cores (worker descheduled while spinning / caller waited on it / worker late / slow to wake) and backoffs to one thread: ${
+      Object.entries(r.contention).map(([m, c]) => `${m}: ${c.spin} / ${c.wait} / ${c.late} / ${c.wake ?? 0}, ${c.backoffs} backoffs`).join('; ')}`);
   }
   return lines.join('\n');
 }
@@ -304,7 +304,7 @@ export async function runBench(o: {
     }
     if (gemm2 && c0) {
       const c1 = gemm2.contention;
-      contention[mode] = { events: c1.events - c0.events, spin: c1.spin - c0.spin, wait: c1.wait - c0.wait, late: c1.late - c0.late, backoffs: c1.backoffs - c0.backoffs };
+      contention[mode] = { events: c1.events - c0.events, spin: c1.spin - c0.spin, wait: c1.wait - c0.wait, late: c1.late - c0.late, wake: c1.wake - c0.wake, backoffs: c1.backoffs - c0.backoffs };
     }
   }
   cpuBackend.gemm = before;

@@ -181,7 +181,7 @@ describe('background start (the CPU backend default)', () => {
   // never yields to the event loop still has to get the second thread, so readiness travels through shared memory.
   it('products before and after the worker is up are bit-identical to one thread, with no event-loop turn', async () => {
     const g1 = createGemmSync();
-    const g = createGemmBackground({ threads: 2, parallelThreshold: 1 });
+    const g = createGemmBackground({ threads: 2, parallelThreshold: 1, backoff: false }); // whatever the machine's load
     try {
       expect(g.threads).toBe(2);
       const shapes: [number, number, number, boolean, boolean][] = [[100, 512, 78, false, false], [78, 64, 100, true, false], [33, 90, 47, false, true]];
@@ -206,7 +206,7 @@ describe('background start (the CPU backend default)', () => {
   }, 60000);
 
   it('a sleeping worker is not given work: the first check wakes it, later ones find it awake', async () => {
-    const g = await createGemm({ threads: 2 });
+    const g = await createGemm({ threads: 2, backoff: false }); // whatever the machine's load
     try {
       // idle for far longer than the worker spins (a few ms) before it sleeps in Atomics.wait
       await new Promise((r) => setTimeout(r, 300));

@@ -30,6 +30,12 @@ export interface ThreadPlatform {
   spawn(body: string, data: unknown): WorkerThread;
   /** turn on relaxed SIMD for WebAssembly process-wide, where the platform can (Node: a V8 flag) */
   enableRelaxedSimd?(): void;
+  /**
+   * Threads runnable on the whole machine now, the calling one included (Linux: the fourth field of /proc/loadavg),
+   * or undefined where the platform cannot tell. The CPU GEMM samples it to see whether a second core is free (see
+   * backends/cpu/wasm/contention.ts); about 6 us a call on Linux.
+   */
+  runnable?(): number | undefined;
 }
 
 let current: ThreadPlatform | null = null;

@@ -11,6 +11,7 @@
 // a per-call flag word tells the worker when A is ready.
 import { threadPlatform, type WorkerThread } from '../threads.ts';
 import { Arena } from './arena.ts';
+import { ContentionPolicy } from './contention.ts';
 import { buildKernelModule, DEFAULT_CONFIG, defaultOrder, MAX_PAGES, MEM_FIELD, MEM_MODULE, type KernelConfig } from './kernels.ts';
 import { PackedPanels, checkPackArgs, checkPackedProduct } from './packed.ts';
 
@@ -56,20 +57,26 @@ export interface Gemm extends Splitter {
 
 /** The two threads' signs of oversubscribed cores so far (see PREEMPT_MS in gemm.ts), and what they did. */
 export interface GemmContention {
-  /** all signs: spin + wait + late */
+  /** all signs: spin + wait + late + wake */
   events: number;
   /** the worker found itself descheduled while spinning */
   spin: number;
   /** the caller waited over 1 ms (and over half its own share) for the worker's share */
   wait: number;
-  /** the worker had not started a job after 1 ms; the caller did all of it */
+  /** the worker had not started a job after 1 ms (4 ms if it was asleep); the caller did all of it */
   late: number;
+  /** the worker, asleep at dispatch, took over 2 ms to wake up and claim the job */
+  wake: number;
   /** backoffs started (runs of jobs on the calling thread alone) */
   backoffs: number;
-  /** the last backoff's length, ms */
+  /** the current backoff's length so far, or the last one's, ms */
   backoffMs: number;
   /** whether jobs run on the calling thread alone now */
   solo: boolean;
+  /** probes while backed off (where the platform counts runnable threads: whether a core is free for the worker), and
+   *  those that found none */
+  probes: number;
+  busyProbes: number;
 }
 
 /** What matmul applies to C as its tiles are stored. */
@@ -169,6 +176,9 @@ const PREEMPT = 41;
 const JOB = 42, CLAIMED = -1, WITHDRAWN = -2;
 // 1: the worker stops spinning when it finds itself descheduled (GemmOptions.backoff), 0: it spins on regardless
 const ADAPT = 43;
+// when the worker claimed the current job (float64 slot: Date.now() in the worker, ms; the wall clock is the one clock
+// both threads read alike, while performance.now() counts from each thread's own start)
+const CLAIM_AT = 22;
 const PRM = 8;
 // params: transA, transB, aRaw, lda, aPack, bRaw, ldbOrN, bp, cPtr, ldc, k, t0, t1, p0, p1,
 //         q0, q1 (B panels to pack), a0, a1 (A tiles to pack), setFlag, waitFlag (ctl indices, 0 = none),
@@ -189,31 +199,32 @@ const SPIN_LONG = 300000; // after a pre-wake
 // takes time from the calling thread, and a descheduled worker makes the caller wait for its share, so the worker
 // sleeps at once and counts the event in ctl[PREEMPT]; a caller that waits on the worker's share for more than
 // PREEMPT_MS and half its own share counts one too, as does a worker that has not started a job after PREEMPT_MS.
-// A leaky count of signs (time constant EVIDENCE_MS; a wait or a late worker counts double, STRONG_SIGN) reaching
-// EVIDENCE_LEVEL — about three lost spins within 300 ms, or two waits — makes the calling thread run everything itself (products, estimator and
-// Adam splits; no pre-wakes, so the worker stays asleep) for SOLO_MIN_MS, doubled when it happens again within
-// BACKOFF_RESET_MS, up to SOLO_MAX_MS; after that, products are split again as a probe. (Sporadic signs also come
-// on a quiet machine, about one a second here: V8's compiler and GC threads, short bursts of other processes; a
-// single sign, or two, must not start a backoff, or it would last.) And a caller that has taken every chunk of a
-// shared-counter job (GEMM panels, splitRange) withdraws it from a worker that has not started (JOB below) rather
-// than wait for that worker to be scheduled just to find nothing left. Measured (VAE training steps, 1 vs 2
-// threads, a busy-looping process beside; see docs/bench.md): 2 threads went from 2.0x the time of one to 1.01-1.03x,
-// and stayed at 0.62-0.71x (before: 0.62-0.65x) without it on a quiet machine. A stricter rule (EVIDENCE_MS 100,
-// EVIDENCE_LEVEL 6, WAKE_MS for a worker asleep at dispatch) after sporadic signs on a quiet machine had turned the
-// 2-thread VAE step into the 1-thread one (0.97-0.98x): `npx tsx bench/contention_ab.ts --steps 60 --phases
-// quiet,busy,quiet,busy` at 12:58 UTC, load 0.8-1.1: quiet 0.67 / 0.63 (old policy 0.67 / 0.64), busy 1.02 / 1.05
-// (old policy 1.97 / 2.02).
+// The signs feed ContentionPolicy (./contention.ts; a wait or a late worker counts double, STRONG_SIGN). A backoff
+// makes the calling thread run everything itself (products, estimator and Adam splits; no pre-wakes, so the worker
+// stays asleep). It starts on about five signs in five consecutive occasions to use the worker, or two waits in a
+// row, or two signs in a row confirmed by the platform's count of runnable threads (ThreadPlatform.runnable: Linux)
+// leaving no core for the worker (sporadic signs come on a quiet machine too: V8's compiler and GC threads, short
+// bursts of other processes). It ends when probes of that count (after 10 ms, then 25 ms after a busy answer,
+// doubling up to 400 ms) find a core free twice in a row (or after 2 s), or where the platform has no count, after 10 ms, doubled when the next backoff
+// starts within 5 s, up to 2 s. A sign within the next four occasions starts the next backoff at once. And a caller that has taken every chunk of a shared-counter job (GEMM
+// panels, splitRange) withdraws it from a worker that has not started (JOB below) rather than wait for that worker
+// to be scheduled just to find nothing left. Measured: see docs/bench.md, "Threads under contention".
 const PREEMPT_MS = 1;
-const EVIDENCE_MS = 100;
-const EVIDENCE_LEVEL = 6;
 // a wait on the worker, or a worker that has not started, cost this thread time: they count double (a spinning
 // worker's lost core alone costs little, and sporadic ones come on a quiet machine)
 const STRONG_SIGN = 2;
 // a worker that was asleep at dispatch: late or slow by more than a scheduler time slice counts (see kick)
 const WAKE_MS = 4;
-const SOLO_MIN_MS = 25;
-const SOLO_MAX_MS = 2000;
-const BACKOFF_RESET_MS = 5000;
+// ... and one that took longer than this to wake up and claim its job counts once (weight 1): on a quiet machine it
+// wakes in 0.03-0.1 ms (rarely ~2 ms), with a busy process beside in 3-4 ms, waiting for a core (read in whole ms
+// of the wall clock: over 2 means over 2 ms)
+const SLOW_WAKE_MS = 2;
+// A product of at least this many multiply-adds that is split by shared-counter chunks goes to the worker even while
+// it sleeps: its wake-up (tens of microseconds to a few ms) only shrinks its share, since the caller takes chunks
+// meanwhile and withdraws the job if the worker never starts. (Smaller products run here alone and pre-wake it. A
+// product longer than the worker's spin after a job, like 512x512x512 at ~6 ms, found it asleep every time and was
+// never split: 1.01x of one thread on a quiet machine.)
+const SLEEPER_MACS = 1 << 24;
 
 interface Exports {
   gemm: (...a: number[]) => void;
@@ -390,6 +401,7 @@ const abandon = () => Atomics.load(ctl, ${STOP}) !== 0 || Atomics.load(ctl, ${SE
   seq = s;
   // withdrawn (the caller did all of it) or already superseded by a newer job: nothing to do, nothing to report
   if (Atomics.compareExchange(ctl, ${JOB}, s, ${CLAIMED}) !== s) continue;
+  f64[${CLAIM_AT}] = Date.now();
   let status = 0;
   try {
     const kind = Atomics.load(ctl, ${KIND});
@@ -443,19 +455,18 @@ class GemmImpl implements Gemm {
   readonly arena: Arena;
   private scr = -1;
   private scrBytes = 0;
-  /** contention backoff (see PREEMPT_MS): the last ctl[PREEMPT] seen, the current backoff, when it last started,
-   *  until when (performance.now() ms) everything runs on this thread, the signs seen, and their leaky count */
+  /** contention backoff (see PREEMPT_MS): the last ctl[PREEMPT] seen, the signs seen, and the policy they feed */
   private preemptSeen = 0;
-  private backoffMs = 0;
-  private lastPreemptAt = -Infinity;
-  private soloUntil = 0;
-  private events = 0;
-  private backoffs = 0;
-  private readonly signs = { spin: 0, wait: 0, late: 0 };
+  private readonly signs = { spin: 0, wait: 0, late: 0, wake: 0 };
+  private readonly policy: ContentionPolicy;
+  /** the platform's count of runnable threads (see ThreadPlatform.runnable), and its cores */
+  private readonly runq: (() => number | undefined) | null = null;
+  private readonly cores: number = 1;
   /** how late the worker may be for the current job before that counts as contention (see kick) */
   private lateMs = PREEMPT_MS;
-  private evidence = 0;
-  private evidenceAt = 0;
+  /** when the current job was dispatched (Date.now() ms, to compare with CLAIM_AT) */
+  private kickAt = 0;
+  private readonly f64: Float64Array;
 
   /** products against a packed B split over the two threads from this many multiply-adds */
   packedSplit = DEFAULT_PACKED_SPLIT;
@@ -469,8 +480,12 @@ class GemmImpl implements Gemm {
     this.relaxed = cfg.relaxed;
     this.f32 = new Float32Array(memory.buffer);
     this.ctl = new Int32Array(memory.buffer, 0, CTL_BYTES / 4);
+    this.f64 = new Float64Array(memory.buffer, 0, CTL_BYTES / 8);
     this.arena = new Arena(memory, CTL_BYTES, MAX_PAGES * PAGE);
     Atomics.store(this.ctl, ADAPT, backoff ? 1 : 0);
+    const pf = worker ? threadPlatform() : null;
+    if (pf?.runnable?.() !== undefined) { this.runq = () => pf!.runnable!(); this.cores = pf!.cores(); }
+    this.policy = new ContentionPolicy(this.runq !== null);
     if (worker) {
       // a worker that fails to start (or dies) only costs the second thread: products stay on this one
       worker.onFailure(() => { this.workerFailed = true; });
@@ -495,12 +510,14 @@ class GemmImpl implements Gemm {
    * Whether to give the worker part of a job now: it is up and awake. A sleeping worker takes a futex wake-up to
    * start (on this VM often longer than a small job): the job then runs here alone, and the worker is woken so
    * that it spins, ready, for the jobs that follow. (Sparse products, as in the ListOps model, ran 1.8x slower
-   * split with a sleeping worker than on one thread.)
+   * split with a sleeping worker than on one thread.) `evenAsleep`: a large product split by shared-counter chunks
+   * goes to a sleeping worker too (see SLEEPER_MACS).
    */
-  private workerAwake(): boolean {
+  private workerAwake(evenAsleep = false): boolean {
     if (!this.workerReady()) return false;
     if (this.contended()) return false;
     if (Atomics.load(this.ctl, AWAKE) === 1) return true;
+    if (evenAsleep && this.mainShare === 0.5 && this.chunked) return true;
     Atomics.notify(this.ctl, SEQ);
     return false;
   }
@@ -512,33 +529,38 @@ class GemmImpl implements Gemm {
   private contended(): boolean {
     const p = Atomics.load(this.ctl, PREEMPT);
     const now = performance.now();
+    if (this.backoff) this.probe(now);
+    this.policy.occasion(now);
     if (p !== this.preemptSeen) {
       this.preemptSeen = p;
       this.signs.spin++;
       this.noteContention(now, 1);
     }
-    return this.backoff && now < this.soloUntil;
+    return this.backoff && this.policy.solo(now);
   }
 
-  /** One sign of contention: a leaky count of them (time constant EVIDENCE_MS) that reaches EVIDENCE_LEVEL starts a
-   *  backoff; sporadic ones (a GC thread, another process's short burst) do not. */
+  /** While backed off, when a probe is due (see ./contention.ts): whether the platform's run queue leaves a core free
+   *  for the (sleeping) worker, besides this thread. */
+  private probe(now: number): void {
+    if (!this.runq || !this.policy.probeDue(now) || Atomics.load(this.ctl, AWAKE) !== 0) return;
+    const r = this.runq();
+    this.policy.probed(now, r === undefined || r - 1 < this.cores - 1); // no answer this time: try the worker
+  }
+
+  /** One sign of contention, for the policy (./contention.ts): enough of them in a row (fewer where the run queue
+   *  confirms them) start a backoff; sporadic ones (a GC thread, another process's short burst) do not. */
   private noteContention(now: number, weight: number): void {
-    this.events++;
-    this.evidence = this.evidence * Math.exp(-(now - this.evidenceAt) / EVIDENCE_MS) + weight;
-    this.evidenceAt = now;
-    if (this.evidence < EVIDENCE_LEVEL) return;
-    this.evidence = 0;
-    this.backoffs++;
-    const quiet = now - this.lastPreemptAt > BACKOFF_RESET_MS;
-    this.backoffMs = quiet ? SOLO_MIN_MS : Math.min(SOLO_MAX_MS, 2 * this.backoffMs);
-    this.lastPreemptAt = now;
-    this.soloUntil = now + this.backoffMs;
+    // confirmed where the platform counts runnable threads: besides this one and the worker (if awake), as many as
+    // leave no core for the worker
+    const r = this.runq && !this.policy.solo(now) ? this.runq() : undefined;
+    this.policy.sign(now, weight, r !== undefined && r - 1 - Atomics.load(this.ctl, AWAKE) >= this.cores - 1);
   }
 
   /** Contention so far: the signs of it seen (the worker descheduled while spinning, or late with its share), the
    *  current backoff (ms), and whether jobs run on this thread alone now. */
   get contention(): GemmContention {
-    return { events: this.events, ...this.signs, backoffs: this.backoffs, backoffMs: this.backoffMs, solo: performance.now() < this.soloUntil };
+    const p = this.policy, now = performance.now();
+    return { events: p.events, ...this.signs, backoffs: p.backoffs, backoffMs: p.backoffMs(now), solo: p.solo(now), probes: p.probes, busyProbes: p.busyProbes };
   }
 
   get workerActive(): boolean { return this.workerAwake(); }
@@ -642,7 +664,7 @@ class GemmImpl implements Gemm {
     const biasOfs = bias && biasAt < 0 ? o : -1; if (biasOfs >= 0) o = al(o + ldc);
     const macs = m * n * k;
     const parallel = (this.parallelThreshold === DEFAULT_SPLIT ? macs >= DEFAULT_SPLIT && (m >= 32 || macs >= 8 * DEFAULT_SPLIT)
-      : macs >= this.parallelThreshold) && (panels >= 2 || tiles >= 2) && this.workerAwake();
+      : macs >= this.parallelThreshold) && (panels >= 2 || tiles >= 2) && this.workerAwake(macs >= SLEEPER_MACS && (panels >= 4 || panels >= tiles));
     if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while we copy the operands in
     const base = this.scratch(4 * o) / 4;
     this.ensureSlack(aIn, aLen, bIn, bLen);
@@ -953,6 +975,7 @@ class GemmImpl implements Gemm {
     this.lateMs = Atomics.load(ctl, AWAKE) === 1 ? PREEMPT_MS : WAKE_MS;
     this.seq = this.seq >= 0x3fffffff ? 1 : this.seq + 1;
     Atomics.store(ctl, JOB, this.seq);
+    this.kickAt = Date.now();
     Atomics.store(ctl, SEQ, this.seq);
     Atomics.notify(ctl, SEQ);
   }
@@ -991,6 +1014,12 @@ class GemmImpl implements Gemm {
     if (since !== undefined && spins >= 4000) {
       const now = performance.now(), wait = now - t0;
       if (wait > this.lateMs && wait > 0.5 * (t0 - since)) { this.signs.wait++; this.noteContention(now, STRONG_SIGN); }
+    }
+    // the worker was asleep at dispatch: a slow wake-up means it waited for a core (read after DONE: it wrote CLAIM_AT
+    // before that)
+    if (since !== undefined && this.lateMs === WAKE_MS && this.f64[CLAIM_AT] - this.kickAt > SLOW_WAKE_MS) {
+      this.signs.wake++;
+      this.noteContention(performance.now(), 1);
     }
     if (Atomics.load(ctl, STATUS) !== 0) throw new Error('gemm: worker failed');
   }
