@@ -138,9 +138,6 @@ export interface GemmOptions {
 // 16x1500x600 (14.4M) 649 vs 366-625; 16x1200x300 245 vs 137; but 8x320x128 (328k) 17 vs 12, 16x64x256 (262k) 13 vs
 // 14, 4x320x128 (164k) 8 vs 8: below ~2^19 the handshake eats the gain.
 export const DEFAULT_PACKED_SPLIT = 1 << 19;
-// Packed products of at least this many multiply-adds (~0.7 ms on one thread) are split even when the worker sleeps at
-// dispatch (see matmulPacked).
-const PACKED_WAKE = 1 << 24;
 
 // By default a product is split across the two threads from 2^20 multiply-adds, and, with fewer than 32 rows,
 // from 2^23. Measured (1 vs 2 threads, us): 16x256x64 (262k) 21.8 vs 25.1; 16x640x128 (1.3M) 85 vs 102;
@@ -827,7 +824,7 @@ class GemmImpl implements Gemm {
     // fall asleep, and those products then ran on one thread.
     const macs = m * n * k;
     const parallel = macs >= this.packedSplit && (panels >= 2 || tiles >= 2) &&
-      (macs >= PACKED_WAKE && this.mainShare === 0.5 && this.chunked ? this.workerReady() && !this.contended() : this.workerAwake());
+      this.workerAwake(macs >= SLEEPER_MACS);
     if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while A is copied in
     const base = this.scratch(4 * Math.max(o, 16)) / 4;
     this.ensureSlack(aIn, aLen, -1, 0);
