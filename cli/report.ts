@@ -263,7 +263,14 @@ export async function writeReport(out: string): Promise<{ dir: string; md: strin
   for (const exp of ['vae', 'ablation', 'variance', 'listops'] as const) {
     if (!grid.experiments.includes(exp)) continue;
     const s = exp === 'vae' || exp === 'ablation' ? vaeSection(out, grid, exp) : exp === 'variance' ? varianceSection(out, grid) : listopsSection(out, grid);
-    if (s) sections.push(s);
+    if (!s) continue;
+    // a partial grid is reported as far as it goes, and says so under the section's heading
+    const runs = grid.runs.filter((r) => r.experiments.includes(exp));
+    const open = runs.filter((r) => !existsSync(join(out, 'done', `${r.id}.json`)));
+    if (open.length) {
+      s.md.splice(2, 0, `In progress: ${runs.length - open.length} of ${runs.length} runs of this experiment finished; the rows of the others show what they have written so far (not finished: ${open.map((r) => r.id).join(', ')}).`, '');
+    }
+    sections.push(s);
   }
   const finished = grid.runs.filter((r) => existsSync(join(out, 'done', `${r.id}.json`))).length;
   const intro = [`# gapgrad reproduction report`, '', `Scale '${grid.scale}', seeds ${grid.seeds.join(', ')}: ${finished} of ${grid.runs.length} runs finished. Written by \`gapgrad report ${out}\` on ${new Date().toISOString().slice(0, 10)}.`, ''];

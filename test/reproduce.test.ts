@@ -136,6 +136,15 @@ describe('reproduce --scale smoke', () => {
     const again = gapgrad(['reproduce', ...common, '--workers', '2', '--out', out]);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toContain(`(${n} already finished, 0 to run)`);
+    // a run without its finish marker is reported as in progress under its experiment's heading
+    const grid = JSON.parse(readFileSync(join(out, 'grid.json'), 'utf8'));
+    const open = grid.runs.find((r: { id: string; experiments: string[] }) => r.experiments.includes('ablation')).id;
+    rmSync(join(out, 'done', `${open}.json`));
+    const rep = gapgrad(['report', out]);
+    expect(rep.status, rep.stderr).toBe(0);
+    const md = readFileSync(join(out, 'report', 'results.md'), 'utf8');
+    expect(md).toMatch(new RegExp(`In progress: \\d+ of \\d+ runs of this experiment finished;[^\\n]*not finished: ${open.replace(/\./g, '\\.')}`));
+    expect(md).toContain(`${n - 1} of ${n} runs finished`);
   }, 600_000);
 
   it.skipIf(!haveSlurm)('runs as a Slurm job array on a real single-node cluster (sbatch --wait), then writes the report', () => {
