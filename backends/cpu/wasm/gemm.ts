@@ -634,6 +634,19 @@ class GemmImpl implements Gemm {
       return;
     }
     if (m === 1 && !transB) { this.rowProduct(a, aOff, b, bOff, c, cOff, n, k, bias, relu); return; }
+    this.product(a, aOff, b, bOff, transB, null, c, cOff, m, n, k, transA, bias, relu);
+  }
+
+  /**
+   * The product behind matmul and matmulPacked: C = op(A) @ op(B) + epilogue, with B either raw (b, bOff, transB:
+   * packed here, panel by panel, by the thread that computes the panel) or already packed (packed: its panels read
+   * by both threads, nothing to pack). One scratch layout, one set of job parameters, one split dispatch for both,
+   * so a packed product has the bits of the raw one by construction.
+   */
+  private product(a: Float32Array, aOff: number, b: Float32Array | null, bOff: number, transB: boolean,
+                  packed: PackedPanels | null, c: Float32Array, cOff: number, m: number, n: number, k: number,
+                  transA: boolean, bias: Float32Array | null, relu: boolean): void {
+    const raw = packed === null;
     const { mr, nr, arena } = this;
     const panels = Math.ceil(n / nr);
     const tiles = Math.ceil(m / mr);
@@ -641,29 +654,38 @@ class GemmImpl implements Gemm {
     const ldc = panels * nr;
     const al = (x: number) => (x + 15) & ~15; // 64-byte alignment in floats
     const aLen = m * k + (mr - 1) * k + mr; // slack: padded rows (N) / trailing lanes (T)
-    const bLen = k * n + nr; // slack: the last panel reads up to NR-1 past the end (N)
+    const bLen = raw ? k * n + nr : 0; // slack: the last panel reads up to NR-1 past the end (N)
     // operands already in this memory are read in place: the slack past their end then holds whatever
     // lies there, which only reaches C's padding rows and columns, never copied out
-    const aAt = arena.addressOf(a), bAt = arena.addressOf(b), cAt = arena.addressOf(c);
+    const aAt = arena.addressOf(a), bAt = raw ? arena.addressOf(b!) : -1, cAt = arena.addressOf(c);
     const aIn = aAt >= 0 ? aAt + 4 * aOff : -1, bIn = bAt >= 0 ? bAt + 4 * bOff : -1;
     // C is written in place, its edge tiles clipped to m x n by the kernel, unless it overlaps an operand read in
-    // place (B is packed chunk by chunk while C tiles are being written)
-    const cIn = cInPlace(cAt, cOff, m * n, aIn, m * k, bIn, k * n);
+    // place (a raw B is packed chunk by chunk while C tiles are being written)
+    const cIn = cInPlace(cAt, cOff, m * n, aIn, m * k, bIn, raw ? k * n : 0);
     // scratch layout (float offsets from its start)
     let o = 0;
     const aOfs = aIn < 0 ? o : -1; if (aIn < 0) o = al(o + aLen);
     const apOfs = o; o = al(o + tiles * k * mr);
-    const bOfs = bIn < 0 ? o : -1; if (bIn < 0) o = al(o + bLen);
-    const bpOfs = o; o = al(o + panels * k * nr);
+    const bOfs = raw && bIn < 0 ? o : -1; if (bOfs >= 0) o = al(o + bLen);
+    const bpOfs = raw ? o : -1; if (raw) o = al(o + panels * k * nr);
     const cOfs = cIn < 0 ? o : -1; if (cIn < 0) o = al(o + mPad * ldc);
     // the bias row, read a panel (NR floats) at a time
     const biasAt = bias ? arena.addressOf(bias) : -1;
     const biasOfs = bias && biasAt < 0 ? o : -1; if (biasOfs >= 0) o = al(o + ldc);
+    // A worker asleep at dispatch is not given a small product (workerAwake: its wake-up may outlast the product), but
+    // it is woken and given a large one: with chunks from the shared counter this thread starts at once, and a late
+    // worker takes the chunks left when it is up (or none: the job is withdrawn). Between the large products of a
+    // ListOps step (the initial compositions, the query Jacobians) runs enough elementwise work for the worker to
+    // fall asleep, and those products then ran on one thread.
     const macs = m * n * k;
-    const parallel = (this.parallelThreshold === DEFAULT_SPLIT ? macs >= DEFAULT_SPLIT && (m >= 32 || macs >= 8 * DEFAULT_SPLIT)
-      : macs >= this.parallelThreshold) && (panels >= 2 || tiles >= 2) && this.workerAwake(macs >= SLEEPER_MACS && (panels >= 4 || panels >= tiles));
+    const big = raw
+      ? (this.parallelThreshold === DEFAULT_SPLIT ? macs >= DEFAULT_SPLIT && (m >= 32 || macs >= 8 * DEFAULT_SPLIT)
+        : macs >= this.parallelThreshold)
+      : macs >= this.packedSplit;
+    const parallel = big && (panels >= 2 || tiles >= 2) &&
+      this.workerAwake(macs >= SLEEPER_MACS && (!raw || panels >= 4 || panels >= tiles));
     if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while we copy the operands in
-    const base = this.scratch(4 * o) / 4;
+    const base = this.scratch(4 * Math.max(o, 16)) / 4;
     this.ensureSlack(aIn, aLen, bIn, bLen);
     const f = this.f32;
     const aBase = base + aOfs, bBase = base + bOfs;
@@ -671,46 +693,49 @@ class GemmImpl implements Gemm {
       f.set(a.subarray(aOff, aOff + m * k), aBase);
       f.fill(0, aBase + m * k, aBase + aLen);
     }
-    if (bIn < 0) {
-      f.set(b.subarray(bOff, bOff + k * n), bBase);
+    if (bOfs >= 0) {
+      f.set(b!.subarray(bOff, bOff + k * n), bBase);
       f.fill(0, bBase + k * n, bBase + bLen);
     }
     if (biasOfs >= 0) {
       f.set(bias!.subarray(0, n), base + biasOfs);
       f.fill(0, base + biasOfs + n, base + biasOfs + ldc);
     }
-    const apBase = base + apOfs, bpBase = base + bpOfs, cBase = cIn >= 0 ? cIn / 4 : base + cOfs;
+    const cBase = cIn >= 0 ? cIn / 4 : base + cOfs;
 
     const q = this.params;
-    q[0] = transA ? 1 : 0; q[1] = transB ? 1 : 0;
-    q[2] = aIn >= 0 ? aIn : aBase * 4; q[3] = transA ? m * 4 : k * 4; q[4] = apBase * 4;
-    q[5] = bIn >= 0 ? bIn : bBase * 4; q[6] = transB ? n : n * 4;
-    q[7] = bpBase * 4; q[8] = cBase * 4; q[9] = (cIn >= 0 ? n : ldc) * 4; q[10] = k;
+    q[0] = transA ? 1 : 0; q[1] = (raw ? transB : packed.transB) ? 1 : 0;
+    q[2] = aIn >= 0 ? aIn : aBase * 4; q[3] = transA ? m * 4 : k * 4; q[4] = (base + apOfs) * 4;
+    if (raw) { q[5] = bIn >= 0 ? bIn : bBase * 4; q[6] = transB ? n : n * 4; q[7] = (base + bpOfs) * 4; }
+    else { q[5] = 0; q[6] = 0; q[7] = packed.addr; } // B already packed: no raw B to pack
+    q[8] = cBase * 4; q[9] = (cIn >= 0 ? n : ldc) * 4; q[10] = k;
     q[21] = tiles - 1; q[22] = cIn >= 0 ? m - (tiles - 1) * mr : mr; q[23] = panels - 1; q[24] = cIn >= 0 ? n - (panels - 1) * nr : nr;
     q[25] = !bias ? 0 : biasOfs >= 0 ? 4 * (base + biasOfs) : biasAt; q[26] = relu ? 1 : 0; q[27] = 0;
     q[19] = 0; q[20] = 0;
+    // tiles [t0, t1) x panels [p0, p1) computed, B panels [q0, q1) packed (none when B came packed), A tiles [a0, a1) packed
     const set = (t0: number, t1: number, p0: number, p1: number, q0: number, q1: number, a0: number, a1: number) => {
-      q[11] = t0; q[12] = t1; q[13] = p0; q[14] = p1; q[15] = q0; q[16] = q1; q[17] = a0; q[18] = a1;
+      q[11] = t0; q[12] = t1; q[13] = p0; q[14] = p1; q[15] = raw ? q0 : 0; q[16] = raw ? q1 : 0; q[17] = a0; q[18] = a1;
     };
 
     if (!parallel) {
       set(0, tiles, 0, panels, 0, panels, 0, tiles);
       runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
     } else if (panels >= 4 || panels >= tiles) {
-      // split by column panels; each thread packs its own B panels. The calling thread packs A
+      // split by column panels; each thread packs its own B panels (if B is raw). The calling thread packs A
       // (small next to B) and publishes it; the worker packs its B panels meanwhile and waits for
       // A only if it gets there first. (Splitting the A packing too made the calling thread wait
       // on the worker mid-job, which collapsed when the two cores were oversubscribed.)
       // Both threads take shrinking chunks of the panels from a shared counter (when they run the same
       // kernel, so that which thread computes a tile cannot change its bits), else a fixed split.
       if (this.mainShare === 0.5 && this.chunked) {
+        // chunks of panels [0, panels) from the shared counter (q[16]; with a packed B there is nothing to pack)
         q[27] = 1;
         Atomics.store(this.ctl, NEXT, 0);
         set(0, tiles, 0, 0, 0, panels, 0, 0);
-        q[19] = 0; q[20] = AFLAG_MAIN;
+        q[16] = panels; q[19] = 0; q[20] = AFLAG_MAIN;
         this.dispatch(q);
         set(0, tiles, 0, 0, 0, panels, 0, tiles);
-        q[19] = AFLAG_MAIN; q[20] = 0;
+        q[16] = panels; q[19] = AFLAG_MAIN; q[20] = 0;
       } else {
         const split = Math.max(1, Math.min(panels - 1, Math.round(panels * this.mainShare)));
         set(0, tiles, split, panels, split, panels, 0, 0);
@@ -800,92 +825,11 @@ class GemmImpl implements Gemm {
     if (!(p instanceof PackedPanels) || p.owner !== this) throw new Error('gemm.matmulPacked: the packed operand was not packed by this GEMM');
     p.check('gemm.matmulPacked');
     checkPackedProduct('gemm.matmulPacked', a, aOff, p, c, cOff, m);
-    const { k, n, panels } = p;
+    const { k, n } = p;
     if (m === 0) return;
     // one row of a B stored (k, n): the row product on B itself, as matmul does (faster than a 4-row tile)
     if (m === 1 && !p.transB) { this.rowProduct(a, aOff, p.src, p.srcOff, c, cOff, n, k, null, false); return; }
-    const { mr, nr, arena } = this;
-    const tiles = Math.ceil(m / mr);
-    const mPad = tiles * mr;
-    const ldc = panels * nr;
-    const al = (x: number) => (x + 15) & ~15;
-    const aLen = m * k + (mr - 1) * k + mr; // slack: padded rows (N) / trailing lanes (T)
-    const aAt = arena.addressOf(a), cAt = arena.addressOf(c);
-    const aIn = aAt >= 0 ? aAt + 4 * aOff : -1;
-    const cIn = cInPlace(cAt, cOff, m * n, aIn, m * k, -1, 0);
-    let o = 0;
-    const aOfs = aIn < 0 ? o : -1; if (aIn < 0) o = al(o + aLen);
-    const apOfs = o; o = al(o + tiles * k * mr);
-    const cOfs = cIn < 0 ? o : -1; if (cIn < 0) o = al(o + mPad * ldc);
-    // A worker asleep at dispatch is not given a small product (workerAwake: its wake-up may outlast the product), but
-    // it is woken and given a large one: with chunks from the shared counter this thread starts at once, and a late
-    // worker takes the chunks left when it is up (or none: the job is withdrawn). Between the large products of a
-    // ListOps step (the initial compositions, the query Jacobians) runs enough elementwise work for the worker to
-    // fall asleep, and those products then ran on one thread.
-    const macs = m * n * k;
-    const parallel = macs >= this.packedSplit && (panels >= 2 || tiles >= 2) &&
-      this.workerAwake(macs >= SLEEPER_MACS);
-    if (parallel) Atomics.notify(this.ctl, SEQ); // pre-wake the worker while A is copied in
-    const base = this.scratch(4 * Math.max(o, 16)) / 4;
-    this.ensureSlack(aIn, aLen, -1, 0);
-    const f = this.f32;
-    const aBase = base + aOfs;
-    if (aIn < 0) {
-      f.set(a.subarray(aOff, aOff + m * k), aBase);
-      f.fill(0, aBase + m * k, aBase + aLen);
-    }
-    const cBase = cIn >= 0 ? cIn / 4 : base + cOfs;
-    const q = this.params;
-    q[0] = transA ? 1 : 0; q[1] = p.transB ? 1 : 0;
-    q[2] = aIn >= 0 ? aIn : aBase * 4; q[3] = transA ? m * 4 : k * 4; q[4] = (base + apOfs) * 4;
-    q[5] = 0; q[6] = 0; q[7] = p.addr; // B: already packed (no raw B to pack)
-    q[8] = cBase * 4; q[9] = (cIn >= 0 ? n : ldc) * 4; q[10] = k;
-    q[21] = tiles - 1; q[22] = cIn >= 0 ? m - (tiles - 1) * mr : mr; q[23] = panels - 1; q[24] = cIn >= 0 ? n - (panels - 1) * nr : nr;
-    q[25] = 0; q[26] = 0; q[27] = 0; q[19] = 0; q[20] = 0;
-    q[15] = 0; q[16] = 0; // no B panels to pack
-    const set = (t0: number, t1: number, p0: number, p1: number, a0: number, a1: number) => {
-      q[11] = t0; q[12] = t1; q[13] = p0; q[14] = p1; q[17] = a0; q[18] = a1;
-    };
-    if (!parallel) {
-      set(0, tiles, 0, panels, 0, tiles);
-      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-    } else if (panels >= 4 || panels >= tiles) {
-      // by column panels: this thread packs A and publishes it; the worker waits for it, then both compute panels
-      if (this.mainShare === 0.5 && this.chunked) {
-        q[27] = 1; q[16] = panels; // chunks of panels [0, panels) from the shared counter (bRaw 0: nothing to pack)
-        Atomics.store(this.ctl, NEXT, 0);
-        set(0, tiles, 0, 0, 0, 0);
-        q[19] = 0; q[20] = AFLAG_MAIN;
-        this.dispatch(q);
-        set(0, tiles, 0, 0, 0, tiles);
-        q[19] = AFLAG_MAIN; q[20] = 0;
-      } else {
-        const split = Math.max(1, Math.min(panels - 1, Math.round(panels * this.mainShare)));
-        set(0, tiles, split, panels, 0, 0);
-        q[19] = 0; q[20] = AFLAG_MAIN;
-        this.dispatch(q);
-        set(0, tiles, 0, split, 0, tiles);
-        q[19] = AFLAG_MAIN; q[20] = 0;
-      }
-      const since = performance.now();
-      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-      if (q[27] === 0 || !this.withdraw(since)) this.join(since);
-    } else {
-      // few panels, many row tiles: pack A here, then split by row tiles
-      set(0, 0, 0, 0, 0, tiles);
-      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-      const split = Math.max(1, Math.min(tiles - 1, Math.round(tiles * this.mainShare)));
-      set(split, tiles, 0, panels, 0, 0);
-      this.dispatch(q);
-      set(0, split, 0, panels, 0, 0);
-      const since = performance.now();
-      runJob(this.ex, q, this.ctl, this.seq, neverAbandon);
-      this.join(since);
-    }
-    if (cIn >= 0) return;
-    const f2 = this.f32;
-    if (ldc === n) c.set(f2.subarray(cBase, cBase + m * n), cOff);
-    else for (let i = 0; i < m; i++) c.set(f2.subarray(cBase + i * ldc, cBase + i * ldc + n), cOff + i * n);
+    this.product(a, aOff, null, 0, false, p, c, cOff, m, n, k, transA, null, false);
   }
 
   private dispatch(q: Int32Array): void {
