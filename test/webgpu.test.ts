@@ -124,6 +124,11 @@ describe.skipIf(!avail.ok)('webgpu backend', () => {
       expectEqual(await gpu.read(gpu.fill(n, 7.9, 'int32')), new Int32Array(n).fill(7));
     }
     expect(() => tensor([1, 2], [2], { device: 'webgpu', dtype: 'float64' })).toThrow(/float64/);
+    // a buffer past the device's binding limit is refused before any work, naming its size and the limit
+    const limit = gpu.maxBufferBytes;
+    const over = limit / 4 + 1;
+    expect(() => gpu.alloc(over, 'float32')).toThrow(new RegExp(`${over} elements .*maxStorageBufferBindingSize of ${limit} bytes`));
+    expect(() => gg.zeros([over], { device: 'webgpu' })).toThrow(/maxStorageBufferBindingSize/);
     expect(gpu.supportsFloat64).toBe(false);
     expect((gpu as Backend).readSync).toBeUndefined();
   });

@@ -52,6 +52,9 @@ export class WebGpuBackend implements Backend, KernelChoices {
   via?: string;
   /** The adapter's own description (GPUAdapterInfo), where the device was created from one. */
   readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string } | null;
+  /** The largest buffer a kernel can bind, in bytes (the device's maxStorageBufferBindingSize): a tensor of more
+   *  than a quarter of this many elements is refused with a RangeError when it is created. */
+  readonly maxBufferBytes: number;
   private readonly gpu: GpuRecorder;
 
   constructor(device: GPUDevice, info: { name: string; software: boolean; maxTexture?: number; adapter?: GPUAdapterInfo }) {
@@ -61,6 +64,7 @@ export class WebGpuBackend implements Backend, KernelChoices {
     this.adapterInfo = a ? { vendor: a.vendor ?? '', architecture: a.architecture ?? '', device: a.device ?? '', description: a.description ?? '' } : null;
     Object.assign(this, chooseKernels(info.software));
     this.gpu = new GpuRecorder(device, info.maxTexture ?? 8192);
+    this.maxBufferBytes = Number(device.limits.maxStorageBufferBindingSize);
   }
 
   /** Validation / out-of-memory errors the device reported and no read() has thrown yet. */

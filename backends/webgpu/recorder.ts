@@ -161,8 +161,22 @@ export class GpuRecorder {
     return { id: this.nextSlabId++, buffer, bytes, lastUse: 0 };
   }
 
+  /**
+   * Every buffer is bound whole to a kernel, so none may exceed the device's maxStorageBufferBindingSize: checked
+   * here, before any work, with a clear error (the device would otherwise report validation errors at the next
+   * read). A pool size class is capped at maxBufferSize.
+   */
+  private slabClass(bytes: number, what: string): number {
+    const limit = Number(this.device.limits.maxStorageBufferBindingSize);
+    if (bytes > limit) {
+      throw new RangeError(`webgpu.${what}: a buffer of ${bytes / 4} elements (${bytes} bytes) exceeds this device's ` +
+        `maxStorageBufferBindingSize of ${limit} bytes; use smaller tensors (e.g. fewer samples per call) or device 'cpu'`);
+    }
+    return Math.max(bytes, Math.min(sizeClass(bytes), Number(this.device.limits.maxBufferSize)));
+  }
+
   private takeSlab(bytes: number): Slab {
-    const cls = sizeClass(bytes);
+    const cls = this.slabClass(bytes, 'alloc');
     const list = this.pool.get(cls);
     return list?.pop() ?? this.newSlab(cls);
   }
@@ -182,7 +196,7 @@ export class GpuRecorder {
     if (data instanceof Float64Array) throw new Error(`webgpu: float64 is not supported on the GPU; cast to float32 or use device 'cpu'`);
     const dtype: DType = data instanceof Float32Array ? 'float32' : 'int32';
     const bytes = data.length * 4;
-    const cls = sizeClass(bytes);
+    const cls = this.slabClass(bytes, 'fromArray');
     const list = this.pool.get(cls);
     let slab: Slab | undefined;
     if (list && list.length) {
