@@ -63,6 +63,26 @@ describe('categorical VAE', () => {
     expect((await evalVaeCheckpoint(join(a, 'checkpoint.safetensors'), { data })).testLoss).toBeCloseTo(JSON.parse(readFileSync(join(a, 'metrics.jsonl'), 'utf8').trim().split('\n')[1]).test_loss, 3);
   });
 
+  it('measuring the gradient variance does not change training (its passes draw from their own key)', async () => {
+    // what lets the variance study's runs stand for the VAE grid's runs of the same method, tau and seed
+    const a = mkdtempSync(join(tmpdir(), 'gg-vae-nv-'));
+    const b = mkdtempSync(join(tmpdir(), 'gg-vae-v-'));
+    const cfg = { ...tiny, method: 'gumbel', tau: 0.5, epochs: 2 };
+    await trainVae(cfg, { out: a, data, pictures: false });
+    await trainVae(cfg, { out: b, data, pictures: false, variance: { at: [0, 1, 2], images: 20, passes: 3 } });
+    const rows = (d: string) => readFileSync(join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+      .map(({ epoch, train_loss, test_loss, steps }) => ({ epoch, train_loss, test_loss, steps }));
+    expect(rows(b)).toEqual(rows(a));
+    const v = readFileSync(join(b, 'variance.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(v.map((r) => r.epoch)).toEqual([0, 1, 2]);
+    for (const r of v) expect(r.encoder_grad_variance).toBeGreaterThan(0);
+    const ra = VaeRun.readCheckpoint(join(a, 'checkpoint.safetensors'));
+    const rb = VaeRun.readCheckpoint(join(b, 'checkpoint.safetensors'));
+    for (const name of Object.keys(ra.tensors)) {
+      expect(Array.from(rb.tensors[name].dataSync()), name).toEqual(Array.from(ra.tensors[name].dataSync()));
+    }
+  });
+
   it('a corrupt checkpoint raises with the path, and a failed write leaves the old checkpoint intact', async () => {
     const d = mkdtempSync(join(tmpdir(), 'gg-vae-c-'));
     await trainVae({ ...tiny, method: 'gumbel' }, { out: d, data, pictures: false });
