@@ -37,6 +37,8 @@ function checkReport(out: string, runs: number): void {
   const md = readFileSync(join(dir, 'results.md'), 'utf8');
   expect(md).toContain(`${runs} of ${runs} runs finished`);
   for (const h of ['MNIST-VAE: test loss', 'Ablation', 'Encoder gradient variance', ...(haveListops ? ['ListOps'] : [])]) expect(md).toContain(h);
+  // the paper's baselines: ST Gumbel-softmax and Gumbel-Rao for the VAE grid, gst-1.0 for the ablation
+  for (const b of ['gumbel', 'rao_gumbel', 'gst-1.0']) expect(md).toContain(`Against ${b}, paired by seed`);
   const html = readFileSync(join(dir, 'index.html'), 'utf8');
   const errors: string[] = [];
   const doc = parse(html, { onParseError: (e) => errors.push(e.code) });
