@@ -54,7 +54,9 @@ export class WebGpuBackend implements Backend, KernelChoices {
   readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string } | null;
   /** The largest buffer a kernel can bind, in bytes (the device's maxStorageBufferBindingSize): a tensor of more
    *  than a quarter of this many elements is refused with a RangeError when it is created. */
-  readonly maxBufferBytes: number;
+  get maxBufferBytes(): number {
+    return this.gpu.maxBufferBytes;
+  }
   private readonly gpu: GpuRecorder;
 
   constructor(device: GPUDevice, info: { name: string; software: boolean; maxTexture?: number; adapter?: GPUAdapterInfo }) {
@@ -64,7 +66,6 @@ export class WebGpuBackend implements Backend, KernelChoices {
     this.adapterInfo = a ? { vendor: a.vendor ?? '', architecture: a.architecture ?? '', device: a.device ?? '', description: a.description ?? '' } : null;
     Object.assign(this, chooseKernels(info.software));
     this.gpu = new GpuRecorder(device, info.maxTexture ?? 8192);
-    this.maxBufferBytes = Number(device.limits.maxStorageBufferBindingSize);
   }
 
   /** Validation / out-of-memory errors the device reported and no read() has thrown yet. */

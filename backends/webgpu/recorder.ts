@@ -140,8 +140,14 @@ export class GpuRecorder {
   private liveBytes = 0;
   private allocated = 0;
 
+  /** The device's maxStorageBufferBindingSize (every buffer is bound whole) and maxBufferSize, read once. */
+  readonly maxBufferBytes: number;
+  private readonly maxSlabBytes: number;
+
   constructor(private readonly device: GPUDevice, maxTexture: number) {
     this.queue = device.queue;
+    this.maxBufferBytes = Number(device.limits.maxStorageBufferBindingSize);
+    this.maxSlabBytes = Number(device.limits.maxBufferSize);
     this.maxTexture = maxTexture;
     this.maxUniformFloats = Math.min(16384, Math.floor(Number(device.limits.maxUniformBufferBindingSize) / 4));
     this.ring = new ArrayBuffer(MAX_BATCH * SLOT);
@@ -167,12 +173,12 @@ export class GpuRecorder {
    * read). A pool size class is capped at maxBufferSize.
    */
   private slabClass(bytes: number, what: string): number {
-    const limit = Number(this.device.limits.maxStorageBufferBindingSize);
+    const limit = this.maxBufferBytes;
     if (bytes > limit) {
       throw new RangeError(`webgpu.${what}: a buffer of ${bytes / 4} elements (${bytes} bytes) exceeds this device's ` +
         `maxStorageBufferBindingSize of ${limit} bytes; use smaller tensors (e.g. fewer samples per call) or device 'cpu'`);
     }
-    return Math.max(bytes, Math.min(sizeClass(bytes), Number(this.device.limits.maxBufferSize)));
+    return Math.max(bytes, Math.min(sizeClass(bytes), this.maxSlabBytes));
   }
 
   private takeSlab(bytes: number): Slab {
