@@ -3,7 +3,8 @@
 // the same steps (models/vae/run.ts) on 1 and 2 threads. Reports the median ms per step after a warm-up.
 //   npx tsx bench/browser.ts [--steps 60] [--json FILE]
 import '../platform/node.ts';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../platform/atomic.ts';
+import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import puppeteer from 'puppeteer-core';
 import { startDemoServer } from '../examples/browser/serve.ts';
@@ -64,5 +65,5 @@ const table = ['| where | device | threads | adapter | ms per step (median) |', 
 console.log(table.join('\n'));
 console.log(`\n${STEPS} steps of batch ${cfg.batchSize} per configuration, median over chunks of ${EVERY} after the first; load average ${load0.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end; bundles: page ${(server.bundleBytes.main / 1024).toFixed(0)} KB (${(server.bundleBytes.mainGzip / 1024).toFixed(0)} KB gzipped), worker ${(server.bundleBytes.worker / 1024).toFixed(0)} KB (${(server.bundleBytes.workerGzip / 1024).toFixed(0)} KB gzipped)`);
 const json = arg('json', '');
-if (json) writeFileSync(json, JSON.stringify({ rows, steps: STEPS, load: [load0, loadavg()[0]], bundles: server.bundleBytes }, null, 2));
+if (json) writeFileAtomic(json, JSON.stringify({ rows, steps: STEPS, load: [load0, loadavg()[0]], bundles: server.bundleBytes }, null, 2));
 process.exit(0);

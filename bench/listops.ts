@@ -14,10 +14,11 @@
 // reports the per-step time ratios (median, quartiles) and whether the two produced the same losses bit for bit.
 // `npm run bench` calls listopsSection() (below), which runs this file as a child and formats its JSON.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeFileAtomic } from '../platform/atomic.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -240,7 +241,7 @@ async function writePeerBatches(dataDir: string, path: string): Promise<void> {
   const run = new train.ListopsRun({ ...train.DEFAULT_LISTOPS, hidden: 4, embDim: 4, validPath: 'unused' }, vocab, ex);
   const batches = (run as unknown as { epochBatches(): number[][] }).epochBatches();
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, JSON.stringify({
+  writeFileAtomic(path, JSON.stringify({
     vocab: vocab.size,
     batches: batches.map((idx) => ({ ids: idx.map((i) => Array.from(run.train.ids[i])), labels: idx.map((i) => run.train.labels[i]) })),
   }));

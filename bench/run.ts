@@ -11,11 +11,12 @@
 // --estimators FILE (user-defined estimators, benchmarked with the registered ones)
 import { spawn, spawnSync, execSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdirSync, writeFileSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { nodeFlags } from '../cli/node_flags.ts';
+import { writeFileAtomic } from '../platform/atomic.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
@@ -336,5 +337,5 @@ const md = out.join('\n') + '\n';
 console.log(md);
 const dir = join(ROOT, 'bench', 'out');
 if (!existsSync(dir)) mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'results.md'), md);
+writeFileAtomic(join(dir, 'results.md'), md);
 say(`wrote ${join('bench', 'out', 'results.md')}`);

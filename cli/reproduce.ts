@@ -6,7 +6,7 @@
 // is started with --resume, so an interrupted run continues from its last checkpoint; a run that exited 0
 // leaves OUT/done/ID.json and is never redone; its output goes to OUT/logs/ID.log.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { writeFileAtomic } from '../platform/atomic.ts';
@@ -234,7 +234,8 @@ export function submitSlurm(out: string, cliArgs: string[], runs: number, o: Slu
   const dir = join(out, 'slurm');
   mkdirSync(dir, { recursive: true });
   const script = join(dir, 'array.sh');
-  writeFileSync(script, slurmScript(out, cliArgs, n, o), { mode: 0o755 });
+  writeFileAtomic(script, slurmScript(out, cliArgs, n, o));
+  chmodSync(script, 0o755);
   log(`reproduce: submitting ${script} (${n} array tasks for ${runs} runs)${o.wait ? ', waiting for it to end' : ''}\n`);
   const r = spawnSync('sbatch', [...(o.wait ? ['--wait'] : []), '--parsable', script], { encoding: 'utf8' });
   if (r.error) throw new Error(`reproduce --slurm: sbatch failed to start: ${r.error.message}`);

@@ -31,8 +31,9 @@
 //   distribution conditioned on a non-trivial expression); pass
 //   `rootMayBeDigit: true` for the unconditioned recipe.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { writeFileAtomic } from '../../platform/atomic.ts';
 
 // ---------------------------------------------------------------------------
 // Types
@@ -367,7 +368,7 @@ export function loadExpressions(path: string): string[] {
   return loadListOps(path, { maxLen: Infinity }).map((e) => e.expr);
 }
 
-/** Write `label<TAB>expr` lines atomically (temp file in the same directory + rename). */
+/** Write `label<TAB>expr` lines atomically (platform/atomic.ts: temp file in the same directory, fsync, rename). */
 export function saveListOps(path: string, examples: readonly { label: number; expr: string }[]): void {
   const parts: string[] = [];
   for (let i = 0; i < examples.length; i++) {
@@ -380,20 +381,8 @@ export function saveListOps(path: string, examples: readonly { label: number; ex
     }
     parts.push(`${label}\t${expr}\n`);
   }
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now().toString(36)}.${Math.floor(Math.random() * 1e9).toString(36)}.tmp`);
-  try {
-    writeFileSync(tmp, parts.join(''), { encoding: 'utf8', flush: true });
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // temp file may not exist
-    }
-    throw e;
-  }
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileAtomic(path, parts.join(''));
 }
 
 // ---------------------------------------------------------------------------
