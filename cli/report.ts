@@ -88,7 +88,8 @@ function bandAndMean(x: string, xTitle: string, y: string, yTitle: string, point
 
 interface Chart { id: string; title: string; spec: ChartSpec }
 
-interface Section { title: string; md: string[]; charts: Chart[] }
+/** A report section; `partial` says how its table and charts show runs that have not finished. */
+interface Section { title: string; md: string[]; charts: Chart[]; partial?: string }
 
 function vaeSection(out: string, grid: Grid, exp: 'vae' | 'ablation'): Section | null {
   const runs = grid.runs.filter((r) => r.experiments.includes(exp));
@@ -229,7 +230,7 @@ function listopsSection(out: string, grid: Grid): Section | null {
       },
     });
   }
-  return { title, md, charts };
+  return { title, md, charts, partial: 'the table counts finished runs only (test accuracy is measured when a run ends); the validation chart shows every run as far as it has trained' };
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -271,7 +272,7 @@ export async function writeReport(out: string): Promise<{ dir: string; md: strin
     const runs = grid.runs.filter((r) => r.experiments.includes(exp));
     const open = runs.filter((r) => !existsSync(join(out, 'done', `${r.id}.json`)));
     if (open.length) {
-      s.md.splice(2, 0, `In progress: ${runs.length - open.length} of ${runs.length} runs of this experiment finished; the rows of the others show what they have written so far (not finished: ${open.map((r) => r.id).join(', ')}).`, '');
+      s.md.splice(2, 0, `In progress: ${runs.length - open.length} of ${runs.length} runs of this experiment finished; ${s.partial ?? 'the rows of the others show what they have written so far'} (not finished: ${open.map((r) => r.id).join(', ')}).`, '');
     }
     sections.push(s);
   }
