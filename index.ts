@@ -52,7 +52,7 @@ export type {
   Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper, HostGemm, PackedOperand, FusedEstimatorKind, FusedEstimatorArgs, FusedEstimatorSample,
 } from './engine/backend.ts';
 export type { UnaryOp, BinaryOp } from './engine/elementwise.ts';
-export type { CpuBackend } from './backends/cpu/index.ts';
+export type { CpuBackend, FastGemm } from './backends/cpu/index.ts';
 /** Counter-based random numbers (Philox): keys, draws and seeded generators, bit-identical across backends. */
 export * as random from './engine/random.ts';
 /** Layers with PyTorch's parameter names and default initialisation. */
@@ -63,4 +63,6 @@ export * as optim from './engine/optim.ts';
 export * as estimators from './estimators/index.ts';
 export { saveBytes, loadBytes } from './engine/serialize.ts';
 export { configure, type Settings } from './engine/config.ts';
-export { initWebGPU, webgpuAvailable, type WebGpuOptions, type WebGpuBackend } from './backends/webgpu/index.ts';
+export {
+  initWebGPU, webgpuAvailable, type WebGpuOptions, type WebGpuBackend, type KernelChoices, type MatmulPlan, type UboTile,
+} from './backends/webgpu/index.ts';

@@ -4,4 +4,4 @@
  * GPU object and `setGpuProvider()` a provider.
  * @module webgpu
  */
-export { initWebGPU, webgpuAvailable, setGpuProvider, type WebGpuOptions, type WebGpuBackend, type GpuProvider, type OpenedDevice, type AdapterAttempt } from './backends/webgpu/index.ts';
+export { initWebGPU, webgpuAvailable, setGpuProvider, type WebGpuOptions, type WebGpuBackend, type KernelChoices, type MatmulPlan, type UboTile, type GpuProvider, type OpenedDevice, type AdapterAttempt } from './backends/webgpu/index.ts';

@@ -6,6 +6,9 @@
 import type { DType } from './dtype.ts';
 import type { UnaryOp, BinaryOp } from './elementwise.ts';
 
+/** The activation fused into a matmul's epilogue ({@link Backend.matmulBiasAct}, and ops.linear). */
+export type LinearAct = 'none' | 'relu';
+
 /** A flat, contiguous device buffer of `size` elements of one dtype. */
 export interface Buf {
   /** number of elements */
@@ -102,7 +105,7 @@ export interface Backend {
   /** Optional: one Adam step on p in place (moments m and v updated), from the gradient g. */
   adamUpdate?(p: Buf, g: Buf, m: Buf, v: Buf, hp: AdamHyper): void;
   /** act(A @ B + bias) in one call (bias: length n, added to every row; null for none); ops.linear uses it */
-  matmulBiasAct?(args: MatmulArgs, bias: Buf | null, act: 'relu' | 'none'): Buf;
+  matmulBiasAct?(args: MatmulArgs, bias: Buf | null, act: LinearAct): Buf;
   /** softmax (log: log-softmax) over the last axis of a contiguous (rows, cols) buffer, rounded once per output; the same values as the composition in ops.softmax/logSoftmax up to that rounding */
   softmaxLast?(x: Buf, rows: number, cols: number, log: boolean): Buf;
   /** their VJPs from the output y and cotangent g: y (g - <y, g>), or (log) g - exp(y) sum(g) */

@@ -53,7 +53,10 @@ export const BINARY = {
   reluGrad: 'select(0.0, a, b > 0.0)',
 } as const;
 
+/** The name of an elementwise unary op a backend runs ({@link Backend.unary}): a key of the elementwise table, or
+ *  'bitsToUniform' (32 random bits, stored as int32, to a uniform float in the open interval (0, 1)). */
 export type UnaryOp = keyof typeof UNARY | 'bitsToUniform';
+/** The name of an elementwise binary op a backend runs ({@link Backend.binary}): a key of the elementwise table. */
 export type BinaryOp = keyof typeof BINARY;
 
 // bitsToUniform maps a uint32 (stored as int32) into the open interval (0, 1):

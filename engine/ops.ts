@@ -8,7 +8,7 @@ import { Tensor, record, numel, contiguousStrides, full, tensor, noGrad, valueSu
 import type { DType } from './dtype.ts';
 import { isFloat } from './dtype.ts';
 import type { UnaryOp, BinaryOp } from './elementwise.ts';
-import type { View } from './backend.ts';
+import type { View, LinearAct } from './backend.ts';
 
 /** @inline */
 type T = Tensor;
@@ -812,8 +812,7 @@ export function matmul(a: T, b: T): T {
   return y;
 }
 
-/** Activation fused into {@link linear}. */
-export type LinearAct = 'none' | 'relu';
+export type { LinearAct } from './backend.ts';
 
 /**
  * `act(x @ w^T + b)` with `w` stored (out, in) as in PyTorch's `F.linear`; fused where the backend can.

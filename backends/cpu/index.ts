@@ -28,6 +28,10 @@ export class CpuBuf implements Buf {
 
 /** A fast float32 matmul (the WASM SIMD kernels implement this). */
 export interface FastGemm {
+  /**
+   * c[cOff..] = op(A) @ op(B) for row-major float32 arrays: op(A) is (m, k), op(B) is (k, n), each read
+   * transposed when its flag is set; c (m, n) is overwritten.
+   */
   matmul(a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
     m: number, n: number, k: number, transA: boolean, transB: boolean): void;
 }
@@ -164,6 +168,10 @@ function numel(shape: number[]): number {
   return n;
 }
 
+/**
+ * The CPU backend (device 'cpu'): typed arrays, WebAssembly SIMD kernels for float32 products, Adam and the fused
+ * estimators, and a second thread where the platform provides one. The instance is exported as `cpuBackend`.
+ */
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
   readonly supportsFloat64 = true;
@@ -185,6 +193,7 @@ export class CpuBackend implements Backend {
     }
     return this.gemmImpl;
   }
+  /** Replace the float32 matmul kernel (null: the plain-JS loops); the default kernel's thread is closed. */
   set gemm(g: FastGemm | null) {
     // the default kernel's worker thread goes when the kernel is replaced
     if (this.gemmChosen && this.gemmImpl !== g && this.gemmImpl && this.gemmIsDefault) void (this.gemmImpl as { close?: () => Promise<void> }).close?.();
@@ -207,7 +216,8 @@ export class CpuBackend implements Backend {
     await (this.gemm as Partial<Gemm> | null)?.ready?.();
   }
   /** WebAssembly SIMD Adam for float32 parameters: built on first use (undefined); null = use the
-   *  JS loop (set it to null to force the fallback, e.g. in tests). */
+   *  JS loop (set it to null to force the fallback, e.g. in tests).
+   *  @internal */
   adamKernel: AdamKernel | null | undefined = undefined;
   /** float32 results of at least this many elements (matmul, and add / sub / mul / div / relu's backward on
    *  contiguous arrays) are kept in the wasm GEMM's memory (Infinity: none) */

@@ -2,7 +2,7 @@
 // pools, dispatch batching, kernel cache; recorder.ts), with each primitive delegated to its program
 // (programs/*.ts, each holding its WGSL beside its dispatch code) and every kernel choice derived from
 // whether the adapter is a software rasteriser (choices.ts).
-import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper } from '../../engine/backend.ts';
+import type { Backend, Buf, View, MatmulArgs, MemoryStats, AdamHyper, LinearAct } from '../../engine/backend.ts';
 import type { DType } from '../../engine/dtype.ts';
 import type { UnaryOp, BinaryOp } from '../../engine/elementwise.ts';
 import { GpuRecorder } from './recorder.ts';
@@ -15,7 +15,7 @@ import * as adam from './programs/adam.ts';
 import * as mm from './programs/matmul.ts';
 
 export type { MatmulPlan, UboTile, KernelChoices } from './choices.ts';
-export type { MatmulAct, UboPlan } from './programs/matmul.ts';
+export type { UboPlan } from './programs/matmul.ts';
 
 /**
  * The WebGPU device as a gapgrad backend (device name 'webgpu'); create it with `initWebGPU()`.
@@ -155,11 +155,14 @@ export class WebGpuBackend implements Backend, KernelChoices {
    * act(A @ B + bias) in one pass where the matmul kernel supports it (bias: length n, added to every
    * row of every batch; act 'relu' or 'none'); otherwise the matmul followed by elementwise dispatches.
    */
-  matmulBiasAct(a: MatmulArgs, bias: Buf | null, act: mm.MatmulAct): Buf {
+  matmulBiasAct(a: MatmulArgs, bias: Buf | null, act: LinearAct): Buf {
     return mm.matmul(this.gpu, this, a, bias, act);
   }
 
-  /** The 'ubo' matmul's tiling of one shape under the current uboTile (null: the plain kernels run). */
+  /**
+   * The 'ubo' matmul's tiling of one shape under the current uboTile (null: the plain kernels run).
+   * @internal
+   */
   uboPlan(m: number, n: number, k: number, batch: number): mm.UboPlan | null {
     return mm.uboPlan(this.uboTile, this.gpu.maxUniformFloats, m, n, k, batch);
   }

@@ -12,7 +12,7 @@ import { WebGpuBackend } from './backend.ts';
 import { setting } from '../../engine/config.ts';
 import { adapterAttempts, openFirst, type GpuProvider, type OpenedDevice } from './open.ts';
 
-export type { WebGpuBackend } from './backend.ts';
+export type { WebGpuBackend, KernelChoices, MatmulPlan, UboTile } from './backend.ts';
 export type { GpuProvider, OpenedDevice, AdapterAttempt } from './open.ts';
 
 let provider: GpuProvider | null = null;

@@ -6,7 +6,7 @@
 //  - 'ubo' (software adapters): A through uniform blocks, B through a linear texture copy, bias and relu
 //    fused; shapes it does not fit run the 'tex' kernel (products under 2^17 flops: 'reg' with its 8 x 8 tile).
 // Epilogues the kernel does not fuse run as elementwise dispatches.
-import type { Buf, MatmulArgs } from '../../../engine/backend.ts';
+import type { Buf, LinearAct, MatmulArgs } from '../../../engine/backend.ts';
 import { HEADER, GID, WG, LIN_W, binding } from '../wgsl.ts';
 import type { GpuRecorder, Slab, Tex, Res } from '../recorder.ts';
 import type { KernelChoices, UboTile } from '../choices.ts';
@@ -287,8 +287,6 @@ fn ldX(q: u32) -> f32 { let t = q / 4u; return textureLoad(X, vec2<u32>(t % ${LI
 `;
 }
 
-/** Epilogue applied to each matmul output: optional bias (length n, added to every row) then activation. */
-export type MatmulAct = 'none' | 'relu';
 
 /**
  * Matmul for software adapters (llvmpipe), where storage-buffer loads at per-invocation addresses
@@ -306,7 +304,7 @@ export type MatmulAct = 'none' | 'relu';
  * this batch, [4] ldb (texels per row of B).
  * Dispatch: x = ceil(ceil(n/4) / (TQ*WGX)), y = ceil(rows / TM).
  */
-export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WGX: number, transB: boolean, bias: boolean, act: MatmulAct, vecOut = false): string {
+export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WGX: number, transB: boolean, bias: boolean, act: LinearAct, vecOut = false): string {
   const K4 = Math.ceil(k / 4), kFull = Math.floor(k / 4), kTail = k % 4;
   let s = HEADER + `@group(0) @binding(1) var<uniform> A: array<vec4<f32>, ${R * K4}>;
 @group(0) @binding(2) var B: texture_2d<f32>;
@@ -376,7 +374,7 @@ export function matmulUboSource(k: number, R: number, TM: number, TQ: number, WG
  * act(A @ B + bias) (bias: length n, added to every row of every batch; act 'relu' or 'none'), in one pass
  * where the plan's kernel fuses the epilogue, else the product followed by elementwise dispatches.
  */
-export function matmul(gpu: GpuRecorder, ch: KernelChoices, a: MatmulArgs, bias: Buf | null, act: MatmulAct): Buf {
+export function matmul(gpu: GpuRecorder, ch: KernelChoices, a: MatmulArgs, bias: Buf | null, act: LinearAct): Buf {
   const { batch, m, n, k } = a;
   if (a.a.dtype !== 'float32' || a.b.dtype !== 'float32') throw new Error(`webgpu.matmul: float32 operands expected, got ${a.a.dtype} and ${a.b.dtype}`);
   if (bias && (bias.dtype !== 'float32' || bias.size !== n)) throw new Error(`webgpu.matmulBiasAct: bias must be float32 of length ${n}`);
@@ -448,7 +446,7 @@ export function uboPlan(tile: UboTile, maxUniformFloats: number, m: number, n: n
 }
 
 /** The uniform-block matmul (see matmulUboSource); null where the shape does not fit it. */
-function matmulUbo(gpu: GpuRecorder, ch: KernelChoices, a: MatmulArgs, bias: Buf | null, act: MatmulAct): Buf | null {
+function matmulUbo(gpu: GpuRecorder, ch: KernelChoices, a: MatmulArgs, bias: Buf | null, act: LinearAct): Buf | null {
   const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride } = a;
   const plan = uboPlan(ch.uboTile, gpu.maxUniformFloats, m, n, k, batch);
   if (!plan) return null;
