@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { mulberry32 } from './estimators_stats.ts';
 import { createGemm, createGemmBackground, createGemmSync, type Gemm } from '../backends/cpu/wasm/gemm.ts';
-import { CpuBackend } from '../backends/cpu/index.ts';
+import { CpuBackend, type FastGemm } from '../backends/cpu/index.ts';
+import { matmulJs } from '../backends/cpu/matmul_js.ts';
+import { registerBackend, tensor, matmul } from '../index.ts';
 import { ModuleBuilder, I32, sleb, uleb } from '../backends/cpu/wasm/emit.ts';
 
 // Float32 error bound (derived, not tuned): each C[i][j] is a length-k dot product accumulated
@@ -228,6 +230,38 @@ describe('background start (the CPU backend default)', () => {
     void g!.close();
     be.gemm = null; // and null selects the JS kernel
     expect(be.gemm).toBeNull();
+  });
+});
+
+describe('a user kernel (FastGemm)', () => {
+  it('replaces the wasm GEMM: float32 products of 4096+ multiply-adds, forward and backward, run on it', () => {
+    const be = new CpuBackend();
+    void (be.gemm as Gemm).close(); // the default kernel is built at the first read; this backend never uses it
+    let calls = 0;
+    const mine: FastGemm = {
+      matmul(a, aOff, b, bOff, c, cOff, m, n, k, transA, transB) {
+        calls++;
+        matmulJs(a, aOff, b, bOff, c, cOff, m, n, k, transA, transB);
+      },
+    };
+    be.gemm = mine;
+    expect(be.gemm).toBe(mine);
+    registerBackend('cpu-user-gemm', be);
+    const rng = mulberry32(7);
+    const A = new Float32Array(32 * 64).map(() => rng() - 0.5), B = new Float32Array(64 * 48).map(() => rng() - 0.5);
+    const run = (device: string) => {
+      const a = tensor(A.slice(), [32, 64], { device, requiresGrad: true });
+      const b = tensor(B.slice(), [64, 48], { device, requiresGrad: true });
+      const y = matmul(a, b);
+      y.sum().backward();
+      return [y.dataSync(), a.grad!.dataSync(), b.grad!.dataSync()];
+    };
+    const got = run('cpu-user-gemm');
+    expect(calls).toBe(3); // y = a @ b, dA = g @ b^T, dB = a^T @ g
+    be.gemm = null; // the plain-JS loops: the same products, the same bits
+    const ref = run('cpu-user-gemm');
+    expect(calls).toBe(3);
+    for (let i = 0; i < 3; i++) expect(Array.from(got[i]!)).toEqual(Array.from(ref[i]!));
   });
 });
 

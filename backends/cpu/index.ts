@@ -11,7 +11,7 @@ import { setting } from '../../engine/config.ts';
 import { matmulJs } from './matmul_js.ts';
 import { createAdamWasm, type AdamKernel, type AdamSlot } from './wasm/adam.ts';
 import { bceLogitsF32, bceLogitsGradF32, bceWasmAvailable } from './wasm/bce.ts';
-import { createGemm, createGemmBackground, type Epilogue, type Gemm, type Splitter } from './wasm/gemm.ts';
+import { createGemm, createGemmBackground, isWasmGemm, type Epilogue, type Gemm, type Splitter } from './wasm/gemm.ts';
 import { expF32, logSoftmaxVjpRowsF32, softmaxRowsF32 } from './wasm/softmax_rows.ts';
 import { ewF32, ewInMemory, ewWasmOp } from './wasm/elementwise.ts';
 import { hostGemmOver } from './wasm/packed.ts';
@@ -21,7 +21,7 @@ export class CpuBuf implements Buf {
   // data is replaced only by adamUpdate (a parameter and its moments moved into wasm memory)
   constructor(public data: TypedArray, public pooled = false) {}
   /** set while data is an array of the GEMM's own memory that release() hands back to it */
-  home: ArenaGemm | null = null;
+  home: Gemm | null = null;
   get size(): number { return this.data.length; }
   get dtype(): DType { return dtypeOf(this.data); }
 }
@@ -36,11 +36,6 @@ export interface FastGemm {
     m: number, n: number, k: number, transA: boolean, transB: boolean): void;
 }
 
-/** A FastGemm with a heap in its own memory (the wasm GEMM): matmul outputs and Adam's parameters live there,
- *  so the products that read or write them skip their copies. */
-type ArenaGemm = FastGemm & Pick<Gemm, 'allocArray' | 'freeArray' | 'arena' | 'matmul'>;
-const hasArena = (g: FastGemm | null): g is ArenaGemm =>
-  g !== null && typeof (g as Partial<ArenaGemm>).allocArray === 'function' && (g as Partial<ArenaGemm>).arena !== undefined;
 
 // matmul outputs of at least this many floats go into the GEMM's memory (smaller ones: copying is cheap)
 const RESIDENT_MIN = 4096;
@@ -196,7 +191,7 @@ export class CpuBackend implements Backend {
   /** Replace the float32 matmul kernel (null: the plain-JS loops); the default kernel's thread is closed. */
   set gemm(g: FastGemm | null) {
     // the default kernel's worker thread goes when the kernel is replaced
-    if (this.gemmChosen && this.gemmImpl !== g && this.gemmImpl && this.gemmIsDefault) void (this.gemmImpl as { close?: () => Promise<void> }).close?.();
+    if (this.gemmChosen && this.gemmImpl !== g && this.gemmIsDefault && isWasmGemm(this.gemmImpl)) void this.gemmImpl.close();
     this.gemmChosen = true;
     this.gemmIsDefault = false;
     this.gemmImpl = g;
@@ -208,12 +203,13 @@ export class CpuBackend implements Backend {
   async ready(threads?: 1 | 2): Promise<void> {
     if (threads !== undefined) {
       if (threads !== 1 && threads !== 2) throw new Error(`CpuBackend.ready: threads must be 1 or 2, got ${threads}`);
-      const current = this.gemm as Partial<Gemm> | null;
-      if (current?.threads === threads) { await current.ready?.(); return; }
+      const current = this.gemm;
+      if (isWasmGemm(current) && current.threads === threads) { await current.ready(); return; }
       this.gemm = await createGemm({ threads });
       return;
     }
-    await (this.gemm as Partial<Gemm> | null)?.ready?.();
+    const g = this.gemm;
+    if (isWasmGemm(g)) await g.ready();
   }
   /** WebAssembly SIMD Adam for float32 parameters: built on first use (undefined); null = use the
    *  JS loop (set it to null to force the fallback, e.g. in tests).
@@ -252,7 +248,7 @@ export class CpuBackend implements Backend {
   }
 
   /** a buffer over an array of the GEMM's memory: never pooled, its block handed back at release */
-  private trackHome(data: Float32Array, home: ArenaGemm): CpuBuf {
+  private trackHome(data: Float32Array, home: Gemm): CpuBuf {
     const buf = this.track(data, false);
     buf.home = home;
     return buf;
@@ -262,10 +258,8 @@ export class CpuBackend implements Backend {
     // large float32 arrays (a batch of inputs from tensor(), a concatenation) where products read them in place
     if (dtype === 'float32' && size >= this.residentMin) {
       const g = this.gemm;
-      const R = hasArena(g) ? g.allocArray(1, size) : null;
-      if (R) {
-        return this.trackHome(R, g as ArenaGemm);
-      }
+      const R = isWasmGemm(g) ? g.allocArray(1, size) : null;
+      if (R) return this.trackHome(R, g as Gemm);
     }
     return this.track(this.take(dtype, size));
   }
@@ -283,7 +277,7 @@ export class CpuBackend implements Backend {
   get hostGemm(): HostGemm {
     const g = this.gemm;
     // one object per kernel (the ListOps kernels ask for it on every product)
-    if (!this.hostGemmCache || this.hostGemmCache.of !== g) this.hostGemmCache = { of: g, api: hostGemmOver(g) };
+    if (!this.hostGemmCache || this.hostGemmCache.of !== g) this.hostGemmCache = { of: g, api: hostGemmOver(g, isWasmGemm(g) ? g : null) };
     return this.hostGemmCache.api;
   }
   private hostGemmCache: { of: FastGemm | null; api: HostGemm } | null = null;
@@ -291,8 +285,7 @@ export class CpuBackend implements Backend {
   /** The GEMM's worker thread as the other kernels use it (estimators, Adam, elementwise), or null (one thread, or
    *  a replacement kernel without one). */
   private splitter(g: FastGemm | null = this.gemm): Splitter | null {
-    const sp = g as (FastGemm & Partial<Splitter>) | null;
-    return sp && typeof sp.split === 'function' && typeof sp.shareModule === 'function' ? sp as Splitter : null;
+    return isWasmGemm(g) ? g : null;
   }
 
   /** Whether fusedEstimator runs the WebAssembly kernels (tests and benchmarks turn them off to compare paths). */
@@ -371,7 +364,7 @@ export class CpuBackend implements Backend {
   private binaryInMemory(op: BinaryOp, A: TypedArray, B: TypedArray | number, n: number): CpuBuf | null {
     if (n < this.residentMin || !(A instanceof Float32Array) || !(typeof B === 'number' || B instanceof Float32Array) || !ewWasmOp(op)) return null;
     const g = this.gemm;
-    if (!hasArena(g)) return null;
+    if (!isWasmGemm(g)) return null;
     const ew = ewInMemory(g.arena.memory);
     const R = ew ? g.allocArray(1, n) : null;
     if (!R) return null;
@@ -531,11 +524,11 @@ export class CpuBackend implements Backend {
     const g = dtype === 'float32' && m * n * k >= 4096 ? this.gemm : null;
     // a large output goes into the GEMM's memory: written there in place, and read in place by the products
     // that take it as an operand (the next layer forward, the weight gradient backward)
-    const home = g && hasArena(g) && batch * m * n >= this.residentMin ? g : null;
+    const home = isWasmGemm(g) && batch * m * n >= this.residentMin ? g : null;
     const R = home ? home.allocArray(batch * m, n) : null;
     const C = R ?? this.take(dtype, batch * m * n);
     // only the wasm GEMM (which has an arena) takes an epilogue; another FastGemm would ignore it
-    const fuse = epi !== null && g !== null && hasArena(g);
+    const fuse = epi !== null && g !== null && isWasmGemm(g);
     for (let bt = 0; bt < batch; bt++) {
       const ao = bt * p.aBatchStride, bo = bt * p.bBatchStride, co = bt * m * n;
       if (fuse) g.matmul(A as Float32Array, ao, B as Float32Array, bo, C as Float32Array, co, m, n, k, p.transA, p.transB, epi);
@@ -616,7 +609,7 @@ export class CpuBackend implements Backend {
           if (M.length !== P.length || V.length !== P.length) { kern.update(P, G, M, V, hp); return; }
           // in the GEMM's memory where it has one: the products that read the parameter then skip copying it
           const gm = this.gemm;
-          const slot = kern.slot(P.length, hasArena(gm) && this.adamInGemmMemory ? gm.arena : null);
+          const slot = kern.slot(P.length, isWasmGemm(gm) && this.adamInGemmMemory ? gm.arena : null);
           slot.P.set(P); slot.M.set(M); slot.V.set(V);
           for (const [b, d] of [[pb, slot.P], [mb, slot.M], [vb, slot.V]] as const) {
             if (b.home) { b.home.freeArray(b.data as Float32Array); b.home = null; }

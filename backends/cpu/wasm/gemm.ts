@@ -428,6 +428,12 @@ function cInPlace(cAt: number, cOff: number, cLen: number, aIn: number, aLen: nu
   return overlaps(aIn, aLen) || overlaps(bIn, bLen) ? -1 : cStart;
 }
 
+/** Whether `g` is a GEMM built by this module (createGemm, createGemmSync, createGemmBackground): one with its own
+ *  memory (arena), epilogues, packing and a worker thread. A nominal check: another FastGemm never passes it. */
+export function isWasmGemm(g: unknown): g is Gemm {
+  return g instanceof GemmImpl;
+}
+
 class GemmImpl implements Gemm {
   readonly threads: number;
   readonly relaxed: boolean;

@@ -109,21 +109,19 @@ export function checkPackedProduct(what: string, a: Float32Array, aOff: number, 
 type Matmul = (a: Float32Array, aOff: number, b: Float32Array, bOff: number, c: Float32Array, cOff: number,
   m: number, n: number, k: number, transA: boolean, transB: boolean) => void;
 /** A kernel with a packed form of B (the wasm GEMM). */
-interface PackingGemm {
+export interface PackingGemm {
   matmul: Matmul;
   packB(b: Float32Array, bOff: number, k: number, n: number, transB: boolean): PackedPanels;
   matmulPacked(a: Float32Array, aOff: number, p: PackedPanels, c: Float32Array, cOff: number, m: number, transA: boolean): void;
 }
-const packs = (g: { matmul: Matmul }): g is PackingGemm =>
-  typeof (g as Partial<PackingGemm>).packB === 'function' && typeof (g as Partial<PackingGemm>).matmulPacked === 'function';
 
 /**
  * The CPU backend's HostGemm over a float32 kernel `g` (null: the plain JS loops): products of fewer than `small`
- * multiply-adds run in JS (matmulJs, float64 accumulation), the rest on g; pack() gives g's packed panels where it
- * has them (the wasm GEMM), else a copy of B. Products against a pack take the same route by the same rule, so
+ * multiply-adds run in JS (matmulJs, float64 accumulation), the rest on g; pack() gives the packed panels of `pg`
+ * where the caller has one (the wasm GEMM, the same kernel as g), else a copy of B. Products against a pack take the same route by the same rule, so
  * their bits are matmul's.
  */
-export function hostGemmOver(g: { matmul: Matmul } | null, small = 4096): HostGemm {
+export function hostGemmOver(g: { matmul: Matmul } | null, pg: PackingGemm | null, small = 4096): HostGemm {
   const matmul: Matmul = g
     ? (a, ao, b, bo, c, co, m, n, k, ta, tb) => {
       if (m === 0 || n === 0) return;
@@ -131,7 +129,6 @@ export function hostGemmOver(g: { matmul: Matmul } | null, small = 4096): HostGe
       else matmulJs(a, ao, b, bo, c, co, m, n, k, ta, tb);
     }
     : matmulJs;
-  const pg = g && packs(g) ? g : null;
   return {
     fast: g !== null,
     matmul,
