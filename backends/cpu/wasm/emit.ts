@@ -49,6 +49,8 @@ function section(out: number[], id: number, body: number[]): void {
 /** Builds the instruction stream of one function body. Local indices are plain numbers. */
 export class Code {
   readonly bytes: number[] = [];
+  /** While set: the byte offset after each local.set is appended (the statement ends emitInterleaved cuts at). */
+  statementEnds: number[] | null = null;
   private readonly localTypes: ValType[] = [];
   constructor(readonly numParams: number) {}
 
@@ -76,7 +78,7 @@ export class Code {
 
   // locals
   get(i: number): this { this.op(0x20); uleb(this.bytes, i); return this; }
-  set(i: number): this { this.op(0x21); uleb(this.bytes, i); return this; }
+  set(i: number): this { this.op(0x21); uleb(this.bytes, i); this.statementEnds?.push(this.bytes.length); return this; }
   tee(i: number): this { this.op(0x22); uleb(this.bytes, i); return this; }
 
   // i32

@@ -154,13 +154,12 @@ export function emitLogF32x4(c: Code, K: LogConsts, x: number, out: number, spec
  */
 export function emitInterleaved(c: Code, parts: (() => void)[]): void {
   const chunks: number[][][] = [];
-  const proto = Object.getPrototypeOf(c) as Code;
   for (const part of parts) {
     const start = c.bytes.length;
     const cuts: number[] = [];
-    const own = c as unknown as { set: (i: number) => Code };
-    own.set = (i: number) => { proto.set.call(c, i); cuts.push(c.bytes.length); return c; };
-    try { part(); } finally { delete (c as unknown as { set?: unknown }).set; }
+    const outer = c.statementEnds;
+    c.statementEnds = cuts;
+    try { part(); } finally { c.statementEnds = outer; }
     const seq: number[][] = [];
     let prev = start;
     for (const cut of cuts) { seq.push(c.bytes.slice(prev, cut)); prev = cut; }
