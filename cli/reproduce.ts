@@ -340,5 +340,9 @@ async function reportAndPrint(out: string): Promise<void> {
 /** `gapgrad report DIR`. */
 export async function reportCmd(args: string[]): Promise<void> {
   if (args.length !== 1 || args[0].startsWith('-')) throw new UsageError('Usage: gapgrad report DIR (the --out folder of gapgrad reproduce)');
-  await reportAndPrint(resolve(args[0]));
+  const dir = resolve(args[0]);
+  if (!existsSync(join(dir, 'grid.json'))) {
+    throw new UsageError(`report: DIR '${args[0]}' is not a gapgrad reproduce folder (no grid.json in ${dir}); pass the --out folder of gapgrad reproduce`);
+  }
+  await reportAndPrint(dir);
 }

@@ -144,6 +144,7 @@ describe('bad flags: exit 2 before the banner, naming the flag and the value', (
     [['train', 'vae', '--method', 'gst'], /--method: estimators: unknown method 'gst'/],
     [['sweep', 'vae', '--workers', '0'], /--workers: expected an integer >= 1, got '0'/],
     [['sweep', 'vae', '--taus', 'abc'], /--taus: expected comma-separated positive temperatures, got 'abc'/],
+    [['report', V], /report: DIR '.*V' is not a gapgrad reproduce folder \(no grid.json in .*V\)/],
   ];
   it('each case', async () => {
     const rs = await Promise.all(cases.map(([a]) => gg(a)));
