@@ -1,8 +1,11 @@
 // Flag parsing shared by the CLI commands: node:util parseArgs with a help text per flag.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { statSync } from 'node:fs';
 
 export type Flags = Record<string, string | boolean | undefined>;
-export type FlagSpec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean; help: string }>;
+/** A command's flags: type, default and help text; `path`: the value names an existing file or folder, checked at parse
+ *  time (a missing one is a usage error naming the flag). */
+export type FlagSpec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean; help: string; path?: 'file' | 'dir' }>;
 
 /** A mistake in the command line: printed without a stack, exit code 2. */
 export class UsageError extends Error {
@@ -27,7 +30,18 @@ export function parseFlags(args: string[], spec: FlagSpec, usage: string): Flags
     process.stdout.write(`${usage}\n\nFlags:\n${flagHelp(spec)}\n`);
     process.exit(0);
   }
+  for (const [k, v] of Object.entries(spec)) {
+    const p = values[k];
+    if (v.path && typeof p === 'string') checkPath(k, p, v.path);
+  }
   return values;
+}
+
+function checkPath(name: string, p: string, kind: 'file' | 'dir'): void {
+  const st = statSync(p, { throwIfNoEntry: false });
+  const what = kind === 'dir' ? 'folder' : 'file';
+  if (!st) throw new UsageError(`--${name}: no such ${what} '${p}'`);
+  if (kind === 'dir' ? !st.isDirectory() : !st.isFile()) throw new UsageError(`--${name}: '${p}' is not a ${what}`);
 }
 
 /** `--flag -1` as `--flag=-1` for string flags, so that a negative number reaches the flag's own check. */

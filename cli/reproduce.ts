@@ -252,7 +252,7 @@ const REPRODUCE_FLAGS = {
   seeds: { type: 'string', default: '1,2,3', help: 'comma-separated seeds' },
   workers: { type: 'string', default: String(Math.max(1, Math.min(2, availableParallelism()))), help: 'parallel worker processes (local runs)' },
   out: { type: 'string', default: 'runs/reproduce', help: 'output directory (runs, grid.json, report/)' },
-  'listops-dir': { type: 'string', help: 'folder with the ListOps valid.tsv and test.tsv (the listops experiment)' },
+  'listops-dir': { type: 'string', path: 'dir', help: 'folder with the ListOps valid.tsv and test.tsv (the listops experiment)' },
   shard: { type: 'string', help: 'run only shard i/N of the grid (every N-th run from the i-th), for any scheduler' },
   slurm: { type: 'boolean', default: false, help: 'submit the grid as a Slurm job array (sbatch) instead of running it here' },
   partition: { type: 'string', help: 'Slurm partition' },
