@@ -331,10 +331,11 @@ export async function reproduceCmd(args: string[]): Promise<void> {
   if (failed.length) throw new Error(`reproduce: ${failed.length} run(s) failed: ${failed.join(', ')} (see their logs in ${join(out, 'logs')}); rerun the same command to retry them`);
 }
 
-async function reportAndPrint(out: string): Promise<void> {
+async function reportAndPrint(out: string): Promise<{ sections: number }> {
   const { writeReport } = await import('./report.ts');
   const r = await writeReport(out);
   process.stdout.write(`report: ${r.html} and ${r.md} (${r.sections} section${r.sections === 1 ? '' : 's'}, ${r.charts.length / 2} chart${r.charts.length === 2 ? '' : 's'})\n`);
+  return r;
 }
 
 /** `gapgrad report DIR`. */
@@ -344,5 +345,7 @@ export async function reportCmd(args: string[]): Promise<void> {
   if (!existsSync(join(dir, 'grid.json'))) {
     throw new UsageError(`report: DIR '${args[0]}' is not a gapgrad reproduce folder (no grid.json in ${dir}); pass the --out folder of gapgrad reproduce`);
   }
-  await reportAndPrint(dir);
+  const r = await reportAndPrint(dir);
+  // an empty report is not a result: say so and fail
+  if (r.sections === 0) throw new Error(`report: no run in ${dir} has written results yet; the report has no sections`);
 }

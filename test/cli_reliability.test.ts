@@ -166,6 +166,17 @@ describe('bad flags: exit 2 before the banner, naming the flag and the value', (
     expect(r.stdout).toMatch(/FAIL st tau=1 seed=1/);
     expect(r.stderr).toMatch(/sweep vae: 1 run\(s\) failed/);
   });
+
+  it('gapgrad report of a grid no run has written to fails, saying so', async () => {
+    const d = join(tmp, 'grid-empty');
+    mkdirSync(d);
+    writeFileSync(join(d, 'grid.json'), JSON.stringify({ scale: 'smoke', experiments: ['vae'], seeds: [1], varianceAt: [], runs: [
+      { id: 'vae-st-t1-s1', model: 'vae', method: 'st', tau: 1, seed: 1, experiments: ['vae'], args: [] },
+    ] }));
+    const r = await gg(['report', d]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/report: no run in .*grid-empty has written results yet/);
+  });
 });
 
 describe('empty or fully filtered ListOps data is an error naming the file', () => {
