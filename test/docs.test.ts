@@ -2,6 +2,7 @@
 // root and of its namespaces: a new export without regenerated docs fails here.
 import { describe, it, expect } from 'vitest';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as root from '../index.ts';
@@ -53,4 +54,18 @@ describe('README', () => {
       expect(builtin.map((m) => m.name), n).toContain(estimators.resolve(concrete).def.name);
     }
   });
+
+  it("the library quick start is examples/quickstart.ts, and it runs (npm run example)", () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const block = /```ts\n\/\/ examples\/quickstart\.ts[^\n]*\n([\s\S]*?)```/.exec(readme);
+    expect(block, 'README has the quick start block').not.toBeNull();
+    const file = readFileSync(join(root, 'examples', 'quickstart.ts'), 'utf8');
+    expect(block![1]).toMatch(/estimators\.sample\(logits/);
+    expect(file, 'the README block is a contiguous part of examples/quickstart.ts').toContain(block![1]);
+    const r = spawnSync(process.execPath, ['--conditions=gapgrad-source', '--import', 'tsx', 'examples/quickstart.ts'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^loss \d+\.\d{4}; saved weight, bias$/m);
+  }, 70_000);
 });
