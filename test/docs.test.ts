@@ -55,6 +55,22 @@ describe('README', () => {
     }
   });
 
+  it('every flag of the command-line quick start is a flag of its command (--help)', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const block = /### Command line\n\n```sh\n([\s\S]*?)```/.exec(readme);
+    expect(block, 'README has the command-line block').not.toBeNull();
+    const lines = block![1].replace(/\\\n\s*/g, ' ').split('\n').filter((l) => l.startsWith('npx gapgrad '));
+    expect(lines.length).toBeGreaterThanOrEqual(8);
+    for (const line of lines) {
+      const words = line.replace(/#.*$/, '').split(/\s+/).slice(2);
+      const cmd = words.slice(0, words.findIndex((w) => /^[-[]/.test(w)));
+      const help = spawnSync(process.execPath, ['bin/gapgrad.js', ...cmd, '--help'], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+      expect(help.status, `${cmd.join(' ')} --help`).toBe(0);
+      for (const flag of new Set(line.match(/--[a-z][a-z0-9-]*/g))) expect(help.stdout, `${cmd.join(' ')} ${flag}`).toContain(`  ${flag} `);
+    }
+  }, 120_000);
+
   it("the library quick start is examples/quickstart.ts, and it runs (npm run example)", () => {
     const root = fileURLToPath(new URL('..', import.meta.url));
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
