@@ -274,6 +274,10 @@ export class Tensor {
   get size(): number { return numel(this.shape); }
   /** Number of axes (PyTorch's `dim()`). */
   get rank(): number { return this.shape.length; }
+  /** Number of elements, as PyTorch's `numel()` (the same as {@link Tensor.size}). */
+  numel(): number { return numel(this.shape); }
+  /** Number of axes, as PyTorch's `dim()` (the same as {@link Tensor.rank}). */
+  dim(): number { return this.shape.length; }
   /** Whether {@link Tensor.dispose} was called. */
   get isDisposed(): boolean { return this.storage === null; }
   /** The backend holding the values. */
@@ -342,6 +346,9 @@ export class Tensor {
     return build(0, 0);
   }
 
+  /** The values as nested arrays, as PyTorch's `tolist()` (the same as {@link Tensor.toArray}; CPU). */
+  tolist(): unknown { return this.toArray(); }
+
   /** A tensor with the same values, cut from the graph. Shares the buffer. */
   detach(): Tensor {
     return this.withShape(this.shape.slice());
@@ -371,6 +378,12 @@ export class Tensor {
     if (flag) hostSummaries.delete(this.buf); // a parameter's buffer is updated in place: what the host saw goes stale
     return this;
   }
+
+  /**
+   * PyTorch's `requires_grad_()`: the same as {@link Tensor.requireGrad}.
+   * @param flag - true to require gradients (default), false to stop
+   */
+  requiresGrad_(flag = true): this { return this.requireGrad(flag); }
 
   /**
    * Backpropagate from this tensor, accumulating into the `grad` of every leaf that requires grad.
@@ -464,6 +477,8 @@ export class Tensor {
   matmul(o: Tensor): Tensor { return ops.matmul(this, o); }
   /** Same values, another shape; -1 infers one axis (see {@link reshape}). */
   reshape(shape: number[]): Tensor { return ops.reshape(this, shape); }
+  /** PyTorch's `view(shape)`: the same as {@link Tensor.reshape} (tensors are always contiguous here, so it never copies). */
+  view(shape: number[]): Tensor { return ops.reshape(this, shape); }
   /** Merge axes `startAxis..endAxis` into one (see {@link flatten}). */
   flatten(startAxis = 0, endAxis = -1): Tensor { return ops.flatten(this, startAxis, endAxis); }
   /** Reorder the axes (see {@link permute}). */

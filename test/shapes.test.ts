@@ -483,3 +483,19 @@ describe.each(DEVICES)('on %s', (device) => {
     });
   });
 });
+
+describe("PyTorch's names for tensor accessors", () => {
+  it('numel, dim, view, tolist and requiresGrad_ agree with size, rank, reshape, toArray and requireGrad', () => {
+    const x = g.tensor([[1, 2, 3], [4, 5, 6]]);
+    expect([x.numel(), x.dim()]).toEqual([6, 2]);
+    expect(x.view([3, 2]).tolist()).toEqual([[1, 2], [3, 4], [5, 6]]);
+    expect(x.view([-1]).shape).toEqual([6]);
+    expect(() => x.view([4, 2])).toThrow(/reshape/);
+    const w = g.tensor([1, 2]).requiresGrad_();
+    expect(w.requiresGrad).toBe(true);
+    w.mul(w).sum().backward();
+    expect(Array.from(w.grad!.dataSync())).toEqual([2, 4]);
+    expect(w.requiresGrad_(false).requiresGrad).toBe(false);
+    expect(() => g.tensor([1], [1], { dtype: 'int32' }).requiresGrad_()).toThrow(/only floating tensors/);
+  });
+});
