@@ -5,7 +5,7 @@ import { parseFlags, numFlag, optNumFlag, intFlag, numListFlag, asUsage, UsageEr
 import { RunDirRefused, makeDirectory } from '../models/rundir.ts';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createProgress } from './progress.ts';
 import { useDevice } from './device.ts';
 import { ESTIMATOR_FLAGS, TAU_SCHEDULE_FLAG, methodFlag, estimatorPaths, loadEstimatorModules } from './estimators.ts';
@@ -55,7 +55,7 @@ Usage:
   gapgrad bench [flags]              time matmul, estimators, training steps on the CPU (1/2 threads) and WebGPU
   gapgrad bench --check              WebGPU readiness: conformance against the CPU, then a timed VAE epoch
 
-Run 'gapgrad <command> <model> --help' for the flags of a command. Every command takes
+Run 'gapgrad <command> <model> --help' for the flags of a command, 'gapgrad --version' for the version. Every command takes
 --estimators FILE[,FILE]: modules calling estimators.define, whose methods --method then accepts.`;
 
 const parse = parseFlags;
@@ -211,6 +211,12 @@ export async function main(argv: string[]): Promise<void> {
   const [cmd, model, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    const { packageRoot } = await import('./bench_core.ts');
+    const root = packageRoot();
+    process.stdout.write(`${root ? JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version : 'unknown'}\n`);
     return;
   }
   // user-defined estimators first: every flag check below (--method) sees their methods

