@@ -358,6 +358,11 @@ export async function benchCmd(args: string[]): Promise<void> {
   if (outDir && existsSync(outDir) && readdirSync(outDir).length) throw new UsageError(`--out: ${outDir} is not empty; a run never overwrites another's results (choose a new directory)`);
   const before = f.compare === undefined ? null : readReport(resolve(String(f.compare)));
   if (f.from !== undefined && f.json !== undefined) throw new UsageError('--from and --json: a report read with --from is not written again');
+  if (outDir) {
+    // --out draws charts: without the chart packages, say so before timing anything
+    const { loadCharts } = await import('./charts.ts');
+    try { await loadCharts(); } catch (e) { throw new Error(`bench --out: ${(e as Error).message}; or use --json FILE (no charts)`, { cause: e }); }
+  }
 
   const report = f.from !== undefined ? readReport(resolve(String(f.from))) :
     await runBench({ suite, devices, devicesExplicit: f.devices !== undefined, threads, shapes, methods, contention: Boolean(f.contention), busy: busyN, samples, groups });

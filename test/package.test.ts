@@ -122,7 +122,7 @@ describe('the packed package', () => {
     expect(r.stderr).toMatch(/--mnist-dir/);
   });
 
-  it('reproduce and the estimator zoo check what their runs and reports need before any work starts', () => {
+  it('reproduce, the estimator zoo and bench --out check what they need before any work starts', () => {
     const bin = join(proj, 'node_modules', '.bin', 'gapgrad');
     const out = join(work, 'repro');
     const vae = spawnSync(bin, ['reproduce', '--scale', 'smoke', '--experiments', 'vae', '--out', out], { cwd: proj, encoding: 'utf8' });
@@ -142,6 +142,10 @@ describe('the packed package', () => {
     expect(zooToy.status).toBe(1);
     expect(zooToy.stderr).toMatch(/npm install vega vega-lite @resvg\/resvg-js/);
     expect(zooToy.stdout, 'nothing measured').not.toMatch(/toy C=/);
+    const bench = spawnSync(bin, ['bench', '--devices', 'cpu', '--out', join(work, 'bench')], { cwd: proj, encoding: 'utf8' });
+    expect(bench.status).toBe(1);
+    expect(bench.stderr).toMatch(/bench --out: .*npm install vega vega-lite @resvg\/resvg-js.*--json FILE/s);
+    expect(existsSync(join(work, 'bench')), 'nothing written').toBe(false);
   });
 
   it('esbuild bundles the package root for the browser with no aliases, shims or injected globals', async () => {
