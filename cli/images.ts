@@ -131,20 +131,18 @@ export async function writeVaePictures(dir: string, p: VaePictures): Promise<voi
 let chartNoteShown = false;
 
 async function writeLossChart(dir: string, p: VaePictures): Promise<void> {
-  {
-    const values = p.metrics.flatMap((m) => [{ epoch: m.epoch, split: 'train', loss: m.train_loss }, { epoch: m.epoch, split: 'test', loss: m.test_loss }]);
-    const svg = await chartSvg({
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: `MNIST-VAE ${p.cfg.method}, τ ${p.cfg.tau}, seed ${p.cfg.seed}`,
-      width: 480, height: 280, data: { values },
-      mark: { type: 'line', point: p.metrics.length <= 20 },
-      encoding: {
-        x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
-        y: { field: 'loss', type: 'quantitative', title: 'loss (nats per image)', scale: { zero: false } },
-        color: { field: 'split', type: 'nominal', title: 'split' },
-      },
-    });
-    writeFileAtomic(join(dir, 'loss.svg'), svg);
-    writeFileAtomic(join(dir, 'loss.png'), svgToPng(svg));
-  }
+  const values = p.metrics.flatMap((m) => [{ epoch: m.epoch, split: 'train', loss: m.train_loss }, { epoch: m.epoch, split: 'test', loss: m.test_loss }]);
+  const svg = await chartSvg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: `MNIST-VAE ${p.cfg.method}, τ ${p.cfg.tau}, seed ${p.cfg.seed}`,
+    width: 480, height: 280, data: { values },
+    mark: { type: 'line', point: p.metrics.length <= 20 },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
+      y: { field: 'loss', type: 'quantitative', title: 'loss (nats per image)', scale: { zero: false } },
+      color: { field: 'split', type: 'nominal', title: 'split' },
+    },
+  });
+  writeFileAtomic(join(dir, 'loss.svg'), svg);
+  writeFileAtomic(join(dir, 'loss.png'), svgToPng(svg));
 }
