@@ -4,7 +4,7 @@
 // beside it; --check runs the WebGPU readiness check instead (cli/check.ts).
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseFlags, UsageError, type FlagSpec } from './args.ts';
+import { parseFlags, UsageError } from './args.ts';
 import { interleave, loadAverage, machineInfo, startBusy, stats, type MachineInfo, type Stats } from './bench_core.ts';
 import { benchMethods, enterDevice, estimatorCase, listopsCase, matmulCase, parseShape, transferCase, vaeCase, type BenchCase, type DeviceConfig } from './bench_cases.ts';
 import { writeFileAtomic } from '../platform/atomic.ts';
@@ -318,7 +318,7 @@ export async function runBench(o: {
 
 /** `gapgrad bench [flags]`. */
 export async function benchCmd(args: string[]): Promise<void> {
-  const f = parseFlags(args, BENCH_FLAGS as unknown as FlagSpec, USAGE);
+  const f = parseFlags(args, BENCH_FLAGS, USAGE);
   if (f.estimators !== undefined) {
     const { loadEstimatorModules } = await import('./estimators.ts');
     await loadEstimatorModules(String(f.estimators).split(',').filter(Boolean));

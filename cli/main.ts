@@ -93,7 +93,7 @@ function varianceFlags(f: Flags, epochs: number): { at: number[]; images: number
 
 async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promise<void> {
   const spec = Object.fromEntries(Object.entries(VAE_FLAGS).map(([k, v]) => [k, k in defaults ? { ...v, default: defaults[k] } : v]));
-  const f = parse(args, spec as never, 'Usage: gapgrad train vae [flags]');
+  const f = parse(args, spec, 'Usage: gapgrad train vae [flags]');
   const cfg = await vaeConfig(f);
   const variance = varianceFlags(f, cfg.epochs);
   await useDevice(cfg.device);
@@ -130,8 +130,8 @@ async function evalVaeCmd(args: string[]): Promise<void> {
 }
 
 async function varianceVaeCmd(args: string[]): Promise<void> {
-  const spec = { ...VAE_FLAGS, at: { type: 'string', default: '1,5,10', help: 'epochs after which to measure' }, images: { type: 'string', default: '1000', help: 'fixed test images' }, passes: { type: 'string', default: '100', help: 'forward+backward passes' } };
-  const f = parse(args, spec as never, 'Usage: gapgrad variance vae [flags]');
+  const spec: FlagSpec = { ...VAE_FLAGS, at: { type: 'string', default: '1,5,10', help: 'epochs after which to measure' }, images: { type: 'string', default: '1000', help: 'fixed test images' }, passes: { type: 'string', default: '100', help: 'forward+backward passes' } };
+  const f = parse(args, spec, 'Usage: gapgrad variance vae [flags]');
   const at = numListFlag(f, 'at', (e) => Number.isInteger(e) && e >= 0, 'epoch numbers (integers >= 0)');
   const images = intFlag(f, 'images', 1), passes = intFlag(f, 'passes', 2);
   const cfg = { ...(await vaeConfig({ ...f, epochs: String(Math.max(...at, 1)) })), epochs: Math.max(...at, 1) };
@@ -166,7 +166,7 @@ async function varianceVaeCmd(args: string[]): Promise<void> {
 }
 
 async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void> {
-  const spec = {
+  const spec: FlagSpec = {
     methods: { type: 'string', default: 'all', help: "comma-separated methods, or 'all' (every registered method's example names, --estimators ones included)" },
     ...ESTIMATOR_FLAGS,
     taus: { type: 'string', default: model === 'vae' ? '1,0.5' : '1,0.1', help: 'comma-separated temperatures' },
@@ -179,7 +179,7 @@ async function sweepCmd(model: 'vae' | 'listops', args: string[]): Promise<void>
     test: { type: 'string', path: 'file', help: 'listops: test split path (reported, never used to select)' },
     extra: { type: 'string', default: '', help: 'extra flags passed to every run, written with =, e.g. --extra="--train-limit 10000"' },
   };
-  const f = parse(args, spec as never, `Usage: gapgrad sweep ${model} [flags]`);
+  const f = parse(args, spec, `Usage: gapgrad sweep ${model} [flags]`);
   const { parseMethod, exampleMethods } = await import('../estimators/index.ts');
   const methods = String(f.methods) === 'all' ? exampleMethods() : String(f.methods).split(',');
   for (const m of methods) asUsage(() => { try { parseMethod(m.trim()); } catch (e) { throw new Error(`--methods: ${(e as Error).message}`); } });

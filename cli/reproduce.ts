@@ -279,7 +279,7 @@ function intList(f: Record<string, unknown>, name: string, min: number): number[
 /** `gapgrad reproduce`. */
 export async function reproduceCmd(args: string[]): Promise<void> {
   const { parseFlags } = await import('./args.ts');
-  const f = parseFlags(args, REPRODUCE_FLAGS as never, REPRODUCE_USAGE);
+  const f = parseFlags(args, REPRODUCE_FLAGS, REPRODUCE_USAGE);
   const scale = String(f.scale) as Scale;
   if (!SCALES.includes(scale)) throw new UsageError(`--scale: expected one of ${SCALES.join(', ')}, got '${f.scale}'`);
   const experiments = String(f.experiments).split(',').map((s) => s.trim()) as Experiment[];

@@ -12,7 +12,7 @@
 import { join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { parseFlags, intFlag, numFlag, UsageError, type Flags, type FlagSpec } from './args.ts';
+import { parseFlags, intFlag, numFlag, UsageError, type Flags } from './args.ts';
 import { ESTIMATOR_FLAGS } from './estimators.ts';
 import { useDevice } from './device.ts';
 import { loadCharts, writeChart } from './charts.ts';
@@ -63,7 +63,7 @@ export async function estimatorsCmd(args: string[]): Promise<void> {
 }
 
 function listCmd(args: string[]): void {
-  parseFlags(args, ESTIMATOR_FLAGS as unknown as FlagSpec, 'Usage: gapgrad estimators list [--estimators FILE]');
+  parseFlags(args, ESTIMATOR_FLAGS, 'Usage: gapgrad estimators list [--estimators FILE]');
   const lines = ['| method | description | laws | fused kernel | source |', '|---|---|---|---|---|'];
   for (const m of estimators.list()) lines.push(`| \`${m.syntax}\` | ${m.description} | ${m.laws.join(', ') || '—'} | ${m.fused ? 'yes' : 'no'} | ${m.builtin ? 'gapgrad' : 'user'} |`);
   process.stdout.write(lines.join('\n') + '\n');
@@ -79,7 +79,7 @@ function methodsOf(f: Flags): string[] {
 }
 
 async function reportCmd(args: string[]): Promise<void> {
-  const f = parseFlags(args, REPORT_FLAGS as unknown as FlagSpec, 'Usage: gapgrad estimators report [--methods M1,M2|all] [--device cpu|webgpu] [--out DIR] [flags]');
+  const f = parseFlags(args, REPORT_FLAGS, 'Usage: gapgrad estimators report [--methods M1,M2|all] [--device cpu|webgpu] [--out DIR] [flags]');
   const quick = Boolean(f.quick);
   const methods = methodsOf(f);
   const tau = numFlag(f, 'tau');
