@@ -233,7 +233,7 @@ export async function main(argv: string[]): Promise<void> {
   if (cmd === 'start') {
     process.stdout.write('npm start: a short MNIST-VAE run (3 epochs of gst-1.0, tau 1) on the CPU backend.\n');
     // each npm start in a fresh directory: runs/start, runs/start-2, ... (a run never replaces another's results)
-    return trainVaeCmd([model, ...rest].filter((x) => x !== undefined), { epochs: '3', out: freshDir(join('runs', 'start')) } as never);
+    return trainVaeCmd([model, ...rest].filter((x): x is string => x !== undefined), { epochs: '3', out: freshDir(join('runs', 'start')) });
   }
   try {
     return await dispatch(cmd, model, rest);
