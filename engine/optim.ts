@@ -29,7 +29,7 @@ export abstract class Optimizer {
     params.forEach((p, i) => {
       if (!(p instanceof Tensor) || !p.requiresGrad) throw new Error(`Optimizer: params[${i}] must be a tensor with requiresGrad`);
     });
-    if (!(lr > 0)) throw new Error(`Optimizer: lr must be positive, got ${lr}`);
+    if (!(lr > 0) || lr === Infinity) throw new Error(`Optimizer: lr must be a positive finite number, got ${lr}`);
     this.params = params;
     this.lr = lr;
   }
@@ -109,6 +109,12 @@ abstract class AdamFamily extends Optimizer {
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0;
+    const name = 'Adam/RAdam options';
+    if (!Array.isArray(this.betas) || this.betas.length !== 2 || !this.betas.every((b) => b >= 0 && b < 1)) {
+      throw new Error(`${name}: betas must be two numbers in [0, 1), got ${JSON.stringify(opts.betas)}`);
+    }
+    if (!(this.eps >= 0) || this.eps === Infinity) throw new Error(`${name}: eps must be a finite number >= 0, got ${this.eps}`);
+    if (!(this.weightDecay >= 0) || this.weightDecay === Infinity) throw new Error(`${name}: weightDecay must be a finite number >= 0, got ${this.weightDecay}`);
   }
 }
 
@@ -191,6 +197,7 @@ export class RAdam extends AdamFamily {
  * @returns the norm before clipping
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be a positive number (Infinity: no clipping), got ${maxNorm}`);
   return noGrad(() => {
     const gs = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
     if (gs.length === 0) return 0;
@@ -230,7 +237,16 @@ export class ReduceLROnPlateau {
   readonly o: Required<PlateauOptions>;
   constructor(readonly optimizer: Optimizer, opts: PlateauOptions = {}) {
     this.o = { mode: 'min', factor: 0.1, patience: 10, threshold: 1e-4, thresholdMode: 'rel', cooldown: 0, minLr: 0, eps: 1e-8, ...opts };
-    if (!(this.o.factor < 1)) throw new Error(`ReduceLROnPlateau: factor must be < 1, got ${this.o.factor}`);
+    const { mode, factor, patience, threshold, thresholdMode, cooldown, minLr, eps } = this.o;
+    const bad = (what: string, v: unknown) => new Error(`ReduceLROnPlateau: ${what}, got ${typeof v === 'string' ? `'${v}'` : v}`);
+    if (mode !== 'min' && mode !== 'max') throw bad("mode must be 'min' or 'max'", mode);
+    if (!(factor > 0 && factor < 1)) throw bad('factor must be in (0, 1)', factor);
+    if (!Number.isInteger(patience) || patience < 0) throw bad('patience must be an integer >= 0', patience);
+    if (!(threshold >= 0) || threshold === Infinity) throw bad('threshold must be a finite number >= 0', threshold);
+    if (thresholdMode !== 'rel' && thresholdMode !== 'abs') throw bad("thresholdMode must be 'rel' or 'abs'", thresholdMode);
+    if (!Number.isInteger(cooldown) || cooldown < 0) throw bad('cooldown must be an integer >= 0', cooldown);
+    if (!(minLr >= 0) || minLr === Infinity) throw bad('minLr must be a finite number >= 0', minLr);
+    if (!(eps >= 0) || eps === Infinity) throw bad('eps must be a finite number >= 0', eps);
     this.best = this.o.mode === 'min' ? Infinity : -Infinity;
   }
   private better(a: number): boolean {

@@ -239,3 +239,41 @@ describe('ReduceLROnPlateau', () => {
     expect(() => new optim.ReduceLROnPlateau(opt, { factor: 1 })).toThrow(/factor/);
   });
 });
+
+describe('optimizer arguments', () => {
+  const p = () => [g.zeros([2]).requireGrad()];
+  it('bad hyperparameters are errors naming the argument and its value', () => {
+    expect(() => new optim.Adam(p(), { lr: -1 })).toThrow(/lr must be a positive finite number, got -1/);
+    expect(() => new optim.Adam(p(), { lr: Infinity })).toThrow(/lr must be a positive finite number, got Infinity/);
+    expect(() => new optim.Adam(p(), { betas: [1.5, 0.9] })).toThrow(/betas must be two numbers in \[0, 1\), got \[1.5,0.9\]/);
+    expect(() => new optim.RAdam(p(), { betas: [0.9, 1] })).toThrow(/betas must be two numbers in \[0, 1\), got \[0.9,1\]/);
+    expect(() => new optim.Adam(p(), { betas: [0.9] as never })).toThrow(/betas must be two numbers/);
+    expect(() => new optim.Adam(p(), { eps: -1e-8 })).toThrow(/eps must be a finite number >= 0, got -1e-8/);
+    expect(() => new optim.Adam(p(), { weightDecay: NaN })).toThrow(/weightDecay must be a finite number >= 0, got NaN/);
+    expect(() => new optim.Adam([], {})).toThrow(/params must be a non-empty array/);
+    expect(() => new optim.Adam([g.zeros([2])], {})).toThrow(/params\[0\] must be a tensor with requiresGrad/);
+    expect(new optim.Adam(p(), { betas: [0, 0.999], eps: 0, weightDecay: 0 }).betas).toEqual([0, 0.999]);
+  });
+});
+
+describe('clipGradNorm and ReduceLROnPlateau arguments', () => {
+  it('bad values are errors naming the argument and its value', () => {
+    const p = [g.zeros([2]).requireGrad()];
+    expect(() => optim.clipGradNorm(p, -1)).toThrow(/clipGradNorm: maxNorm must be a positive number \(Infinity: no clipping\), got -1/);
+    expect(() => optim.clipGradNorm(p, NaN)).toThrow(/got NaN/);
+    expect(optim.clipGradNorm(p, Infinity)).toBe(0);
+    const o = new optim.Adam(p);
+    const P = (opts: optim.PlateauOptions) => () => new optim.ReduceLROnPlateau(o, opts);
+    expect(P({ mode: 'up' as never })).toThrow(/mode must be 'min' or 'max', got 'up'/);
+    expect(P({ factor: 0 })).toThrow(/factor must be in \(0, 1\), got 0/);
+    expect(P({ factor: 1 })).toThrow(/factor must be in \(0, 1\), got 1/);
+    expect(P({ patience: -1 })).toThrow(/patience must be an integer >= 0, got -1/);
+    expect(P({ patience: 1.5 })).toThrow(/patience must be an integer >= 0, got 1.5/);
+    expect(P({ threshold: -1 })).toThrow(/threshold must be a finite number >= 0, got -1/);
+    expect(P({ thresholdMode: 'x' as never })).toThrow(/thresholdMode must be 'rel' or 'abs', got 'x'/);
+    expect(P({ cooldown: -2 })).toThrow(/cooldown must be an integer >= 0, got -2/);
+    expect(P({ minLr: -1 })).toThrow(/minLr must be a finite number >= 0, got -1/);
+    expect(P({ eps: NaN })).toThrow(/eps must be a finite number >= 0, got NaN/);
+    expect(P({ mode: 'max', factor: 0.5, patience: 0 })).not.toThrow();
+  });
+});
