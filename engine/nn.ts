@@ -141,6 +141,12 @@ function renameHint(missing: string[], unexpected: string[]): string {
     `(nn.LSTMCell's weightIh, weightHh, biasIh, biasHh became weight_ih, weight_hh, bias_ih, bias_hh); rename those keys in the checkpoint or retrain`;
 }
 
+/** A layer's sizes must be positive integers: an error naming the layer, each size and its value. */
+function checkSizes(layer: string, sizes: Record<string, number>): void {
+  const bad = Object.entries(sizes).filter(([, v]) => !Number.isInteger(v) || v <= 0);
+  if (bad.length) throw new Error(`${layer}: ${Object.keys(sizes).join(' and ')} must be positive integers, got ${Object.entries(sizes).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+}
+
 /**
  * `y = x W^T + b` (`torch.nn.Linear`); W (out, in) and b ~ U(-1/sqrt(in), 1/sqrt(in)) as PyTorch's default init.
  * @example
@@ -161,9 +167,7 @@ export class Linear extends Module {
    */
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: InitOptions & { bias?: boolean } = {}) {
     super();
-    if (!Number.isInteger(inFeatures) || inFeatures <= 0 || !Number.isInteger(outFeatures) || outFeatures <= 0) {
-      throw new Error(`Linear: inFeatures and outFeatures must be positive integers, got ${inFeatures}, ${outFeatures}`);
-    }
+    checkSizes('Linear', { inFeatures, outFeatures });
     const [kw, kb] = random.split(initKey(opts), 2);
     const bound = 1 / Math.sqrt(inFeatures);
     this.weight = uniformParam(kw, [outFeatures, inFeatures], bound, opts);
@@ -189,6 +193,7 @@ export class Embedding extends Module {
    */
   constructor(readonly numEmbeddings: number, readonly dim: number, opts: InitOptions = {}) {
     super();
+    checkSizes('Embedding', { numEmbeddings, dim });
     this.weight = random.normal(initKey(opts), [numEmbeddings, dim], { dtype: opts.dtype, device: opts.device }).requireGrad();
   }
   /**
@@ -226,6 +231,7 @@ export class LSTMCell extends Module {
    */
   constructor(readonly inputSize: number, readonly hiddenSize: number, opts: InitOptions = {}) {
     super();
+    checkSizes('LSTMCell', { inputSize, hiddenSize });
     const ks = random.split(initKey(opts), 4);
     const b = 1 / Math.sqrt(hiddenSize);
     this.weight_ih = uniformParam(ks[0], [4 * hiddenSize, inputSize], b, opts);

@@ -276,3 +276,11 @@ describe('training', () => {
     expect(loss).toBeLessThan(1e-3 * variance);
   });
 });
+
+describe('layer sizes', () => {
+  it('a size that is not a positive integer is an error naming the layer, the size and its value', () => {
+    expect(() => new nn.Linear(0, 3)).toThrow('Linear: inFeatures and outFeatures must be positive integers, got inFeatures 0, outFeatures 3');
+    expect(() => new nn.Embedding(0, 3)).toThrow('Embedding: numEmbeddings and dim must be positive integers, got numEmbeddings 0, dim 3');
+    expect(() => new nn.LSTMCell(4, 2.5)).toThrow('LSTMCell: inputSize and hiddenSize must be positive integers, got inputSize 4, hiddenSize 2.5');
+  });
+});
