@@ -1,7 +1,7 @@
 // Counter-based random numbers (Philox4x32-10). A key is two uint32 words; every draw is a pure
 // function of (key, shape), so the same key gives bit-identical bits on every backend.
 // Use split/foldIn to derive independent keys, or a Generator for a stateful, checkpointable stream.
-import { Tensor, noGrad, getDefaultDevice, getBackend, type Device } from './tensor.ts';
+import { Tensor, noGrad, getDefaultDevice, getBackend, checkShape, type Device } from './tensor.ts';
 import { philoxBlock } from './philox.ts';
 import * as ops from './ops.ts';
 import type { DType } from './dtype.ts';
@@ -62,6 +62,11 @@ export interface DrawOptions {
   device?: Device;
 }
 
+/** A numeric option that must be finite (and, with `min`, at least / above it): an error naming it and its value. */
+function checkNumber(where: string, name: string, v: number, ok: (v: number) => boolean, allowed: string): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw new Error(`${where}: ${name} must be ${allowed}, got ${v}`);
+}
+
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -74,12 +79,15 @@ function size(shape: number[]): number {
  */
 export function bits(k: Key, shape: number[], opts: { device?: Device } = {}): Tensor {
   checkKey(k, 'random.bits');
+  checkShape(shape, 'random.bits');
   const device = opts.device ?? getDefaultDevice();
   const buf = getBackend(device).randomBits([k[0], k[1]], 0, size(shape));
   return Tensor.fromBuf(buf, shape.slice(), device);
 }
 
-function unit(k: Key, shape: number[], opts: DrawOptions): Tensor {
+function unit(k: Key, shape: number[], opts: DrawOptions, where: string): Tensor {
+  checkKey(k, where);
+  checkShape(shape, where);
   const b = bits(k, shape, opts);
   const u = Tensor.fromBuf(b.backend.unary('bitsToUniform', b.viewFor(shape), shape, opts.dtype ?? 'float32'), shape.slice(), b.device);
   b.dispose();
@@ -94,8 +102,10 @@ function unit(k: Key, shape: number[], opts: DrawOptions): Tensor {
  */
 export function uniform(k: Key, shape: number[], opts: DrawOptions & { low?: number; high?: number } = {}): Tensor {
   return noGrad(() => {
-    const u = unit(k, shape, opts);
     const { low = 0, high = 1 } = opts;
+    checkNumber('random.uniform', 'low', low, () => true, 'a finite number');
+    checkNumber('random.uniform', 'high', high, (h) => h > low, `a finite number above low (${low})`);
+    const u = unit(k, shape, opts, 'random.uniform');
     return low === 0 && high === 1 ? u : ops.add(ops.mul(u, high - low), low);
   });
 }
@@ -107,7 +117,7 @@ export function uniform(k: Key, shape: number[], opts: DrawOptions & { low?: num
  * @param opts - dtype, device
  */
 export function gumbel(k: Key, shape: number[], opts: DrawOptions = {}): Tensor {
-  return noGrad(() => ops.neg(ops.log(ops.neg(ops.log(unit(k, shape, opts))))));
+  return noGrad(() => ops.neg(ops.log(ops.neg(ops.log(unit(k, shape, opts, 'random.gumbel'))))));
 }
 
 /**
@@ -117,7 +127,7 @@ export function gumbel(k: Key, shape: number[], opts: DrawOptions = {}): Tensor 
  * @param opts - dtype, device
  */
 export function exponential(k: Key, shape: number[], opts: DrawOptions = {}): Tensor {
-  return noGrad(() => ops.neg(ops.log(unit(k, shape, opts))));
+  return noGrad(() => ops.neg(ops.log(unit(k, shape, opts, 'random.exponential'))));
 }
 
 /**
@@ -127,11 +137,14 @@ export function exponential(k: Key, shape: number[], opts: DrawOptions = {}): Te
  * @param opts - dtype, device, mean (default 0), std (default 1)
  */
 export function normal(k: Key, shape: number[], opts: DrawOptions & { mean?: number; std?: number } = {}): Tensor {
+  const { mean = 0, std = 1 } = opts;
+  checkNumber('random.normal', 'mean', mean, () => true, 'a finite number');
+  checkNumber('random.normal', 'std', std, (s) => s >= 0, 'a finite number >= 0');
+  checkKey(k, 'random.normal');
   return noGrad(() => {
     const [k1, k2] = split(k, 2);
-    const r = ops.sqrt(ops.mul(ops.log(unit(k1, shape, opts)), -2));
-    const z = ops.mul(r, ops.cos(ops.mul(unit(k2, shape, opts), 2 * Math.PI)));
-    const { mean = 0, std = 1 } = opts;
+    const r = ops.sqrt(ops.mul(ops.log(unit(k1, shape, opts, 'random.normal')), -2));
+    const z = ops.mul(r, ops.cos(ops.mul(unit(k2, shape, opts, 'random.normal'), 2 * Math.PI)));
     return mean === 0 && std === 1 ? z : ops.add(ops.mul(z, std), mean);
   });
 }
@@ -144,9 +157,10 @@ export function normal(k: Key, shape: number[], opts: DrawOptions & { mean?: num
  * @param opts - dtype, device
  */
 export function bernoulli(k: Key, p: number | Tensor, shape?: number[], opts: DrawOptions = {}): Tensor {
+  if (!(p instanceof Tensor)) checkNumber('random.bernoulli', 'p', p, (q) => q >= 0 && q <= 1, 'a probability in [0, 1] (or a tensor of them)');
   return noGrad(() => {
     const s = shape ?? (p instanceof Tensor ? p.shape : []);
-    const u = unit(k, s, { ...opts, device: p instanceof Tensor ? p.device : opts.device });
+    const u = unit(k, s, { ...opts, device: p instanceof Tensor ? p.device : opts.device }, 'random.bernoulli');
     return ops.cast(ops.lt(u, p), opts.dtype ?? 'float32');
   });
 }
@@ -187,6 +201,7 @@ function checkCategoricalRows(logits: Tensor): void {
  */
 export function permutation(k: Key, n: number): Int32Array {
   checkKey(k, 'random.permutation');
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`random.permutation: n must be a non-negative integer, got ${n}`);
   const p = Int32Array.from({ length: n }, (_, i) => i);
   const w = new Uint32Array(4);
   for (let i = n - 1, blk = 0; i > 0; i--, blk++) {

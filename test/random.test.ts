@@ -250,3 +250,21 @@ describe('Generator', () => {
     expect(() => random.Generator.fromState({ seed: 1.5, counter: 0 })).toThrow(/Generator.fromState/);
   });
 });
+
+describe('draw arguments', () => {
+  it('bad shapes and parameters are errors naming the function, the argument and its value', () => {
+    const k = random.key(1);
+    expect(() => random.uniform(k, [-1])).toThrow('random.uniform: shape must be an array of non-negative integers, got [-1]');
+    expect(() => random.gumbel(k, [2.5])).toThrow('random.gumbel: shape must be an array of non-negative integers, got [2.5]');
+    expect(() => random.bits(k, [-2])).toThrow('random.bits: shape must be an array of non-negative integers, got [-2]');
+    expect(() => random.uniform(k, [2], { low: 2, high: 1 })).toThrow('random.uniform: high must be a finite number above low (2), got 1');
+    expect(() => random.uniform(k, [2], { low: -Infinity })).toThrow('random.uniform: low must be a finite number, got -Infinity');
+    expect(() => random.normal(k, [2], { std: -1 })).toThrow('random.normal: std must be a finite number >= 0, got -1');
+    expect(() => random.normal(k, [2], { mean: NaN })).toThrow('random.normal: mean must be a finite number, got NaN');
+    expect(() => random.bernoulli(k, 2, [2])).toThrow('random.bernoulli: p must be a probability in [0, 1] (or a tensor of them), got 2');
+    expect(() => random.permutation(k, -1)).toThrow('random.permutation: n must be a non-negative integer, got -1');
+    expect(() => random.exponential([1, 2, 3] as never, [2])).toThrow(/random.exponential: key/);
+    expect(random.uniform(k, [0]).shape).toEqual([0]);
+    expect(random.normal(k, [3], { std: 0, mean: 2 }).dataSync()).toEqual(new Float32Array([2, 2, 2]));
+  });
+});
