@@ -3,7 +3,7 @@
 // (where the platform allows). On any failure the temp file is removed and
 // the previous target (if any) is left untouched.
 
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -47,6 +47,10 @@ export function writeFileAtomic(
   hooks?: AtomicWriteHooks,
 ): void {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const dir = dirname(path);
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new Error(`writeFileAtomic: cannot write ${path}: the folder ${dir} does not exist`);
+  }
   const tmp = tempPathFor(path);
   let fd: number | undefined;
   let renamed = false;
