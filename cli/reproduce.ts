@@ -309,6 +309,8 @@ export async function reproduceCmd(args: string[]): Promise<void> {
   if ((listopsHidden !== undefined || listopsExamples !== undefined) && !experiments.includes('listops')) {
     throw new UsageError(`--listops-hidden/--listops-examples: only with the listops experiment (--experiments ${experiments.join(',')})`);
   }
+  const grid: GridOptions = { scale, experiments, seeds, listopsDir, estimators: estimatorFiles, extraMethods, listopsHidden, listopsExamples };
+  const runs = planGrid(grid);
   // what the runs and the report need is checked before any run starts, not when the grid ends
   if (experiments.some((e) => e !== 'listops')) {
     const { defaultMnistDir } = await import('../models/vae/mnist.ts');
@@ -322,8 +324,6 @@ export async function reproduceCmd(args: string[]): Promise<void> {
       throw new Error(`reproduce: the report's ${(e as Error).message}; or pass --no-report and run 'gapgrad report ${out}' where they are installed`, { cause: e });
     }
   }
-  const grid: GridOptions = { scale, experiments, seeds, listopsDir, estimators: estimatorFiles, extraMethods, listopsHidden, listopsExamples };
-  const runs = planGrid(grid);
   writeGrid(out, grid, runs);
   const log = (s: string) => process.stdout.write(s);
   if (f.slurm) {
