@@ -12,6 +12,11 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** `spec` with other defaults for some flags (a preset such as npm start's or --quick's); flags given explicitly still win. */
+export function withDefaults(spec: FlagSpec, defaults: Partial<Flags>): FlagSpec {
+  return Object.fromEntries(Object.entries(spec).map(([k, v]) => [k, k in defaults ? { ...v, default: defaults[k] } : v]));
+}
+
 export function flagHelp(spec: FlagSpec): string {
   return Object.entries(spec).map(([k, v]) => `  --${k.padEnd(18)} ${v.help}${v.default !== undefined && v.default !== false ? ` (default ${v.default})` : ''}`).join('\n');
 }

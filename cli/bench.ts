@@ -360,8 +360,8 @@ export async function benchCmd(args: string[]): Promise<void> {
   if (f.from !== undefined && f.json !== undefined) throw new UsageError('--from and --json: a report read with --from is not written again');
   if (outDir) {
     // --out draws charts: without the chart packages, say so before timing anything
-    const { loadCharts } = await import('./charts.ts');
-    try { await loadCharts(); } catch (e) { throw new Error(`bench --out: ${(e as Error).message}; or use --json FILE (no charts)`, { cause: e }); }
+    const { requireCharts } = await import('./charts.ts');
+    await requireCharts('bench --out:', 'or use --json FILE (no charts)');
   }
 
   const report = f.from !== undefined ? readReport(resolve(String(f.from))) :

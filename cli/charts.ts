@@ -28,6 +28,18 @@ export async function loadCharts(): Promise<Libs> {
   }
 }
 
+/**
+ * Load the chart packages before work that ends in charts, so that their absence is said before the work starts:
+ * a ChartsMissing error reading `${prefix} <what to install>` and, if given, `; ${alternative}`.
+ */
+export async function requireCharts(prefix: string, alternative?: string): Promise<void> {
+  try {
+    await loadCharts();
+  } catch (e) {
+    throw new ChartsMissing(`${prefix} ${(e as Error).message}${alternative ? `; ${alternative}` : ''}`, { cause: e });
+  }
+}
+
 /** Render a Vega-Lite spec to an SVG string. */
 export async function chartSvg(spec: ChartSpec): Promise<string> {
   const { vl, vega } = await loadCharts();

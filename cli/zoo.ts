@@ -12,10 +12,10 @@
 import { join, resolve } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { parseFlags, intFlag, numFlag, UsageError, type Flags } from './args.ts';
+import { parseFlags, withDefaults, intFlag, numFlag, UsageError, type Flags } from './args.ts';
 import { ESTIMATOR_FLAGS } from './estimators.ts';
 import { useDevice } from './device.ts';
-import { loadCharts, writeChart } from './charts.ts';
+import { requireCharts, writeChart } from './charts.ts';
 import { writeFileAtomic } from '../platform/atomic.ts';
 import { makeDirectory } from '../models/rundir.ts';
 import * as estimators from '../estimators/index.ts';
@@ -82,9 +82,7 @@ function methodsOf(f: Flags): string[] {
 const QUICK: Record<string, string> = { samples: '400', 'vae-epochs': '1', 'vae-images': '20', 'vae-passes': '8', 'ref-samples': '400', 'train-limit': '300', 'cost-ms': '40' };
 
 async function reportCmd(args: string[]): Promise<void> {
-  const quickAsked = args.includes('--quick');
-  const spec = quickAsked ? Object.fromEntries(Object.entries(REPORT_FLAGS).map(([k, v]) => [k, k in QUICK ? { ...v, default: QUICK[k] } : v])) : REPORT_FLAGS;
-  const f = parseFlags(args, spec, 'Usage: gapgrad estimators report [--methods M1,M2|all] [--device cpu|webgpu] [--out DIR] [flags]');
+  const f = parseFlags(args, args.includes('--quick') ? withDefaults(REPORT_FLAGS, QUICK) : REPORT_FLAGS, 'Usage: gapgrad estimators report [--methods M1,M2|all] [--device cpu|webgpu] [--out DIR] [flags]');
   const quick = Boolean(f.quick);
   const methods = methodsOf(f);
   const tau = numFlag(f, 'tau');
@@ -110,7 +108,7 @@ async function reportCmd(args: string[]): Promise<void> {
     const { defaultMnistDir } = await import('../models/vae/mnist.ts');
     try { defaultMnistDir(); } catch (e) { throw new Error(`estimators report: ${(e as Error).message}; or pass --vae-epochs -1 (no VAE part)`, { cause: e }); }
   }
-  await loadCharts(); // without the chart packages: an error that says what to install
+  await requireCharts('estimators report:');
   makeDirectory(out);
   const so = { tau, k };
   const say = (s: string) => process.stdout.write(s + '\n');

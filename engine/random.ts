@@ -62,7 +62,7 @@ export interface DrawOptions {
   device?: Device;
 }
 
-/** A numeric option that must be finite (and, with `min`, at least / above it): an error naming it and its value. */
+/** A numeric option that must be finite and pass `ok` (described by `allowed`): an error naming it and its value. */
 function checkNumber(where: string, name: string, v: number, ok: (v: number) => boolean, allowed: string): void {
   if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw new Error(`${where}: ${name} must be ${allowed}, got ${v}`);
 }
@@ -78,17 +78,19 @@ function size(shape: number[]): number {
  * @param opts - device
  */
 export function bits(k: Key, shape: number[], opts: { device?: Device } = {}): Tensor {
-  checkKey(k, 'random.bits');
-  checkShape(shape, 'random.bits');
-  const device = opts.device ?? getDefaultDevice();
-  const buf = getBackend(device).randomBits([k[0], k[1]], 0, size(shape));
-  return Tensor.fromBuf(buf, shape.slice(), device);
+  return drawBits(k, shape, opts.device, 'random.bits');
+}
+
+/** bits() for the draw `where`: its key and shape checked once, errors named after it. */
+function drawBits(k: Key, shape: number[], device: Device | undefined, where: string): Tensor {
+  checkKey(k, where);
+  checkShape(shape, where);
+  const d = device ?? getDefaultDevice();
+  return Tensor.fromBuf(getBackend(d).randomBits([k[0], k[1]], 0, size(shape)), shape.slice(), d);
 }
 
 function unit(k: Key, shape: number[], opts: DrawOptions, where: string): Tensor {
-  checkKey(k, where);
-  checkShape(shape, where);
-  const b = bits(k, shape, opts);
+  const b = drawBits(k, shape, opts.device, where);
   const u = Tensor.fromBuf(b.backend.unary('bitsToUniform', b.viewFor(shape), shape, opts.dtype ?? 'float32'), shape.slice(), b.device);
   b.dispose();
   return u;

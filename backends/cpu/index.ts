@@ -36,7 +36,6 @@ export interface FastGemm {
     m: number, n: number, k: number, transA: boolean, transB: boolean): void;
 }
 
-
 // matmul outputs of at least this many floats go into the GEMM's memory (smaller ones: copying is cheap)
 const RESIDENT_MIN = 4096;
 
@@ -258,8 +257,10 @@ export class CpuBackend implements Backend {
     // large float32 arrays (a batch of inputs from tensor(), a concatenation) where products read them in place
     if (dtype === 'float32' && size >= this.residentMin) {
       const g = this.gemm;
-      const R = isWasmGemm(g) ? g.allocArray(1, size) : null;
-      if (R) return this.trackHome(R, g as Gemm);
+      if (isWasmGemm(g)) {
+        const R = g.allocArray(1, size);
+        if (R) return this.trackHome(R, g);
+      }
     }
     return this.track(this.take(dtype, size));
   }
@@ -528,7 +529,7 @@ export class CpuBackend implements Backend {
     const R = home ? home.allocArray(batch * m, n) : null;
     const C = R ?? this.take(dtype, batch * m * n);
     // only the wasm GEMM (which has an arena) takes an epilogue; another FastGemm would ignore it
-    const fuse = epi !== null && g !== null && isWasmGemm(g);
+    const fuse = epi !== null && isWasmGemm(g);
     for (let bt = 0; bt < batch; bt++) {
       const ao = bt * p.aBatchStride, bo = bt * p.bBatchStride, co = bt * m * n;
       if (fuse) g.matmul(A as Float32Array, ao, B as Float32Array, bo, C as Float32Array, co, m, n, k, p.transA, p.transB, epi);

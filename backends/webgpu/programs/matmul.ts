@@ -287,7 +287,6 @@ fn ldX(q: u32) -> f32 { let t = q / 4u; return textureLoad(X, vec2<u32>(t % ${LI
 `;
 }
 
-
 /**
  * Matmul for software adapters (llvmpipe), where storage-buffer loads at per-invocation addresses
  * are scalar loops and barriers are slow, but uniform-buffer loads at workgroup-uniform addresses
