@@ -255,8 +255,11 @@ function mdToHtml(lines: string[]): string {
   return html.join('\n');
 }
 
-/** Write DIR/report/{results.md,index.html,charts/*}; returns the paths written. */
-export async function writeReport(out: string): Promise<{ dir: string; md: string; html: string; charts: string[]; sections: number }> {
+/**
+ * Write DIR/report/{results.md,index.html,charts/*}; returns the paths written. `shown` is the folder as the user
+ * named it, for the report's provenance line (`gapgrad report runs/x`, not this machine's absolute path).
+ */
+export async function writeReport(out: string, shown = out): Promise<{ dir: string; md: string; html: string; charts: string[]; sections: number }> {
   const gridPath = join(out, 'grid.json');
   if (!existsSync(gridPath)) throw new Error(`report: ${gridPath} not found; run 'gapgrad reproduce --out ${out}' first`);
   const grid = JSON.parse(readFileSync(gridPath, 'utf8')) as Grid;
@@ -277,7 +280,7 @@ export async function writeReport(out: string): Promise<{ dir: string; md: strin
     sections.push(s);
   }
   const finished = grid.runs.filter((r) => existsSync(join(out, 'done', `${r.id}.json`))).length;
-  const intro = [`# gapgrad reproduction report`, '', `Scale '${grid.scale}', seeds ${grid.seeds.join(', ')}: ${finished} of ${grid.runs.length} runs finished. Written by \`gapgrad report ${out}\` on ${new Date().toISOString().slice(0, 10)}.`, ''];
+  const intro = [`# gapgrad reproduction report`, '', `Scale '${grid.scale}', seeds ${grid.seeds.join(', ')}: ${finished} of ${grid.runs.length} runs finished. Written by \`gapgrad report ${shown}\` on ${new Date().toISOString().slice(0, 10)}.`, ''];
   const md: string[] = [...intro];
   const htmlParts: string[] = [];
   const chartFiles: string[] = [];

@@ -329,20 +329,20 @@ export async function reproduceCmd(args: string[]): Promise<void> {
     const { jobId, status } = submitSlurm(out, cliArgs, runs.length, { partition: f.partition as string | undefined, time: f.time as string | undefined, cpusPerTask: cpus, tasks, wait: Boolean(f.wait) }, log);
     if (!f.wait) { log(`reproduce: submitted job ${jobId}; when it ends, 'gapgrad report ${out}' writes the report\n`); return; }
     const failed = runs.filter((r) => !isDone(out, r)).map((r) => r.id);
-    if (!f['no-report']) await reportAndPrint(out);
+    if (!f['no-report']) await reportAndPrint(out, String(f.out));
     if (status !== 0 || failed.length) throw new Error(`reproduce: Slurm job ${jobId} ended with ${failed.length} unfinished run(s)${failed.length ? `: ${failed.join(', ')}` : ''} (sbatch --wait exit ${status}); logs in ${join(out, 'slurm')}`);
     return;
   }
   const mine = shard ? shardOf(runs, shard) : runs;
   if (shard) log(`reproduce: shard ${shard.index}/${shard.count}: ${mine.length} of ${runs.length} runs\n`);
   const failed = await runLocal(out, mine, workers, log);
-  if (!f['no-report']) await reportAndPrint(out);
+  if (!f['no-report']) await reportAndPrint(out, String(f.out));
   if (failed.length) throw new Error(`reproduce: ${failed.length} run(s) failed: ${failed.join(', ')} (see their logs in ${join(out, 'logs')}); rerun the same command to retry them`);
 }
 
-async function reportAndPrint(out: string): Promise<{ sections: number }> {
+async function reportAndPrint(out: string, shown: string): Promise<{ sections: number }> {
   const { writeReport } = await import('./report.ts');
-  const r = await writeReport(out);
+  const r = await writeReport(out, shown);
   process.stdout.write(`report: ${r.html} and ${r.md} (${r.sections} section${r.sections === 1 ? '' : 's'}, ${r.charts.length / 2} chart${r.charts.length === 2 ? '' : 's'})\n`);
   return r;
 }
@@ -354,7 +354,7 @@ export async function reportCmd(args: string[]): Promise<void> {
   if (!existsSync(join(dir, 'grid.json'))) {
     throw new UsageError(`report: DIR '${args[0]}' is not a gapgrad reproduce folder (no grid.json in ${dir}); pass the --out folder of gapgrad reproduce`);
   }
-  const r = await reportAndPrint(dir);
+  const r = await reportAndPrint(dir, args[0]);
   // an empty report is not a result: say so and fail
   if (r.sections === 0) throw new Error(`report: no run in ${dir} has written results yet; the report has no sections`);
 }

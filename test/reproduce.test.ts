@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parse, type DefaultTreeAdapterMap } from 'parse5';
 import { planGrid, shardOf, parseShard } from '../cli/reproduce.ts';
 import { pairedComparison } from '../cli/report.ts';
@@ -142,9 +142,12 @@ describe('reproduce --scale smoke', () => {
     const grid = JSON.parse(readFileSync(join(out, 'grid.json'), 'utf8'));
     const open = grid.runs.find((r: { id: string; experiments: string[] }) => r.experiments.includes('ablation')).id;
     rmSync(join(out, 'done', `${open}.json`));
-    const rep = gapgrad(['report', out]);
+    // the folder named relative to the working directory: the report's provenance line names it as given
+    const rel = relative(process.cwd(), out);
+    const rep = gapgrad(['report', rel]);
     expect(rep.status, rep.stderr).toBe(0);
     const md = readFileSync(join(out, 'report', 'results.md'), 'utf8');
+    expect(md).toContain(`Written by \`gapgrad report ${rel}\` on`);
     expect(md).toMatch(new RegExp(`In progress: \\d+ of \\d+ runs of this experiment finished;[^\\n]*not finished: ${open.replace(/\./g, '\\.')}`));
     expect(md).toContain(`${n - 1} of ${n} runs finished`);
   }, 600_000);
