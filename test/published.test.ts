@@ -4,7 +4,7 @@
 // to the report's statistics, formatting or charts that would alter the published page fails here until the page is
 // regenerated (`gapgrad report` on a copy of the records, then copy its report/ folder into docs/reproduction-listops).
 import { describe, it, expect } from 'vitest';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeReport } from '../cli/report.ts';
@@ -17,6 +17,11 @@ describe('docs/reproduction-listops', () => {
   it('gapgrad report on the published run records gives the published results.md and charts', async () => {
     const out = mkdtempSync(join(tmpdir(), 'gapgrad-published-'));
     try {
+      // every run of the grid has its records (a folder named runs/ is easily ignored by git)
+      const grid = JSON.parse(readFileSync(join(PUBLISHED, 'records', 'grid.json'), 'utf8')) as { runs: { id: string }[] };
+      for (const { id } of grid.runs) {
+        for (const f of ['config.json', 'metrics.jsonl', 'result.jsonl']) expect(existsSync(join(PUBLISHED, 'records', 'runs', id, f)), `${id}/${f}`).toBe(true);
+      }
       cpSync(join(PUBLISHED, 'records'), out, { recursive: true });
       const r = await writeReport(out, 'runs/reproduce-listops');
       expect(r.sections).toBe(1);
