@@ -48,7 +48,7 @@ Usage:
   gapgrad eval listops --checkpoint PATH --data PATH
   gapgrad sweep listops [flags]
   gapgrad reproduce [flags]          the paper's experiment grid (resumable; local, sharded or Slurm) and its report
-  gapgrad report DIR                 the report of a reproduce folder (HTML and Markdown, with charts)
+  gapgrad report DIR [--publish D]   the report of a reproduce folder (HTML and Markdown, with charts)
   gapgrad estimators list            the registered estimators (with --estimators FILE: yours too)
   gapgrad estimators report [flags]  the estimator zoo: bias, variance and cost of every method
   gapgrad start                      a short VAE run (npm start)

@@ -6,13 +6,13 @@
 // is started with --resume, so an interrupted run continues from its last checkpoint; a run that exited 0
 // leaves OUT/done/ID.json and is never redone; its output goes to OUT/logs/ID.log.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { writeFileAtomic } from '../platform/atomic.ts';
 import { nodeFlags, GAPGRAD_BIN } from './node_flags.ts';
 import { conditionFlags, loadEstimatorModules } from './estimators.ts';
-import { UsageError } from './args.ts';
+import { UsageError, type FlagSpec } from './args.ts';
 
 export const SCALES = ['smoke', 'quick', 'paper'] as const;
 export type Scale = (typeof SCALES)[number];
@@ -347,14 +347,72 @@ async function reportAndPrint(out: string, shown: string): Promise<{ sections: n
   return r;
 }
 
-/** `gapgrad report DIR`. */
+const REPORT_FLAGS: FlagSpec = {
+  publish: { type: 'string', help: "also copy the report and the runs' records (grid, finish markers, each run's configs and metrics; no checkpoints or logs) into this folder, replacing an earlier publication there; `gapgrad report` on a copy of its records/ gives the report again" },
+};
+const REPORT_USAGE = 'Usage: gapgrad report DIR [--publish DEST] (DIR: the --out folder of gapgrad reproduce)';
+
+/** `gapgrad report DIR [--publish DEST]`. */
 export async function reportCmd(args: string[]): Promise<void> {
-  if (args.length !== 1 || args[0].startsWith('-')) throw new UsageError('Usage: gapgrad report DIR (the --out folder of gapgrad reproduce)');
-  const dir = resolve(args[0]);
+  const { parseFlags } = await import('./args.ts');
+  const positional = args.length > 0 && !args[0].startsWith('-') ? args[0] : undefined;
+  const f = parseFlags(positional === undefined ? args : args.slice(1), REPORT_FLAGS, REPORT_USAGE);
+  if (positional === undefined) throw new UsageError(REPORT_USAGE);
+  const dir = resolve(positional);
   if (!existsSync(join(dir, 'grid.json'))) {
-    throw new UsageError(`report: DIR '${args[0]}' is not a gapgrad reproduce folder (no grid.json in ${dir}); pass the --out folder of gapgrad reproduce`);
+    throw new UsageError(`report: DIR '${positional}' is not a gapgrad reproduce folder (no grid.json in ${dir}); pass the --out folder of gapgrad reproduce`);
   }
-  const r = await reportAndPrint(dir, args[0]);
+  const dest = f.publish !== undefined ? checkPublishDest(dir, String(f.publish)) : undefined;
+  const r = await reportAndPrint(dir, positional);
   // an empty report is not a result: say so and fail
   if (r.sections === 0) throw new Error(`report: no run in ${dir} has written results yet; the report has no sections`);
+  if (dest) {
+    const n = publish(dir, dest);
+    process.stdout.write(`published: the report and the records of ${n} run${n === 1 ? '' : 's'} in ${dest}\n`);
+  }
+}
+
+/** --publish DEST: a new folder, an empty one, or an earlier publication (one with records/grid.json), outside DIR. */
+function checkPublishDest(dir: string, given: string): string {
+  const dest = resolve(given);
+  if (dest === dir || dest.startsWith(dir + sep)) throw new UsageError(`--publish: '${given}' is inside the reproduce folder ${dir}; choose a folder outside it`);
+  if (!existsSync(dirname(dest))) throw new UsageError(`--publish: the folder ${dirname(dest)} (where '${given}' would go) does not exist`);
+  if (existsSync(dest)) {
+    if (!statSync(dest).isDirectory()) throw new UsageError(`--publish: '${given}' is a file, not a folder`);
+    if (readdirSync(dest).length && !existsSync(join(dest, 'records', 'grid.json'))) {
+      throw new UsageError(`--publish: '${given}' holds other files (it is not an earlier publication: no records/grid.json); choose a new or empty folder`);
+    }
+  }
+  return dest;
+}
+
+/**
+ * Copy DIR/report and the records `writeReport` reads (grid.json, done/*.json, runs/<id>/*.json and *.jsonl) into a
+ * fresh folder beside DEST, then put it in DEST's place: DEST holds the old publication or the new one, whole.
+ */
+function publish(dir: string, dest: string): number {
+  const tmp = `${dest}.publish-${process.pid}`;
+  const old = `${dest}.replaced-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  cpSync(join(dir, 'report'), tmp, { recursive: true });
+  const records = join(tmp, 'records');
+  mkdirSync(join(records, 'done'), { recursive: true });
+  copyFileSync(join(dir, 'grid.json'), join(records, 'grid.json'));
+  let runs = 0;
+  const grid = JSON.parse(readFileSync(join(dir, 'grid.json'), 'utf8')) as { runs: { id: string }[] };
+  for (const { id } of grid.runs) {
+    const done = join(dir, 'done', `${id}.json`);
+    if (existsSync(done)) copyFileSync(done, join(records, 'done', `${id}.json`));
+    const runDir = join(dir, 'runs', id);
+    if (!existsSync(runDir)) continue;
+    const files = readdirSync(runDir).filter((n) => n.endsWith('.json') || n.endsWith('.jsonl'));
+    if (!files.length) continue;
+    mkdirSync(join(records, 'runs', id), { recursive: true });
+    for (const n of files) copyFileSync(join(runDir, n), join(records, 'runs', id, n));
+    runs++;
+  }
+  if (existsSync(dest)) renameSync(dest, old);
+  renameSync(tmp, dest);
+  rmSync(old, { recursive: true, force: true });
+  return runs;
 }

@@ -2,7 +2,8 @@
 // markers, each run's config, metrics and result, as `gapgrad reproduce` wrote them) are kept beside the report in
 // docs/reproduction-listops/records, and reporting them again must give the published tables and charts. A change
 // to the report's statistics, formatting or charts that would alter the published page fails here until the page is
-// regenerated (`gapgrad report` on a copy of the records, then copy its report/ folder into docs/reproduction-listops).
+// regenerated (`gapgrad report runs/reproduce-listops --publish docs/reproduction-listops` where the runs are, or
+// `gapgrad report` on a copy of the records and its report/ folder copied over the published one).
 import { describe, it, expect } from 'vitest';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -3,7 +3,7 @@
 // with --wait; the report's files exist, the HTML parses, and every chart has axis titles and a legend.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parse, type DefaultTreeAdapterMap } from 'parse5';
@@ -150,6 +150,33 @@ describe('reproduce --scale smoke', () => {
     expect(md).toContain(`Written by \`gapgrad report ${rel}\` on`);
     expect(md).toMatch(new RegExp(`In progress: \\d+ of \\d+ runs of this experiment finished;[^\\n]*not finished: ${open.replace(/\./g, '\\.')}`));
     expect(md).toContain(`${n - 1} of ${n} runs finished`);
+
+    // --publish DEST: the report and the runs' records (no checkpoints, no logs); reporting a copy of the records
+    // gives the same report, and a second publication replaces the first
+    const pub = join(work, 'published');
+    for (let i = 0; i < 2; i++) {
+      const p = gapgrad(['report', rel, '--publish', pub]);
+      expect(p.status, p.stderr).toBe(0);
+      expect(p.stdout).toContain(`the records of ${n} runs in ${pub}`);
+    }
+    const files = readdirSync(pub, { recursive: true }) as string[];
+    for (const f of ['results.md', 'index.html', join('records', 'grid.json')]) expect(files, f).toContain(f);
+    expect(files.filter((f) => /\.(safetensors|log)$/.test(f))).toEqual([]);
+    expect(readdirSync(join(pub, 'records', 'runs')).length).toBe(n);
+    expect(readdirSync(work).filter((f) => f.startsWith('published.'))).toEqual([]); // no temporary folder left
+    const copy = join(work, 'republished');
+    cpSync(join(pub, 'records'), copy, { recursive: true });
+    expect(gapgrad(['report', copy]).status).toBe(0);
+    const body = (file: string) => readFileSync(file, 'utf8').split('\n').slice(3).join('\n');
+    expect(body(join(copy, 'report', 'results.md'))).toBe(body(join(pub, 'results.md')));
+    // a folder that is not an earlier publication is never replaced
+    const other = join(work, 'other');
+    mkdirSync(other);
+    writeFileSync(join(other, 'keep.txt'), 'mine');
+    const refused = gapgrad(['report', rel, '--publish', other]);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('--publish');
+    expect(readFileSync(join(other, 'keep.txt'), 'utf8')).toBe('mine');
   }, 600_000);
 
   it.skipIf(!haveSlurm)('runs as a Slurm job array on a real single-node cluster (sbatch --wait), then writes the report', () => {
