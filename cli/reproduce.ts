@@ -6,13 +6,13 @@
 // is started with --resume, so an interrupted run continues from its last checkpoint; a run that exited 0
 // leaves OUT/done/ID.json and is never redone; its output goes to OUT/logs/ID.log.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { writeFileAtomic } from '../platform/atomic.ts';
+import { replaceDirAtomic, writeFileAtomic } from '../platform/atomic.ts';
 import { nodeFlags, GAPGRAD_BIN } from './node_flags.ts';
 import { conditionFlags, loadEstimatorModules } from './estimators.ts';
-import { UsageError, type FlagSpec } from './args.ts';
+import { parseFlags, UsageError, type FlagSpec } from './args.ts';
 
 export const SCALES = ['smoke', 'quick', 'paper'] as const;
 export type Scale = (typeof SCALES)[number];
@@ -278,7 +278,6 @@ function intList(f: Record<string, unknown>, name: string, min: number): number[
 
 /** `gapgrad reproduce`. */
 export async function reproduceCmd(args: string[]): Promise<void> {
-  const { parseFlags } = await import('./args.ts');
   const f = parseFlags(args, REPRODUCE_FLAGS, REPRODUCE_USAGE);
   const scale = String(f.scale) as Scale;
   if (!SCALES.includes(scale)) throw new UsageError(`--scale: expected one of ${SCALES.join(', ')}, got '${f.scale}'`);
@@ -354,7 +353,6 @@ const REPORT_USAGE = 'Usage: gapgrad report DIR [--publish DEST] (DIR: the --out
 
 /** `gapgrad report DIR [--publish DEST]`. */
 export async function reportCmd(args: string[]): Promise<void> {
-  const { parseFlags } = await import('./args.ts');
   const positional = args.length > 0 && !args[0].startsWith('-') ? args[0] : undefined;
   const f = parseFlags(positional === undefined ? args : args.slice(1), REPORT_FLAGS, REPORT_USAGE);
   if (positional === undefined) throw new UsageError(REPORT_USAGE);
@@ -387,32 +385,34 @@ function checkPublishDest(dir: string, given: string): string {
 }
 
 /**
- * Copy DIR/report and the records `writeReport` reads (grid.json, done/*.json, runs/<id>/*.json and *.jsonl) into a
- * fresh folder beside DEST, then put it in DEST's place: DEST holds the old publication or the new one, whole.
+ * Copy DIR/report and the records `writeReport` reads (grid.json, done/*.json, runs/<id>/*.json and *.jsonl) into
+ * DEST, replacing it whole (platform/atomic.ts): DEST holds the old publication or the new one, never a mixture.
  */
 function publish(dir: string, dest: string): number {
-  const tmp = `${dest}.publish-${process.pid}`;
-  const old = `${dest}.replaced-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  cpSync(join(dir, 'report'), tmp, { recursive: true });
-  const records = join(tmp, 'records');
-  mkdirSync(join(records, 'done'), { recursive: true });
-  copyFileSync(join(dir, 'grid.json'), join(records, 'grid.json'));
   let runs = 0;
-  const grid = JSON.parse(readFileSync(join(dir, 'grid.json'), 'utf8')) as { runs: { id: string }[] };
-  for (const { id } of grid.runs) {
-    const done = join(dir, 'done', `${id}.json`);
-    if (existsSync(done)) copyFileSync(done, join(records, 'done', `${id}.json`));
-    const runDir = join(dir, 'runs', id);
-    if (!existsSync(runDir)) continue;
-    const files = readdirSync(runDir).filter((n) => n.endsWith('.json') || n.endsWith('.jsonl'));
-    if (!files.length) continue;
-    mkdirSync(join(records, 'runs', id), { recursive: true });
-    for (const n of files) copyFileSync(join(runDir, n), join(records, 'runs', id, n));
-    runs++;
-  }
-  if (existsSync(dest)) renameSync(dest, old);
-  renameSync(tmp, dest);
-  rmSync(old, { recursive: true, force: true });
+  replaceDirAtomic(dest, (tmp) => {
+    const copy = (from: string, to: string) => {
+      if (statSync(from).isDirectory()) {
+        mkdirSync(to, { recursive: true });
+        for (const n of readdirSync(from)) copy(join(from, n), join(to, n));
+      } else writeFileAtomic(to, readFileSync(from));
+    };
+    copy(join(dir, 'report'), tmp);
+    const records = join(tmp, 'records');
+    mkdirSync(join(records, 'done'), { recursive: true });
+    copy(join(dir, 'grid.json'), join(records, 'grid.json'));
+    const grid = JSON.parse(readFileSync(join(dir, 'grid.json'), 'utf8')) as { runs: { id: string }[] };
+    for (const { id } of grid.runs) {
+      const done = join(dir, 'done', `${id}.json`);
+      if (existsSync(done)) copy(done, join(records, 'done', `${id}.json`));
+      const runDir = join(dir, 'runs', id);
+      if (!existsSync(runDir)) continue;
+      const files = readdirSync(runDir).filter((n) => n.endsWith('.json') || n.endsWith('.jsonl'));
+      if (!files.length) continue;
+      mkdirSync(join(records, 'runs', id), { recursive: true });
+      for (const n of files) copy(join(runDir, n), join(records, 'runs', id, n));
+      runs++;
+    }
+  });
   return runs;
 }

@@ -3,7 +3,7 @@
 // (where the platform allows). On any failure the temp file is removed and
 // the previous target (if any) is left untouched.
 
-import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -86,4 +86,33 @@ export function writeFileAtomic(
     throw new Error(`writeFileAtomic: failed to write ${path}: ${e.message}`, { cause: err });
   }
   fsyncDirectory(dirname(path));
+}
+
+/**
+ * Atomically replace the folder `path` with one that `fill` writes: `fill` gets a fresh temp folder beside `path`
+ * (files written into it should go through writeFileAtomic, which syncs them), which is then renamed into place.
+ * Readers see the old folder or the new one, whole; on failure the temp folder is removed and `path` is untouched.
+ * (Between the two renames of a replacement, `path` is briefly absent: the old folder is moved aside first.)
+ */
+export function replaceDirAtomic(path: string, fill: (tmp: string) => void): void {
+  const tmp = tempPathFor(path);
+  const old = tempPathFor(path);
+  mkdirSync(tmp);
+  try {
+    fill(tmp);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  const had = existsSync(path);
+  if (had) renameSync(path, old);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    if (had) renameSync(old, path);
+    rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`replaceDirAtomic: failed to replace ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  fsyncDirectory(dirname(path));
+  if (had) rmSync(old, { recursive: true, force: true });
 }
